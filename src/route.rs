@@ -1,0 +1,304 @@
+//! Routing: does one of our apps serve this request, and for which owner?
+//!
+//! Pure: a [`Request`] and the [`Config`] in, a [`Decision`] out. Anything we do not serve (another
+//! host, plain http to a non-loopback host, a username that is not ours, an owner no app covers) is
+//! [`Decision::NotMine`], so that git falls through to the next helper.
+
+use crate::config::{App, Config, Host};
+use crate::protocol::{Request, printable};
+
+/// Where a request goes.
+#[derive(Debug)]
+pub struct Route<'a> {
+    pub app: &'a App,
+    /// REST API base URL, no trailing slash.
+    pub api_url: String,
+    /// The account that owns the repository (lower case), when git sent a path.
+    pub owner: Option<String>,
+    pub repo: Option<String>,
+}
+
+impl Route<'_> {
+    /// A short description for messages: `owner 'acme' on github.com`.
+    pub fn describe(&self) -> String {
+        match &self.owner {
+            Some(owner) => format!("owner '{owner}' on {}", self.app.host.as_str()),
+            None => self.app.host.as_str().to_owned(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Decision<'a> {
+    Serve(Route<'a>),
+    /// Not ours: print nothing, exit 0. The optional hint goes to stderr.
+    NotMine(Option<String>),
+    /// Hostile or malformed: print nothing, one line on stderr, fail.
+    Refuse(String),
+}
+
+pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
+    let host = Host::normalize(&request.protocol, &request.host);
+    match request.protocol.as_str() {
+        "https" => {}
+        "http" if host.is_loopback() => {}
+        _ => return Decision::NotMine(None),
+    }
+    if request
+        .username
+        .as_deref()
+        .is_some_and(|u| u != config.username)
+    {
+        return Decision::NotMine(None);
+    }
+    let candidates: Vec<&App> = config.apps.iter().filter(|a| a.host == host).collect();
+    if candidates.is_empty() {
+        return Decision::NotMine(None);
+    }
+    let (owner, repo) = match request.path.as_deref().map(parse_path).transpose() {
+        Ok(Some((owner, repo))) => (Some(owner), repo),
+        Ok(None) => (None, None),
+        Err(why) => return Decision::Refuse(why),
+    };
+    let app = match &owner {
+        Some(owner) => candidates
+            .iter()
+            .find(|a| a.owners.iter().any(|o| o == owner))
+            .or_else(|| candidates.iter().find(|a| a.owners.is_empty())),
+        None => candidates.iter().find(|a| a.installation_id.is_some()),
+    };
+    let Some(app) = app else {
+        return Decision::NotMine(owner.is_none().then(|| {
+            format!(
+                "git sent no repository path, so the owner (and the app installation) for {} is unknown; run: git config --global credential.{}://{}.useHttpPath true",
+                host.as_str(),
+                request.protocol,
+                host.as_str()
+            )
+        }));
+    };
+    Decision::Serve(Route {
+        app,
+        api_url: app.api_url(&request.protocol),
+        owner,
+        repo,
+    })
+}
+
+/// `owner/repo.git[/more]` → (owner, repo). Owner alone is fine; traversal and junk are refused.
+fn parse_path(path: &str) -> Result<(String, Option<String>), String> {
+    let refuse = |what: &str| {
+        Err(format!(
+            "refusing repository path '{}': {what}",
+            printable(path)
+        ))
+    };
+    let mut segments = path.split('/');
+    let owner = segments.next().unwrap_or("");
+    let repo = segments.next();
+    if !valid_owner(owner) {
+        return refuse("the owner is not a GitHub account name");
+    }
+    let repo = match repo {
+        None => None,
+        Some(r) => {
+            let r = r.strip_suffix(".git").unwrap_or(r);
+            if !valid_repo(r) {
+                return refuse("the repository is not a GitHub repository name");
+            }
+            Some(r.to_owned())
+        }
+    };
+    if segments.any(|s| s.is_empty() || s == "." || s == ".." || s.chars().any(char::is_control)) {
+        return refuse("it has empty, '.' or '..' segments");
+    }
+    Ok((owner.to_ascii_lowercase(), repo))
+}
+
+/// GitHub logins: letters, digits and hyphens, no leading or trailing hyphen (39 at most; more with
+/// the `_shortcode` suffix of Enterprise Managed Users, which is why `_` is allowed inside).
+fn valid_owner(owner: &str) -> bool {
+    (1..=64).contains(&owner.len())
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !owner.starts_with(['-', '_'])
+        && !owner.ends_with('-')
+}
+
+/// Repository names: letters, digits, `.`, `-`, `_`, at most 100, never `.` or `..`.
+fn valid_repo(repo: &str) -> bool {
+    (1..=100).contains(&repo.len())
+        && repo != "."
+        && repo != ".."
+        && repo
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AppId, CacheMode, KeySource};
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    fn app(host: &str, owners: &[&str], installation: Option<u64>) -> App {
+        App {
+            origin: "test".into(),
+            id: AppId::Numeric(1),
+            key: KeySource::File("/k".into()),
+            host: Host::parse(host).unwrap(),
+            api_url: None,
+            installation_id: installation,
+            owners: owners.iter().map(|s| s.to_string()).collect(),
+            permissions: BTreeMap::new(),
+        }
+    }
+
+    fn config(apps: Vec<App>) -> Config {
+        Config {
+            apps,
+            cache: CacheMode::None,
+            refresh_margin: Duration::from_secs(600),
+            timeout: Duration::from_secs(30),
+            username: "x-access-token".into(),
+            verbose: false,
+        }
+    }
+
+    fn req(protocol: &str, host: &str, path: Option<&str>) -> Request {
+        Request {
+            protocol: protocol.into(),
+            host: host.into(),
+            path: path.map(Into::into),
+            ..Request::default()
+        }
+    }
+
+    fn served(d: Decision<'_>) -> (String, Option<String>, Option<String>) {
+        match d {
+            Decision::Serve(r) => (r.api_url, r.owner, r.repo),
+            other => panic!("not served: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serves_configured_hosts_only() {
+        let c = config(vec![app("github.com", &[], None)]);
+        let r = req("https", "GitHub.com:443", Some("Acme/Widgets.git"));
+        assert_eq!(
+            served(route(&r, &c)),
+            (
+                "https://api.github.com".into(),
+                Some("acme".into()),
+                Some("Widgets".into())
+            )
+        );
+        for (p, h) in [
+            ("https", "github.com.evil.com"),
+            ("https", "evilgithub.com"),
+            ("http", "github.com"),
+            ("https", "github.com:8443"),
+            ("ssh", "github.com"),
+        ] {
+            assert!(
+                matches!(route(&req(p, h, Some("a/b")), &c), Decision::NotMine(None)),
+                "{p} {h}"
+            );
+        }
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        let c = config(vec![
+            app("127.0.0.1:8080", &[], None),
+            app("localhost:9", &[], None),
+        ]);
+        assert_eq!(
+            served(route(&req("http", "127.0.0.1:8080", Some("o/r")), &c)).0,
+            "http://127.0.0.1:8080/api/v3"
+        );
+        assert!(matches!(
+            route(&req("http", "localhost:9", Some("o/r")), &c),
+            Decision::Serve(_)
+        ));
+    }
+
+    #[test]
+    fn owners_pick_the_app_and_catch_all_comes_last() {
+        let c = config(vec![
+            app("github.com", &["acme"], None),
+            app("github.com", &[], Some(5)),
+        ]);
+        let d = route(&req("https", "github.com", Some("ACME/x")), &c);
+        assert!(matches!(d, Decision::Serve(r) if r.app.owners == ["acme"]));
+        let d = route(&req("https", "github.com", Some("other/x")), &c);
+        assert!(matches!(d, Decision::Serve(r) if r.app.installation_id == Some(5)));
+        let only_acme = config(vec![app("github.com", &["acme"], None)]);
+        assert!(matches!(
+            route(&req("https", "github.com", Some("other/x")), &only_acme),
+            Decision::NotMine(None)
+        ));
+    }
+
+    #[test]
+    fn no_path_needs_a_fixed_installation_or_gets_a_hint() {
+        let c = config(vec![app("github.com", &[], None)]);
+        match route(&req("https", "github.com", None), &c) {
+            Decision::NotMine(Some(hint)) => assert!(hint.contains("useHttpPath true"), "{hint}"),
+            other => panic!("{other:?}"),
+        }
+        let fixed = config(vec![app("github.com", &[], Some(9))]);
+        assert!(matches!(
+            route(&req("https", "github.com", None), &fixed),
+            Decision::Serve(_)
+        ));
+    }
+
+    #[test]
+    fn foreign_usernames_fall_through() {
+        let c = config(vec![app("github.com", &[], None)]);
+        let mut r = req("https", "github.com", Some("a/b"));
+        r.username = Some("alice".into());
+        assert!(matches!(route(&r, &c), Decision::NotMine(None)));
+        r.username = Some("x-access-token".into());
+        assert!(matches!(route(&r, &c), Decision::Serve(_)));
+    }
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        let c = config(vec![app("github.com", &[], None)]);
+        for p in [
+            "..",
+            "../etc",
+            "acme/..",
+            "acme/.",
+            "-acme/x",
+            "ac me/x",
+            "acme/x\u{1}",
+            "acme//x",
+            "acme/x/../../y",
+            "%2e%2e/x",
+            "",
+            "acme/x y",
+        ] {
+            assert!(
+                matches!(
+                    route(&req("https", "github.com", Some(p)), &c),
+                    Decision::Refuse(_)
+                ),
+                "{p:?}"
+            );
+        }
+        for p in ["acme", "acme/x.git/info/lfs", "a-b/c_d.e", "user_emu/x"] {
+            assert!(
+                matches!(
+                    route(&req("https", "github.com", Some(p)), &c),
+                    Decision::Serve(_)
+                ),
+                "{p:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! Secrets (installation tokens, private keys, JWTs) held so that they cannot leak by accident.
+//!
+//! A [`Secret`] has no `Display`, its `Debug` prints a short fingerprint, and the value is only reachable
+//! through [`Secret::expose`], which marks every place where the real value leaves our hands (the protocol
+//! answer, the `Authorization` header, the cache).
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+use zeroize::Zeroize;
+
+/// A secret string. Dropping it wipes the bytes it owns.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The real value. Every call site is a place where the secret leaves this process or is compared.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A short, stable, non-reversible tag to show in traces: `sha256:1a2b3c4d`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// `sha256:` plus the first 8 hex digits of the SHA-256 of `value`.
+pub fn fingerprint(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    format!("sha256:{}", hex(&digest[..4]))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.fingerprint())
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // Best effort: wipe the heap buffer we own before it is freed.
+        self.0.zeroize();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new("ghs_supersecretvalue");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(shown.starts_with("Secret(sha256:"), "{shown}");
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_short() {
+        assert_eq!(fingerprint("abc"), "sha256:ba7816bf");
+        assert_eq!(Secret::new("abc").fingerprint(), "sha256:ba7816bf");
+    }
+}

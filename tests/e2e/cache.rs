@@ -1,0 +1,185 @@
+use crate::flows::world;
+use crate::support::*;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn erase_drops_only_the_rejected_token() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let token = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    // a rejection of some other password keeps our token
+    assert_ok(&env.reject("octo/dotfiles.git", "ghs_not_ours"));
+    assert_eq!(
+        field(&env.fill("octo/dotfiles.git"), "password").as_deref(),
+        Some(token.as_str())
+    );
+    assert_eq!(gh.mint_count(), 1);
+    // rejecting our token drops it: the next get mints a new one, without a new lookup
+    assert_ok(&env.reject("octo/dotfiles.git", &token));
+    let next = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    assert_ne!(next, token);
+    assert_eq!((gh.lookup_count(), gh.mint_count()), (1, 2));
+}
+
+#[test]
+fn tokens_inside_the_refresh_margin_are_replaced() {
+    let gh = world();
+    gh.set_token_lifetime(9 * 60); // less than the default 10-minute margin
+    let env = Env::new(&gh, 1001);
+    let a = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    let b = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    assert_ne!(
+        a, b,
+        "a token with 9 minutes left is not served from the cache"
+    );
+    assert_eq!(gh.mint_count(), 2);
+    // with a 5-minute margin the same token is fresh enough
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--refresh-margin", "5m"]);
+    let c = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    let d = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    assert_eq!(c, d);
+    assert_eq!(gh.mint_count(), 3);
+}
+
+#[test]
+fn file_cache_is_private_and_atomic() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    assert_ok(&env.fill("octo/dotfiles.git"));
+    let root = env.cache_dir();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&root), 0o700);
+    let tokens: Vec<_> = std::fs::read_dir(root.join("tokens"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(
+        tokens.len(),
+        1,
+        "one entry, no leftover temporary files: {tokens:?}"
+    );
+    assert_eq!(mode(&root.join("tokens")), 0o700);
+    assert_eq!(mode(&tokens[0]), 0o600);
+    assert!(tokens[0].extension().is_some_and(|e| e == "json"));
+}
+
+#[test]
+fn cache_none_mints_every_time_and_writes_no_token() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--cache", "none"]);
+    assert_ok(&env.fill("octo/dotfiles.git"));
+    assert_ok(&env.fill("octo/dotfiles.git"));
+    assert_eq!(gh.mint_count(), 2);
+    assert_eq!(gh.lookup_count(), 1, "the installation is still remembered");
+    assert!(!env.cache_dir().join("tokens").exists());
+}
+
+#[test]
+fn kernel_keyutils_holds_the_token_without_a_session_bus() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--cache", "keyring"]);
+    let token = field(&env.fill("octo/dotfiles.git"), "password").unwrap();
+    let before = gh.requests().len();
+    assert_eq!(
+        field(&env.fill("octo/dotfiles.git"), "password"),
+        Some(token.clone())
+    );
+    assert_eq!(
+        gh.requests().len(),
+        before,
+        "second get served from the kernel keyring"
+    );
+    assert!(
+        !env.cache_dir().join("tokens").exists(),
+        "nothing in the file cache"
+    );
+    // the key is in the user keyring, readable by our processes, with a timeout
+    let keys = run(env.command("keyctl").args(["rlist", "@u"]), b"");
+    let ids = stdout(&keys);
+    let mut found = false;
+    for id in ids.split_whitespace() {
+        let desc = stdout(&run(env.command("keyctl").args(["rdescribe", id]), b""));
+        if desc.contains("git-credential-github-app:") {
+            let payload = stdout(&run(env.command("keyctl").args(["print", id]), b""));
+            if payload.contains(&token) {
+                found = true;
+            }
+        }
+    }
+    assert!(found, "token not found in the user keyring");
+    // erase removes it from the keyring too
+    assert_ok(&env.reject("octo/dotfiles.git", &token));
+    assert_ne!(
+        field(&env.fill("octo/dotfiles.git"), "password"),
+        Some(token)
+    );
+}
+
+/// Run `script` in a private D-Bus session with an unlocked gnome-keyring (Secret Service).
+fn in_secret_service(env: &Env, script: &str) -> std::process::Output {
+    let full = format!(
+        "set -e\neval \"$(printf pw | gnome-keyring-daemon --unlock --components=secrets)\" >/dev/null\n{script}"
+    );
+    run(
+        env.command("dbus-run-session")
+            .args(["--", "sh", "-c", &full]),
+        b"",
+    )
+}
+
+#[test]
+fn secret_service_holds_the_token() {
+    if std::env::var_os("GCGA_REQUIRE_SECRET_SERVICE").is_none()
+        && (which("dbus-run-session").is_none() || which("gnome-keyring-daemon").is_none())
+    {
+        eprintln!(
+            "skipping: dbus-run-session or gnome-keyring-daemon missing (CI installs them and sets GCGA_REQUIRE_SECRET_SERVICE)"
+        );
+        return;
+    }
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--cache", "keyring"]);
+    let fill = format!(
+        "printf 'protocol=http\\nhost={}\\npath=octo/dotfiles.git\\n' | git credential fill",
+        env.host
+    );
+    let script = format!(
+        "{fill}\n{fill}\nsecret-tool search --all service git-credential-github-app 2>&1\n"
+    );
+    let out = in_secret_service(&env, &script);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let passwords: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("password="))
+        .collect();
+    assert_eq!(passwords.len(), 2, "{text}");
+    assert_eq!(
+        passwords[0], passwords[1],
+        "second get came from the Secret Service"
+    );
+    assert_eq!(gh.mint_count(), 1);
+    assert!(
+        text.contains(&format!(
+            "secret = {{\"v\":1,\"token\":\"{}\"",
+            passwords[0]
+        )),
+        "{text}"
+    );
+    assert!(
+        !env.cache_dir().join("tokens").exists(),
+        "nothing in the file cache"
+    );
+}
+
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.exists())
+    })
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the built helper under real git, against the local GitHub in
+//! `tests/local-github` (REST + `git http-backend`).
+
+mod support;
+
+/// Where tokens are cached and when they are replaced.
+mod cache;
+/// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
+mod direct;
+/// Clone, fetch and push through the helper; who gets a token and who falls through.
+mod flows;

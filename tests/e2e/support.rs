@@ -1,0 +1,229 @@
+//! The harness: a scratch HOME whose git uses the built helper against a local GitHub.
+
+use local_github::GitHub;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use tempfile::TempDir;
+
+pub const HELPER: &str = env!("CARGO_BIN_EXE_git-credential-github-app");
+
+/// A fresh HOME (with its own cache and config dirs) and a git configured to use the helper for
+/// the local GitHub.
+pub struct Env {
+    _dir: TempDir,
+    pub home: PathBuf,
+    pub key_path: PathBuf,
+    pub git_url: String,
+    pub host: String,
+    flags: Vec<String>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Env {
+    /// App `app_id`'s PKCS#1 key in a 0600 file, the helper with `--cache file`.
+    pub fn new(gh: &GitHub, app_id: u64) -> Env {
+        let pem = gh.app(app_id).private_key_pem().to_owned();
+        Env::with_key(gh, app_id, &pem)
+    }
+
+    pub fn with_key(gh: &GitHub, app_id: u64, pem: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("gcga-e2e-")
+            .tempdir()
+            .unwrap();
+        let home = dir.path().canonicalize().unwrap().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let key_path = home.join("app.pem");
+        write_0600(&key_path, pem);
+        let flags = vec![
+            "--app-id".into(),
+            app_id.to_string(),
+            "--private-key".into(),
+            key_path.display().to_string(),
+            "--host".into(),
+            gh.host(),
+            "--cache".into(),
+            "file".into(),
+        ];
+        let env = Env {
+            _dir: dir,
+            home,
+            key_path,
+            git_url: gh.url(),
+            host: gh.host(),
+            flags,
+            extra_env: Vec::new(),
+        };
+        env.write_gitconfig();
+        env
+    }
+
+    /// Replace the helper's flags (everything after the binary path).
+    pub fn set_flags(&mut self, flags: &[&str]) {
+        self.flags = flags.iter().map(|s| s.to_string()).collect();
+        self.write_gitconfig();
+    }
+
+    /// Add flags to the helper line.
+    pub fn add_flags(&mut self, flags: &[&str]) {
+        self.flags.extend(flags.iter().map(|s| s.to_string()));
+        self.write_gitconfig();
+    }
+
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.into(), value.into()));
+    }
+
+    pub fn helper_line(&self) -> String {
+        let mut line = HELPER.to_owned();
+        for f in &self.flags {
+            line.push(' ');
+            line.push_str(f);
+        }
+        line
+    }
+
+    fn write_gitconfig(&self) {
+        let text = format!(
+            "[user]\n\tname = Test\n\temail = test@example.com\n[init]\n\tdefaultBranch = main\n\
+             [credential \"{url}\"]\n\thelper =\n\thelper = {helper}\n\tuseHttpPath = true\n",
+            url = self.git_url,
+            helper = self.helper_line()
+        );
+        std::fs::write(self.home.join(".gitconfig"), text).unwrap();
+    }
+
+    /// Append raw text to ~/.gitconfig.
+    pub fn append_gitconfig(&self, text: &str) {
+        let path = self.home.join(".gitconfig");
+        let mut current = std::fs::read_to_string(&path).unwrap();
+        current.push_str(text);
+        std::fs::write(path, current).unwrap();
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.home.join(".cache").join("git-credential-github-app")
+    }
+
+    /// A command with this HOME and a clean environment (no inherited GitHub App settings, no
+    /// session bus, no terminal prompts; askpass answers visibly so "no helper answered" shows).
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("XDG_CACHE_HOME", self.home.join(".cache"))
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_ASKPASS", askpass(&self.home))
+            .env("LANG", "C")
+            .current_dir(&self.home);
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn git(&self, args: &[&str]) -> Output {
+        run(self.command("git").args(args), b"")
+    }
+
+    /// `git credential fill` for `owner/repo` on the local GitHub.
+    pub fn fill(&self, path: &str) -> Output {
+        let input = format!("protocol=http\nhost={}\npath={path}\n", self.host);
+        run(
+            self.command("git").args(["credential", "fill"]),
+            input.as_bytes(),
+        )
+    }
+
+    /// `git credential reject` (git sends `erase` to the helper) for a credential.
+    pub fn reject(&self, path: &str, password: &str) -> Output {
+        let input = format!(
+            "protocol=http\nhost={}\npath={path}\nusername=x-access-token\npassword={password}\n",
+            self.host
+        );
+        run(
+            self.command("git").args(["credential", "reject"]),
+            input.as_bytes(),
+        )
+    }
+
+    /// The helper binary itself, with the configured flags plus `args`, fed `stdin`.
+    pub fn helper(&self, args: &[&str], stdin: &[u8]) -> Output {
+        run(self.command(HELPER).args(&self.flags).args(args), stdin)
+    }
+
+    pub fn clone_repo(&self, owner: &str, repo: &str) -> Output {
+        let url = format!("{}/{owner}/{repo}.git", self.git_url);
+        self.git(&["clone", "--quiet", &url, &format!("{owner}-{repo}")])
+    }
+}
+
+pub fn run(cmd: &mut Command, stdin: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn askpass(home: &Path) -> PathBuf {
+    let path = home.join("askpass.sh");
+    if !path.exists() {
+        std::fs::write(
+            &path,
+            "#!/bin/sh\necho \"askpass: $1\" >&2\necho askpass-answer\n",
+        )
+        .unwrap();
+        chmod(&path, 0o755);
+    }
+    path
+}
+
+pub fn write_0600(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    chmod(path, 0o600);
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The value of `key=` in `git credential fill` output.
+pub fn field(o: &Output, key: &str) -> Option<String> {
+    stdout(o)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+}
+
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "failed: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
