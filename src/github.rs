@@ -406,12 +406,33 @@ impl Client {
         let ratelimit_remaining = number("x-ratelimit-remaining");
         let ratelimit_reset = number("x-ratelimit-reset");
         let status = response.status().as_u16();
-        let body = response
+        let body = match response
             .body_mut()
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-            .map_err(|e| format!("reading the answer: {}", describe_transport_error(&e)))?;
+        {
+            Ok(body) => body,
+            Err(ureq::Error::BodyExceedsLimit(_)) => {
+                let message = format!("an answer larger than {} MiB", MAX_BODY >> 20);
+                return Ok(Reply {
+                    status: 0,
+                    body: serde_json::json!({ "message": message })
+                        .to_string()
+                        .into_bytes(),
+                    date,
+                    retry_after: None,
+                    ratelimit_remaining: None,
+                    ratelimit_reset: None,
+                });
+            }
+            Err(e) => {
+                return Err(format!(
+                    "reading the answer: {}",
+                    describe_transport_error(&e)
+                ));
+            }
+        };
         Ok(Reply {
             status,
             body,
@@ -459,6 +480,9 @@ impl Client {
 
     fn failure(&self, reply: &Reply, doing: &str, signer: &Signer) -> ApiError {
         let message = reply.message();
+        if reply.status == 0 {
+            return ApiError::Failed(format!("{} sent {message} while {doing}", self.host));
+        }
         if reply.status == 401 || is_jwt_message(&message) || message == "Integration not found" {
             return self.jwt_refused(reply, signer);
         }

@@ -215,7 +215,7 @@ fn pkcs1_and_pkcs8_keys_both_work() {
 #[test]
 fn client_id_works_as_app_id() {
     let gh = world();
-    let client_id = gh.app(1001).get_client_id().to_owned();
+    let client_id = gh.app(1001).client_id();
     let mut env = Env::new(&gh, 1001);
     let key = env.key_path.display().to_string();
     let host = env.host.clone();
@@ -253,7 +253,7 @@ fn environment_configures_an_app() {
     let host = env.host.clone();
     env.set_flags(&["--host", &host, "--cache", "file"]);
     env.set_env("GITHUB_APP_ID", "1001");
-    env.set_env("GITHUB_APP_PRIVATE_KEY", gh.app(1001).private_key_pem());
+    env.set_env("GITHUB_APP_PRIVATE_KEY", &gh.app(1001).private_key_pem());
     assert_ok(&env.clone_repo("octo", "dotfiles"));
     // the PEM pasted with literal \n, as CI secrets often hold it
     let mut env2 = Env::new(&gh, 1001);
@@ -282,8 +282,14 @@ fn config_file_routes_owners_to_apps() {
     let mut env = Env::new(&gh, 1001);
     let config_dir = env.home.join(".config/git-credential-github-app");
     std::fs::create_dir_all(&config_dir).unwrap();
-    write_0600(&config_dir.join("acme.pem"), gh.app(1001).private_key_pem());
-    write_0600(&config_dir.join("octo.pem"), gh.app(2002).private_key_pem());
+    write_0600(
+        &config_dir.join("acme.pem"),
+        &gh.app(1001).private_key_pem(),
+    );
+    write_0600(
+        &config_dir.join("octo.pem"),
+        &gh.app(2002).private_key_pem(),
+    );
     std::fs::write(
         config_dir.join("config.toml"),
         format!(

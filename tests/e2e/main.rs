@@ -7,5 +7,7 @@ mod support;
 mod cache;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
+/// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
+mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
 mod flows;

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use crate::LockExt;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::jwt;
-use crate::LockExt;
 
 use crate::model::RepositorySelection;
 use crate::state::{AccountRec, InstRec, RepoRec, TokenProblem, World, level, rfc3339};

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::LockExt;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::model::{Fault, FaultAction, TokenFormat};
 use crate::{Shared, api};
-use crate::LockExt;
-
 
 fn ok(v: Value) -> HttpResponse {
     api::json_response(200, &v)

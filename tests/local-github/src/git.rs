@@ -7,7 +7,7 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use base64::Engine;
 
 use crate::http::{Body, HttpRequest, HttpResponse};
-use crate::state::{TokenProblem, World, level};
+use crate::state::{World, level};
 
 /// shared/github-api/errors.json `git_over_https.bad_token_body`.
 pub(crate) const MSG_BAD_TOKEN: &str =
@@ -77,14 +77,10 @@ pub(crate) fn authorize(
     if user != "x-access-token" {
         return Err(challenge(MSG_BAD_TOKEN));
     }
-    let (token, inst) = match world.check_token(&password, now) {
-        Ok(v) => v,
-        Err(TokenProblem::Unknown)
-        | Err(TokenProblem::Expired)
-        | Err(TokenProblem::Revoked)
-        | Err(TokenProblem::Uninstalled)
-        | Err(TokenProblem::Suspended) => return Err(challenge(MSG_BAD_TOKEN)),
-    };
+    // Unknown, expired, revoked, uninstalled or suspended: all look like a bad password to git.
+    let (token, inst) = world
+        .check_token(&password, now)
+        .map_err(|_| challenge(MSG_BAD_TOKEN))?;
     let Some(repo) = world.repo(&gp.owner, &gp.repo) else {
         return Err(text(404, MSG_REPO_NOT_FOUND));
     };

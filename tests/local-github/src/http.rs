@@ -256,7 +256,15 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
             body,
             peer,
         };
-        match handler(request) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(request)))
+            .unwrap_or_else(|_| {
+                Outcome::Respond(HttpResponse::new(
+                    500,
+                    "text/plain; charset=utf-8",
+                    "local-github: handler panicked\n",
+                ))
+            });
+        match outcome {
             Outcome::Drop => {
                 let _ = writer.shutdown(Shutdown::Both);
                 return Ok(());

@@ -49,7 +49,7 @@ impl AppKey {
         let cell = POOL
             .get_or_init(Default::default)
             .lock()
-            .unwrap()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(slot)
             .or_default()
             .clone();

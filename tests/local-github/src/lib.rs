@@ -58,7 +58,8 @@ pub(crate) trait LockExt<T> {
 
 impl<T> LockExt<T> for Mutex<T> {
     fn guard(&self) -> std::sync::MutexGuard<'_, T> {
-        self.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

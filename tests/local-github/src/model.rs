@@ -19,6 +19,8 @@ pub struct App {
     pub(crate) owner: Option<String>,
     pub(crate) permissions: BTreeMap<String, String>,
     pub(crate) keys: Vec<AppKey>,
+    /// Next key-cache slot offset for [`App::with_additional_key`] (never reused).
+    pub(crate) next_key: u64,
 }
 
 /// Default permissions of apps and installations when none are given.
@@ -56,12 +58,14 @@ impl App {
             owner: None,
             permissions: default_permissions(),
             keys: vec![key],
+            next_key: 1,
         }
     }
 
     /// Adds a second (third, ...) key from the key cache; all keys verify JWTs.
     pub fn with_additional_key(mut self) -> App {
-        let slot = self.id.wrapping_mul(64) + self.keys.len() as u64;
+        let slot = self.id.wrapping_mul(64).wrapping_add(self.next_key);
+        self.next_key += 1;
         self.keys.push(AppKey::pooled(slot));
         self
     }
@@ -72,24 +76,24 @@ impl App {
         Ok(self)
     }
 
-    pub fn name(mut self, name: &str) -> App {
+    pub fn with_name(mut self, name: &str) -> App {
         self.name = name.to_string();
         self
     }
 
-    pub fn client_id(mut self, client_id: &str) -> App {
+    pub fn with_client_id(mut self, client_id: &str) -> App {
         self.client_id = client_id.to_string();
         self
     }
 
     /// Login of the account that owns the app (shown in `GET /app`).
-    pub fn owner(mut self, login: &str) -> App {
+    pub fn with_owner(mut self, login: &str) -> App {
         self.owner = Some(login.to_string());
         self
     }
 
     /// App-level permissions shown by `GET /app`.
-    pub fn permissions<K: Into<String>, V: Into<String>>(
+    pub fn with_permissions<K: Into<String>, V: Into<String>>(
         mut self,
         perms: impl IntoIterator<Item = (K, V)>,
     ) -> App {
@@ -103,32 +107,39 @@ impl App {
     pub fn id(&self) -> u64 {
         self.id
     }
-    pub fn slug(&self) -> &str {
-        &self.slug
+    pub fn slug(&self) -> String {
+        self.slug.clone()
     }
-    pub fn get_name(&self) -> &str {
-        &self.name
+    pub fn name(&self) -> String {
+        self.name.clone()
     }
-    pub fn get_client_id(&self) -> &str {
-        &self.client_id
+    /// "Iv23li" + 14 alphanumerics unless set with [`App::with_client_id`].
+    pub fn client_id(&self) -> String {
+        self.client_id.clone()
+    }
+    pub fn owner(&self) -> Option<String> {
+        self.owner.clone()
+    }
+    pub fn permissions(&self) -> BTreeMap<String, String> {
+        self.permissions.clone()
     }
     pub fn keys(&self) -> &[AppKey] {
         &self.keys
     }
 
     /// The first key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`, as GitHub hands out).
-    pub fn private_key_pem(&self) -> &str {
-        self.keys[0].private_key_pem()
+    pub fn private_key_pem(&self) -> String {
+        self.keys[0].private_key_pem().to_string()
     }
 
     /// The first key as PKCS#8 PEM (`BEGIN PRIVATE KEY`).
-    pub fn private_key_pkcs8_pem(&self) -> &str {
-        self.keys[0].private_key_pkcs8_pem()
+    pub fn private_key_pkcs8_pem(&self) -> String {
+        self.keys[0].private_key_pkcs8_pem().to_string()
     }
 
     /// `SHA256:<base64>` fingerprint of the first key.
-    pub fn fingerprint(&self) -> &str {
-        self.keys[0].fingerprint()
+    pub fn fingerprint(&self) -> String {
+        self.keys[0].fingerprint().to_string()
     }
 
     /// Signs arbitrary claims with the first key (RS256), e.g. to craft bad JWTs.

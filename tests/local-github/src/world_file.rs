@@ -135,16 +135,16 @@ impl WorldFile {
             };
             let mut app = App::with_key(a.id, &a.slug, key);
             if let Some(n) = &a.name {
-                app = app.name(n);
+                app = app.with_name(n);
             }
             if let Some(c) = &a.client_id {
-                app = app.client_id(c);
+                app = app.with_client_id(c);
             }
             if let Some(o) = &a.owner {
-                app = app.owner(o);
+                app = app.with_owner(o);
             }
             if let Some(p) = a.permissions {
-                app = app.permissions(p);
+                app = app.with_permissions(p);
             }
             for p in &a.additional_key_paths {
                 let p = resolve(base_dir, p);

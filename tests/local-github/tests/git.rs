@@ -167,6 +167,35 @@ fn tokens_stop_working_when_expired_revoked_or_uninstalled() {
 }
 
 #[test]
+fn large_chunked_push_lands() {
+    let gh = world();
+    let dir = tempfile::tempdir().unwrap();
+    let t = token(&gh, 1001, 12, None);
+    ok(&git(
+        dir.path(),
+        &["clone", "-q", &token_url(&gh, &t, "octo", "dotfiles"), "d"],
+    ));
+    let d = dir.path().join("d");
+    // Incompressible and larger than git's 1 MiB http.postBuffer: sent chunked.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let data: Vec<u8> = (0..3_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(d.join("big.bin"), data).unwrap();
+    ok(&git(&d, &["add", "big.bin"]));
+    ok(&git(&d, &["commit", "-q", "-m", "big"]));
+    let head = ok(&git(&d, &["rev-parse", "HEAD"]));
+    ok(&git(&d, &["push", "-q", "origin", "main"]));
+    let bare = gh.repo_path("octo", "dotfiles");
+    assert_eq!(ok(&git(&bare, &["rev-parse", "main"])), head);
+}
+
+#[test]
 fn stateless_tokens_clone() {
     let gh = world();
     gh.set_token_format(TokenFormat::Stateless);

@@ -17,7 +17,7 @@ fn valid_jwt_gets_the_app_with_github_headers() {
     let v = r.json();
     assert_eq!(v["id"], 1001);
     assert_eq!(v["slug"], "demo-app");
-    assert_eq!(v["client_id"], gh.app(1001).get_client_id());
+    assert_eq!(v["client_id"], gh.app(1001).client_id());
     assert!(v["client_id"].as_str().unwrap().starts_with("Iv23li"));
     assert_eq!(v["client_id"].as_str().unwrap().len(), 20);
     assert_eq!(v["html_url"], format!("{}/apps/demo-app", gh.url()));
@@ -52,13 +52,13 @@ fn iss_may_be_number_string_or_client_id() {
     let gh = world();
     let app = gh.app(1001);
     let now = gh.now();
-    for iss in [json!(1001), json!("1001"), json!(app.get_client_id())] {
+    for iss in [json!(1001), json!("1001"), json!(app.client_id())] {
         let jwt = app.sign_jwt(&json!({"iat": now - 60, "exp": now + 540, "iss": iss}));
         let r = get(&gh, "/app", Some(&bearer(&jwt)));
         assert_eq!(r.status, 200, "iss {iss}: {}", r.body);
     }
     // A PKCS#8 copy of the same key signs equally well (jsonwebtoken accepts both).
-    let pkcs8 = App::with_key_pem(1001, "demo-app", app.private_key_pkcs8_pem()).unwrap();
+    let pkcs8 = App::with_key_pem(1001, "demo-app", &app.private_key_pkcs8_pem()).unwrap();
     assert_eq!(pkcs8.fingerprint(), app.fingerprint());
     assert!(
         app.private_key_pem()
@@ -163,8 +163,13 @@ fn second_key_and_key_removal() {
     let jwt2 = app2.jwt_at(now);
     assert_eq!(get(&gh, "/app", Some(&bearer(&jwt2))).status, 200);
     assert_eq!(get(&gh, "/app", Some(&bearer(&gh.jwt(1001)))).status, 200);
-    assert!(gh.remove_app_key(1001, app2.fingerprint()));
+    assert!(gh.remove_app_key(1001, &app2.fingerprint()));
     assert_eq!(get(&gh, "/app", Some(&bearer(&jwt2))).message(), DECODE);
+    // A later key is a new one, not the removed one coming back.
+    let pem3 = gh.add_app_key(1001);
+    assert_ne!(pem3, pem2);
+    assert_eq!(get(&gh, "/app", Some(&bearer(&jwt2))).message(), DECODE);
+    assert_eq!(gh.app(1001).keys().len(), 2);
 }
 
 #[test]
@@ -232,7 +237,7 @@ fn installation_lookups() {
     let v = get(&gh, "/repos/acme/widgets/installation", a).json();
     assert_eq!(v["app_id"], 1001);
     assert_eq!(v["app_slug"], "demo-app");
-    assert_eq!(v["client_id"], gh.app(1001).get_client_id());
+    assert_eq!(v["client_id"], gh.app(1001).client_id());
     assert_eq!(v["account"]["login"], "acme");
     assert_eq!(v["account"]["type"], "Organization");
     assert_eq!(v["target_type"], "Organization");
@@ -496,6 +501,25 @@ fn missing_user_agent_is_forbidden() {
     );
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     assert!(out.contains("\r\nDate: "));
+}
+
+#[test]
+fn expect_100_continue_and_keep_alive() {
+    let gh = world();
+    let jwt = gh.jwt(1001);
+    let req = format!(
+        "POST /api/v3/app/installations/11/access_tokens HTTP/1.1\r\nHost: x\r\nUser-Agent: raw\r\n\
+         Authorization: Bearer {jwt}\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n{{}}\
+         GET /api/v3/rate_limit HTTP/1.1\r\nHost: x\r\nUser-Agent: raw\r\nConnection: close\r\n\r\n"
+    );
+    let out = raw(&gh, &req);
+    assert!(
+        out.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created"),
+        "{out}"
+    );
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 1, "{out}");
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    send_sync(&gh);
 }
 
 #[test]
