@@ -205,7 +205,12 @@ fn mint(
     let app = route.app;
     let api = &route.api_url;
     let host = app.host.as_str();
+    let started = std::time::Instant::now();
     let key = key::load(&app.key, &mut |w| io.say(&w))?;
+    trace!(
+        "key loaded in {:.2} ms",
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let initial_offset = state.clock_offset(api);
     let mut signer = Signer::new(key, app.id.iss(), initial_offset);
     let client = Client::new(api, host, config.timeout);

@@ -306,7 +306,9 @@ impl Client {
         let mut attempt = 0;
         loop {
             let remaining = self.budget.saturating_sub(started.elapsed());
+            let sent = Instant::now();
             let outcome = self.send_once(method, &url, jwt, body, remaining);
+            let ms = sent.elapsed().as_secs_f64() * 1000.0;
             let wait = match &outcome {
                 Ok(reply) if reply.status >= 500 => {
                     trace!(
@@ -326,7 +328,7 @@ impl Client {
                         .then(|| Duration::from_secs(secs.max(1)))
                 }
                 Ok(reply) => {
-                    trace!("{method} {path} → {}", reply.status);
+                    trace!("{method} {path} → {} in {ms:.2} ms", reply.status);
                     None
                 }
                 Err(e) => {
