@@ -664,14 +664,13 @@ fn mint(
                     out.insert(k.clone(), v.to_string());
                 }
                 // GitHub adds metadata:read to repository-scoped tokens (not from the description; see README).
-                if let Some(m) = inst.permissions.get("metadata") {
-                    out.entry("metadata".into()).or_insert_with(|| {
-                        if level(m) >= 1 {
-                            "read".into()
-                        } else {
-                            m.clone()
-                        }
-                    });
+                if inst
+                    .permissions
+                    .get("metadata")
+                    .is_some_and(|m| level(m) >= 1)
+                {
+                    out.entry("metadata".into())
+                        .or_insert_with(|| "read".into());
                 }
                 out
             }
@@ -732,8 +731,6 @@ fn mint(
             o.remove("repositories");
         }
     }
-    // Not in the example, but sent by GitHub alongside the token (single-file apps).
-    o.remove("single_file");
     json_response(201, &v)
 }
 
