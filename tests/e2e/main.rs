@@ -11,3 +11,5 @@ mod direct;
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
 mod flows;
+/// install.sh into a scratch HOME.
+mod install;
