@@ -51,7 +51,7 @@ if [ -z "$binary" ]; then
   command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs first"
   echo "Building the release binary (cargo build --release --locked)..."
   (cd "$here" && cargo build --release --locked --quiet -p git-credential-github-app)
-  binary="$here/target/release/git-credential-github-app"
+  binary="${CARGO_TARGET_DIR:-$here/target}/release/git-credential-github-app"
 fi
 [ -x "$binary" ] || die "no executable at $binary"
 

@@ -12,8 +12,9 @@ show() { sed 's/^/    /'; }
 
 step "Building the helper and the local GitHub (cargo build)"
 cargo build --quiet --locked -p git-credential-github-app -p local-github
-helper="$here/target/debug/git-credential-github-app"
-emulator="$here/target/debug/local-github"
+target_dir="${CARGO_TARGET_DIR:-$here/target}"
+helper="$target_dir/debug/git-credential-github-app"
+emulator="$target_dir/debug/local-github"
 
 tmp="$(mktemp -d)"
 server_pid=""
