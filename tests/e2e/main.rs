@@ -5,6 +5,8 @@ mod support;
 
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// GitPython, pip git+https and cargo git dependencies through the helper.
+mod clients;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
