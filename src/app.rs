@@ -206,7 +206,11 @@ fn mint(
     let api = &route.api_url;
     let host = app.host.as_str();
     let started = std::time::Instant::now();
-    let key = key::load(&app.key, &mut |w| io.say(&w))?;
+    let key = key::load(&app.key, &mut |warning| {
+        if state.first_time(&warning) {
+            io.say(&warning);
+        }
+    })?;
     trace!(
         "key loaded in {:.2} ms",
         started.elapsed().as_secs_f64() * 1000.0

@@ -136,6 +136,20 @@ impl State {
         }
     }
 
+    /// True the first time `notice` is asked about (per user), so a warning is shown once, not on
+    /// every mint. True as well when nothing can be remembered.
+    pub fn first_time(&self, notice: &str) -> bool {
+        let name = digest(&["notice", notice]);
+        let Some(path) = self.file("notices", &name) else {
+            return true;
+        };
+        if path.exists() {
+            return false;
+        }
+        self.write_json("notices", &name, &notice);
+        true
+    }
+
     /// Take the cross-process lock `name`, waiting at most `wait`. `None` if locking is impossible
     /// (no directory) or timed out: the caller goes on without it, at worst minting twice.
     pub fn lock(&self, name: &str, wait: Duration) -> Option<File> {
@@ -362,6 +376,15 @@ mod tests {
             std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    #[test]
+    fn notices_are_given_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().to_path_buf());
+        assert!(state.first_time("key is loose"));
+        assert!(!state.first_time("key is loose"));
+        assert!(state.first_time("another"));
     }
 
     #[test]
