@@ -15,3 +15,5 @@ mod faults;
 mod flows;
 /// install.sh into a scratch HOME.
 mod install;
+/// No token, JWT or key on stderr, whatever happens; keys as people paste them.
+mod secrets;
