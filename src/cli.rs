@@ -63,44 +63,29 @@ enum Command {
 
 fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<(Flags, Command), String> {
     use lexopt::prelude::*;
+    /// The option's value, as UTF-8 text.
+    fn text(parser: &mut lexopt::Parser) -> Result<String, String> {
+        let value = parser.value().map_err(|e| e.to_string())?;
+        value
+            .into_string()
+            .map_err(|_| "an option value is not UTF-8".to_owned())
+    }
     let mut flags = Flags::default();
     let mut command = None;
     let mut parser = lexopt::Parser::from_args(args);
-    let text = |v: OsString| {
-        v.into_string()
-            .map_err(|_| "an option value is not UTF-8".to_owned())
-    };
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
-            Long("app-id") => {
-                flags.app_id = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("private-key") => {
-                flags.private_key = Some(parser.value().map_err(|e| e.to_string())?.into())
-            }
-            Long("installation-id") => {
-                flags.installation_id = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("host") => flags.host = Some(text(parser.value().map_err(|e| e.to_string())?)?),
-            Long("api-url") => {
-                flags.api_url = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("owner") => flags
-                .owners
-                .push(text(parser.value().map_err(|e| e.to_string())?)?),
-            Long("cache") => flags.cache = Some(text(parser.value().map_err(|e| e.to_string())?)?),
-            Long("refresh-margin") => {
-                flags.refresh_margin = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("timeout") => {
-                flags.timeout = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("username") => {
-                flags.username = Some(text(parser.value().map_err(|e| e.to_string())?)?)
-            }
-            Long("config") => {
-                flags.config = Some(parser.value().map_err(|e| e.to_string())?.into())
-            }
+            Long("app-id") => flags.app_id = Some(text(&mut parser)?),
+            Long("private-key") => flags.private_key = Some(text(&mut parser)?.into()),
+            Long("installation-id") => flags.installation_id = Some(text(&mut parser)?),
+            Long("host") => flags.host = Some(text(&mut parser)?),
+            Long("api-url") => flags.api_url = Some(text(&mut parser)?),
+            Long("owner") => flags.owners.push(text(&mut parser)?),
+            Long("cache") => flags.cache = Some(text(&mut parser)?),
+            Long("refresh-margin") => flags.refresh_margin = Some(text(&mut parser)?),
+            Long("timeout") => flags.timeout = Some(text(&mut parser)?),
+            Long("username") => flags.username = Some(text(&mut parser)?),
+            Long("config") => flags.config = Some(text(&mut parser)?.into()),
             Short('v') | Long("verbose") => flags.verbose = true,
             Short('h') | Long("help") => return Ok((flags, Command::Help)),
             Short('V') | Long("version") => return Ok((flags, Command::Version)),
