@@ -184,7 +184,7 @@ impl State {
                     return Some(file);
                 }
                 Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
-                    std::thread::sleep(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(e) => {
                     trace!("lock {name} not taken ({e}); going on without it");
@@ -299,7 +299,7 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
             meta.len()
         )));
     }
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     File::open(path)
         .and_then(|f| f.take(MAX_FILE).read_to_end(&mut bytes))
         .map_err(Unusable::Io)?;

@@ -139,6 +139,11 @@ fn trace_shows_the_flow_with_tokens_masked() {
     }
     let err = stderr(&first);
     assert!(err.contains("installation 11"), "{err}");
+    assert_eq!(
+        err.matches("JWT signed in").count(),
+        1,
+        "one JWT serves the lookup and the mint: {err}"
+    );
     assert!(err.contains("minted token sha256:"), "{err}");
     assert!(stderr(&second).contains("cache hit"), "{}", stderr(&second));
     assert!(
