@@ -52,10 +52,11 @@ impl Signer {
 
     /// A JWT for the local time `now` (Unix seconds).
     pub fn sign(&mut self, now: i64) -> Result<Secret> {
-        if let Some((offset, signed_at, jwt)) = &self.last {
-            if *offset == self.offset && (0..REUSE).contains(&(now - signed_at)) {
-                return Ok(jwt.clone());
-            }
+        if let Some((offset, signed_at, jwt)) = &self.last
+            && *offset == self.offset
+            && (0..REUSE).contains(&(now - signed_at))
+        {
+            return Ok(jwt.clone());
         }
         let started = std::time::Instant::now();
         let server_now = now + self.offset;
