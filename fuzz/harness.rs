@@ -340,7 +340,7 @@ impl Fixture {
                 expires_at,
             },
         );
-        assert_eq!(saved, Some("file"), "fixture: token not cached");
+        assert_eq!(saved, ["file"], "fixture: token not cached");
         self.tokens
             .insert((api.to_owned(), app, installation), (token, expires_at));
     }

@@ -79,11 +79,19 @@ fn decode(bytes: &[u8]) -> Option<Token> {
     })
 }
 
-/// The cache for one run: an ordered list of backends; the first that works is used.
+/// The cache for one run.
+///
+/// Keyring-class stores come first, fastest first: on Linux the kernel's user keyring (a system
+/// call) in front of the Secret Service (a D-Bus round trip of a few milliseconds), so that a
+/// cached get on a desktop never waits for D-Bus while the Secret Service still holds every
+/// token. A hit in a later store is copied into the earlier ones. The file store is used only
+/// when no keyring-class store takes a token.
 pub struct Cache {
     stores: Vec<Box<dyn Store>>,
-    /// Index of the backend that answered a load, so saves go to the same place.
-    working: Cell<Option<usize>>,
+    /// How many of `stores` are keyring-class (the rest is the file store).
+    keyrings: usize,
+    /// Stores that failed in this run (bit per index): not tried again.
+    broken: Cell<u32>,
     mode: CacheMode,
 }
 
@@ -93,12 +101,12 @@ impl Cache {
         if matches!(mode, CacheMode::Auto | CacheMode::Keyring) {
             #[cfg(target_os = "linux")]
             {
+                stores.push(Box::new(keyutils::Keyutils));
                 // Secret Service only where a session bus is announced: without one, libdbus would
                 // try to autolaunch a bus, which fails anyway.
                 if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty()) {
                     stores.push(Box::new(keyring::OsKeyring::new("secret-service")));
                 }
-                stores.push(Box::new(keyutils::Keyutils));
             }
             #[cfg(any(target_os = "macos", target_os = "windows"))]
             stores.push(Box::new(keyring::OsKeyring::new(
@@ -109,57 +117,94 @@ impl Cache {
                 },
             )));
         }
+        let keyrings = stores.len();
         if matches!(mode, CacheMode::Auto | CacheMode::File) {
             stores.push(Box::new(file::FileStore::new(state.clone())));
         }
         Cache {
             stores,
-            working: Cell::new(None),
+            keyrings,
+            broken: Cell::new(0),
             mode,
         }
     }
 
-    /// The cached token, if any backend holds a readable one.
+    fn usable(&self) -> impl Iterator<Item = (usize, &dyn Store)> {
+        let broken = self.broken.get();
+        self.stores
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| broken & (1 << i) == 0)
+            .map(|(i, s)| (i, s.as_ref()))
+    }
+
+    fn mark_broken(&self, i: usize, what: &str, e: &anyhow::Error) {
+        trace!(
+            "cache backend {} unusable ({what}): {}",
+            self.stores[i].name(),
+            one_line(e)
+        );
+        self.broken.set(self.broken.get() | (1 << i));
+    }
+
+    /// The cached token, from the first store that holds a readable one.
     pub fn load(&self, key: &CacheKey) -> Option<Token> {
-        for (i, store) in self.stores.iter().enumerate() {
+        let mut missed = Vec::new();
+        for (i, store) in self.usable() {
             match store.load(key) {
-                Ok(Some(bytes)) => {
-                    self.working.set(Some(i));
-                    match decode(&bytes) {
-                        Some(token) => {
-                            trace!(
-                                "cache hit in {}: token {} expires at {}",
-                                store.name(),
-                                token.secret.fingerprint(),
-                                token.expires_at
-                            );
-                            return Some(token);
-                        }
-                        None => {
-                            trace!(
-                                "ignoring a corrupt or foreign entry in {}; it will be replaced",
-                                store.name()
-                            );
-                            return None;
-                        }
+                Ok(Some(bytes)) => match decode(&bytes) {
+                    Some(token) => {
+                        trace!(
+                            "cache hit in {}: token {} expires at {}",
+                            store.name(),
+                            token.secret.fingerprint(),
+                            token.expires_at
+                        );
+                        self.backfill(&missed, key, &token);
+                        return Some(token);
                     }
-                }
+                    None => {
+                        trace!(
+                            "ignoring a corrupt or foreign entry in {}; it will be replaced",
+                            store.name()
+                        );
+                        missed.push(i);
+                    }
+                },
                 Ok(None) => {
                     trace!("cache miss in {}", store.name());
-                    self.working.set(Some(i));
-                    return None;
+                    missed.push(i);
                 }
-                Err(e) => trace!("cache backend {} unusable: {}", store.name(), one_line(&e)),
+                Err(e) => self.mark_broken(i, "load", &e),
             }
         }
         None
     }
 
-    /// Save a token; on failure try the next backend. Returns the backend's name, if one took it.
-    pub fn save(&self, key: &CacheKey, token: &Token) -> Option<&'static str> {
+    /// Copy a token found in a slower store into the faster keyring-class stores that missed it.
+    fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Token) {
         let entry = encode(token);
-        let start = self.working.get().unwrap_or(0);
-        for (i, store) in self.stores.iter().enumerate().skip(start) {
+        for &i in missed.iter().filter(|&&i| i < self.keyrings) {
+            match self.stores[i].save(key, entry.expose().as_bytes(), token.expires_at) {
+                Ok(()) => trace!(
+                    "copied token {} into {}",
+                    token.secret.fingerprint(),
+                    self.stores[i].name()
+                ),
+                Err(e) => self.mark_broken(i, "save", &e),
+            }
+        }
+    }
+
+    /// Save a token in every keyring-class store that takes it, else in the file. Returns the
+    /// stores that took it.
+    pub fn save(&self, key: &CacheKey, token: &Token) -> Vec<&'static str> {
+        let entry = encode(token);
+        let mut took = Vec::new();
+        for (i, store) in self.usable() {
+            if i >= self.keyrings && !took.is_empty() {
+                break; // a keyring holds it: no file copy
+            }
             match store.save(key, entry.expose().as_bytes(), token.expires_at) {
                 Ok(()) => {
                     trace!(
@@ -167,21 +212,23 @@ impl Cache {
                         token.secret.fingerprint(),
                         store.name()
                     );
-                    self.working.set(Some(i));
-                    return Some(store.name());
+                    took.push(store.name());
                 }
-                Err(e) => trace!("cannot cache in {}: {}", store.name(), one_line(&e)),
+                Err(e) => {
+                    trace!("cannot cache in {}: {}", store.name(), one_line(&e));
+                    self.broken.set(self.broken.get() | (1 << i));
+                }
             }
         }
-        if self.mode == CacheMode::Keyring {
+        if took.is_empty() && self.mode == CacheMode::Keyring {
             eprintln!(
                 "git-credential-github-app: warning: no keyring works here, so the token was not cached; use --cache auto or --cache file"
             );
         }
-        None
+        took
     }
 
-    /// Drop the entry from every backend that has it.
+    /// Drop the entry from every store that has it.
     pub fn remove(&self, key: &CacheKey) {
         for store in &self.stores {
             if let Err(e) = store.remove(key) {
@@ -225,16 +272,11 @@ mod tests {
         let cache = Cache::new(CacheMode::File, &State::at(dir.path().to_path_buf()));
         let key = CacheKey::new("https://api.github.com", &AppId::Numeric(1), 2, "");
         assert!(cache.load(&key).is_none());
-        assert_eq!(
-            cache.save(
-                &key,
-                &Token {
-                    secret: Secret::new("ghs_x"),
-                    expires_at: 5
-                }
-            ),
-            Some("file")
-        );
+        let token = Token {
+            secret: Secret::new("ghs_x"),
+            expires_at: 5,
+        };
+        assert_eq!(cache.save(&key, &token), ["file"]);
         assert_eq!(cache.load(&key).unwrap().secret.expose(), "ghs_x");
         cache.remove(&key);
         assert!(cache.load(&key).is_none());
@@ -245,16 +287,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(CacheMode::None, &State::at(dir.path().to_path_buf()));
         let key = CacheKey::new("a", &AppId::Numeric(1), 2, "");
-        assert_eq!(
-            cache.save(
-                &key,
-                &Token {
-                    secret: Secret::new("t"),
-                    expires_at: 5
-                }
-            ),
-            None
-        );
+        let token = Token {
+            secret: Secret::new("t"),
+            expires_at: 5,
+        };
+        assert!(cache.save(&key, &token).is_empty());
         assert!(cache.load(&key).is_none());
     }
 }
