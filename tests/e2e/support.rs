@@ -227,3 +227,29 @@ pub fn assert_ok(o: &Output) {
         stderr(o)
     );
 }
+
+/// Whether an optional tool is usable. A test that needs one returns early (saying so) when it is
+/// missing, unless GCGA_REQUIRE_TOOLS is set (CI sets it): then a missing tool fails the test.
+pub fn have(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("GCGA_REQUIRE_TOOLS").is_none(),
+        "missing {missing:?}, and GCGA_REQUIRE_TOOLS is set"
+    );
+    eprintln!("skipping: {missing:?} missing (CI installs it)");
+    false
+}
+
+fn tool_exists(tool: &str) -> bool {
+    if let Some(module) = tool.strip_prefix("python3:") {
+        return Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+}
