@@ -152,12 +152,12 @@ fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Re
         return Ok(Outcome::Answered { minted: false });
     }
 
-    // Cold path: one process per (API, app, owner) looks up and mints; the others wait, then find
-    // the token in the cache.
-    let who = route
-        .owner
-        .clone()
-        .unwrap_or_else(|| route.app.installation_id.unwrap_or(0).to_string());
+    // Cold path: one process per (API, app, installation or owner) looks up and mints; the others
+    // wait, then find the token in the cache. A fixed installation may serve several owners.
+    let who = match (route.app.installation_id, &route.owner) {
+        (Some(id), _) => format!("installation {id}"),
+        (None, owner) => format!("owner {}", owner.as_deref().unwrap_or_default()),
+    };
     let _lock = state.lock(
         &digest(&[&route.api_url, &route.app.id.iss(), &who]),
         config.timeout * 2 + Duration::from_secs(5),
