@@ -467,3 +467,32 @@ fn redirects_are_not_followed() {
         "the JWT was sent to the redirect target"
     );
 }
+
+#[test]
+fn owners_sharing_a_fixed_installation_mint_once() {
+    let gh = world();
+    gh.inject(Fault::new(MINT, FaultAction::delay_ms(300)).method("POST"));
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--installation-id", "12"]);
+    let outputs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let env = &env;
+                s.spawn(move || {
+                    env.fill(if i % 2 == 0 {
+                        "octo/dotfiles.git"
+                    } else {
+                        "octo-mirror/dotfiles.git"
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let tokens: std::collections::BTreeSet<_> = outputs
+        .iter()
+        .map(|o| field(o, "password").unwrap())
+        .collect();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!((gh.mint_count(), gh.lookup_count()), (1, 0));
+}
