@@ -331,7 +331,16 @@ fn a_moved_installation_is_looked_up_again() {
         stderr(&out)
     );
     assert_eq!(gh.lookup_count(), 2, "looked up once more");
-    assert_eq!(gh.tokens().last().unwrap().installation_id, 13);
+    let new_token = field(&out, "password").unwrap();
+    let issued = gh
+        .tokens()
+        .into_iter()
+        .find(|t| t.token == new_token)
+        .unwrap();
+    assert_eq!(
+        issued.installation_id, 13,
+        "minted for the new installation"
+    );
     // An uninstalled app: the owner falls through, with one line.
     assert!(gh.uninstall(13));
     let token = field(&out, "password").unwrap();

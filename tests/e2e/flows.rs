@@ -302,7 +302,15 @@ fn config_file_routes_owners_to_apps() {
     env.set_flags(&[]);
     assert_ok(&env.clone_repo("acme", "widgets"));
     assert_ok(&env.clone_repo("octo", "dotfiles"));
-    let tokens = gh.tokens();
-    let apps: Vec<u64> = tokens.iter().map(|t| t.app_id).collect();
-    assert_eq!(apps, vec![1001, 2002]);
+    let mut minted: Vec<(u64, u64)> = gh
+        .tokens()
+        .iter()
+        .map(|t| (t.installation_id, t.app_id))
+        .collect();
+    minted.sort();
+    assert_eq!(
+        minted,
+        vec![(11, 1001), (22, 2002)],
+        "each owner's token came from its own app"
+    );
 }
