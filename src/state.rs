@@ -306,7 +306,7 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
     Ok(bytes)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
