@@ -306,7 +306,8 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
     Ok(bytes)
 }
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -217,6 +217,20 @@ pub fn field(o: &Output, key: &str) -> Option<String> {
         .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
 }
 
+/// The installation token the helper answered with (git's fill succeeded, the password is ours).
+#[track_caller]
+pub fn token_of(o: &Output) -> String {
+    assert_ok(o);
+    let password = field(o, "password").unwrap_or_default();
+    assert!(
+        password.starts_with("ghs_"),
+        "no token in the answer: {}\n{}",
+        stdout(o),
+        stderr(o)
+    );
+    password
+}
+
 #[track_caller]
 pub fn assert_ok(o: &Output) {
     assert!(
