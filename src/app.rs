@@ -57,7 +57,7 @@ pub fn run(
     let request = protocol::parse(input)?;
     trace!(
         "{op:?} protocol={} host={} path={} username={} password={}",
-        request.protocol,
+        protocol::printable(&request.protocol),
         protocol::printable(&request.host),
         request
             .path
@@ -250,8 +250,13 @@ fn mint(
                     remembered = None;
                 }
                 Err(ApiError::InstallationGone { status, message }) => {
+                    let what = if app.installation_id.is_some() {
+                        "check --installation-id"
+                    } else {
+                        "the installation may have been removed just now; try again"
+                    };
                     return Err(anyhow!(
-                        "{host} answered {status} ({message}) for installation {id} of app {}: it does not exist for this app or the app lost access; check the installation id",
+                        "{host} answered {status} ({message}) for installation {id} of app {}: it does not exist for this app or the app lost access; {what}",
                         app.id
                     ));
                 }

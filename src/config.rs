@@ -57,7 +57,7 @@ impl AppId {
         let shown = crate::protocol::printable(text);
         if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
             bail!(
-                "app id '{shown}…' looks like a client secret; give the numeric App ID or the client ID (Iv…) from the app's settings page"
+                "the app id looks like a client secret (not shown); give the numeric App ID or the client ID (Iv…) from the app's settings page"
             );
         }
         bail!(
@@ -236,6 +236,7 @@ pub struct Config {
 
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_USERNAME: &str = "x-access-token";
 
 /// Settings given as flags on the helper line. Every field is optional.
@@ -365,8 +366,11 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     .map(|s| parse_duration(&s, "timeout"))
     .transpose()?
     .unwrap_or(DEFAULT_TIMEOUT);
-    if timeout.is_zero() {
-        bail!("timeout must be more than zero");
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        bail!(
+            "timeout must be more than zero and at most {}",
+            humantime::format_duration(MAX_TIMEOUT)
+        );
     }
     let username = first(&[flags.username.clone(), file.username.clone()])
         .unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
@@ -401,12 +405,20 @@ fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
         }
     };
     toml::from_str(&text).map_err(|e| {
-        let msg = e.to_string().replace('\n', " ");
-        anyhow!(
-            "config file {}: {}",
-            path.display(),
-            msg.split_whitespace().collect::<Vec<_>>().join(" ")
-        )
+        // toml's Display quotes the offending line, which may hold a pasted key: give only the
+        // position and the parser's message.
+        let at = e.span().map_or(String::new(), |span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" line {line}, column {column}:")
+        });
+        let message: String = e
+            .message()
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        anyhow!("config file {}:{at} {}", path.display(), message.trim())
     })
 }
 
@@ -429,11 +441,11 @@ fn app_from_flags_and_env(
     };
     let id = AppId::parse(&id_text).with_context(|| format!("from {origin}"))?;
     let key = if let Some(path) = &flags.private_key {
-        KeySource::File(expand_home(path))
+        KeySource::File(key_path(path, "--private-key")?)
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
         KeySource::Env(Secret::new(pem))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        KeySource::File(expand_home(Path::new(&path)))
+        KeySource::File(key_path(Path::new(&path), env::PRIVATE_KEY_PATH)?)
     } else {
         bail!(
             "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
@@ -484,7 +496,7 @@ fn app_from_flags_and_env(
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
     let id = AppId::parse(&fa.app_id.text())?;
-    let mut key_path = expand_home(&fa.private_key_path);
+    let mut key_path = key_path(&fa.private_key_path, "private_key_path")?;
     if key_path.is_relative()
         && let Some(base) = base
     {
@@ -554,6 +566,18 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
     })
 }
 
+/// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
+fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
+    let raw = text.to_string_lossy();
+    if raw.contains("-----BEGIN") || raw.contains('\n') || raw.len() > 4096 {
+        bail!(
+            "{setting} holds the key itself, not a path to it; put the PEM text in {} instead",
+            env::PRIVATE_KEY
+        );
+    }
+    Ok(expand_home(text))
+}
+
 fn expand_home(path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~")
         && let Some(home) = dirs::home_dir()
@@ -599,12 +623,56 @@ mod tests {
         );
         assert!(AppId::parse("0").is_err());
         let secret = "0123456789abcdef0123456789abcdef01234567";
+        let e = AppId::parse(secret).unwrap_err().to_string();
         assert!(
-            AppId::parse(secret)
-                .unwrap_err()
-                .to_string()
-                .contains("client secret")
+            e.contains("client secret") && !e.contains(&secret[..8]),
+            "the secret is not echoed: {e}"
         );
+    }
+
+    #[test]
+    fn a_pem_in_a_path_setting_is_refused_without_echoing_it() {
+        let pem =
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretbody\n-----END RSA PRIVATE KEY-----\n";
+        let env = |name: &str| match name {
+            env::APP_ID => Some("1".to_owned()),
+            env::PRIVATE_KEY_PATH => Some(pem.to_owned()),
+            _ => None,
+        };
+        let e = format!(
+            "{:#}",
+            resolve(
+                &Flags {
+                    config: Some("/dev/null".into()),
+                    ..Flags::default()
+                },
+                &env
+            )
+            .unwrap_err()
+        );
+        assert!(
+            e.contains("holds the key itself") && !e.contains("MIIE"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn toml_errors_do_not_quote_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
+        let e = format!(
+            "{:#}",
+            resolve(
+                &Flags {
+                    config: Some(path),
+                    ..Flags::default()
+                },
+                &no_env
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("line 3") && !e.contains("MIIE"), "{e}");
     }
 
     #[test]

@@ -95,14 +95,15 @@ impl Reply {
     }
 
     /// Seconds to wait before retrying a rate-limited call.
+    /// Seconds to wait, at most a day (GitHub's hourly limits never ask for more; a larger value
+    /// is a broken answer).
     fn rate_limit_wait(&self, now: u64) -> u64 {
-        if let Some(secs) = self.retry_after {
-            return secs;
-        }
-        match self.ratelimit_reset {
-            Some(reset) if self.ratelimit_remaining == Some(0) => reset.saturating_sub(now),
+        let wait = match (self.retry_after, self.ratelimit_reset) {
+            (Some(secs), _) => secs,
+            (None, Some(reset)) if self.ratelimit_remaining == Some(0) => reset.saturating_sub(now),
             _ => 60, // GitHub: "wait at least one minute" for a secondary limit without retry-after
-        }
+        };
+        wait.min(24 * 3600)
     }
 }
 
@@ -223,12 +224,14 @@ impl Client {
         };
         let reply = self.with_jwt(signer, "POST", &path, body.as_deref())?;
         match reply.status {
-            200 | 201 => parse_token(&reply.body).map_err(|why| {
-                ApiError::Failed(format!(
-                    "{} answered the token request for installation {installation} with {why}",
-                    self.host
-                ))
-            }),
+            200 | 201 => parse_token(&reply.body)
+                .map(|token| to_local_clock(token, reply.date))
+                .map_err(|why| {
+                    ApiError::Failed(format!(
+                        "{} answered the token request for installation {installation} with {why}",
+                        self.host
+                    ))
+                }),
             404 => Err(ApiError::InstallationGone {
                 status: 404,
                 message: reply.message(),
@@ -541,6 +544,23 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
     })
 }
 
+/// GitHub's `expires_at` is on GitHub's clock; git compares `password_expiry_utc` with ours. Shift
+/// it by the difference the answer's `Date` shows, and never trust more than two hours (tokens
+/// live one).
+fn to_local_clock(mut token: Token, server_date: Option<SystemTime>) -> Token {
+    let now = unix_now();
+    if let Some(date) = server_date.and_then(|d| d.duration_since(UNIX_EPOCH).ok()) {
+        let offset = date.as_secs() as i64 - now as i64;
+        // `Date` has one-second resolution and the answer took time: ignore differences that small.
+        if offset.abs() > 2 {
+            trace!("GitHub's clock is {offset:+} s from ours; expiry shifted to our clock");
+            token.expires_at = (token.expires_at as i64 - offset).max(0) as u64;
+        }
+    }
+    token.expires_at = token.expires_at.min(now + 2 * 3600);
+    token
+}
+
 fn describe_transport_error(e: &ureq::Error) -> String {
     printable_message(&e.to_string())
 }
@@ -613,5 +633,13 @@ mod tests {
         assert_eq!(reply(None, Some(0), Some(160)).rate_limit_wait(100), 60);
         assert_eq!(reply(None, Some(0), Some(105)).rate_limit_wait(100), 5);
         assert!(reply(None, None, None).is_rate_limited());
+        assert_eq!(
+            reply(Some(u64::MAX), None, None).rate_limit_wait(100),
+            86400
+        );
+        assert_eq!(
+            reply(None, Some(0), Some(999_999_999_999)).rate_limit_wait(100),
+            86400
+        );
     }
 }

@@ -20,7 +20,7 @@ pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<Encoding
     let (text, origin) = match source {
         KeySource::File(path) => (
             read_file(path, warn)?,
-            format!("the key in {}", path.display()),
+            format!("the key in {}", shown(path)),
         ),
         KeySource::Env(pem) => (
             pem.clone(),
@@ -30,25 +30,39 @@ pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<Encoding
     parse(&text, &origin)
 }
 
+/// A path as it may appear in a message: control characters escaped, length capped.
+fn shown(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let mut out: String = text
+        .chars()
+        .take(256)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().count() > 256 {
+        out.push('…');
+    }
+    out
+}
+
 fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            bail!("private key file {} does not exist", path.display())
+            bail!("private key file {} does not exist", shown(path))
         }
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             bail!(
                 "cannot read private key file {}: permission denied",
-                path.display()
+                shown(path)
             )
         }
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory || path.is_dir() => {
             bail!(
                 "private key path {} is a directory, not a .pem file",
-                path.display()
+                shown(path)
             )
         }
-        Err(e) => bail!("cannot read private key file {}: {e}", path.display()),
+        Err(e) => bail!("cannot read private key file {}: {e}", shown(path)),
     };
     #[cfg(unix)]
     {
@@ -58,8 +72,8 @@ fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
             if mode & 0o077 != 0 {
                 warn(format!(
                     "warning: private key file {} is readable by others (mode {mode:03o}); run: chmod 600 {}",
-                    path.display(),
-                    path.display()
+                    shown(path),
+                    shown(path)
                 ));
             }
         }
@@ -70,7 +84,7 @@ fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
         Ok(text) => Ok(Secret::new(text)),
         Err(_) => bail!(
             "the key in {} is binary (DER?); GitHub App keys are PEM text — {NEW_KEY}",
-            path.display()
+            shown(path)
         ),
     }
 }

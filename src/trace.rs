@@ -14,17 +14,23 @@ static SINK: OnceLock<Option<Sink>> = OnceLock::new();
 
 /// Turn tracing on or off for this process. Only the first call counts.
 pub fn init(verbose: bool, env_value: Option<String>) {
-    let sink = match env_value.as_deref().map(str::trim) {
-        _ if verbose => Some(Sink::Stderr),
-        None | Some("") | Some("0") | Some("false") => None,
-        Some("1") | Some("true") | Some("2") => Some(Sink::Stderr),
-        Some(path) => std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ok()
-            .map(|f| Sink::File(std::sync::Mutex::new(f)))
-            .or(Some(Sink::Stderr)),
+    let value = env_value.as_deref().map(str::trim).unwrap_or("");
+    let sink = if verbose {
+        Some(Sink::Stderr)
+    } else {
+        match value.to_ascii_lowercase().as_str() {
+            "" | "0" | "false" | "no" | "off" => None,
+            // Like GIT_TRACE: an absolute path appends to that file; anything else means stderr
+            // (never a file named after the value in the repository).
+            _ if value.starts_with('/') => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(value)
+                .ok()
+                .map(|f| Sink::File(std::sync::Mutex::new(f)))
+                .or(Some(Sink::Stderr)),
+            _ => Some(Sink::Stderr),
+        }
     };
     let _ = SINK.set(sink);
 }

@@ -50,7 +50,10 @@ impl Store for Keyutils {
             .build();
         k.set_perms(perms)
             .map_err(|e| anyhow!("setting key permissions: {e:?}"))?;
-        let ttl = expires_at.saturating_sub(crate::github::unix_now()).max(1);
+        // The kernel takes an unsigned int; tokens live an hour, so a day is a generous cap.
+        let ttl = expires_at
+            .saturating_sub(crate::github::unix_now())
+            .clamp(1, 24 * 3600);
         k.set_timeout(usize::try_from(ttl).unwrap_or(usize::MAX))
             .map_err(|e| anyhow!("setting key timeout: {e:?}"))?;
         Ok(())

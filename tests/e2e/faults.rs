@@ -15,6 +15,16 @@ fn clock_skew_of_15_minutes_either_way_is_corrected_on_the_first_try() {
         let out = env.fill("octo/dotfiles.git");
         token_of(&out);
         assert_eq!(stderr(&out), "", "offset {offset}");
+        // git compares the expiry with our clock: it is GitHub's expires_at moved to our clock
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let expiry: i64 = field(&out, "password_expiry_utc").unwrap().parse().unwrap();
+        assert!(
+            (expiry - (now + 3600)).abs() <= 5,
+            "offset {offset}: expiry {expiry} vs now {now}"
+        );
         let rejected = gh.requests().iter().filter(|r| r.status == 401).count();
         assert!(
             rejected >= 1,
