@@ -226,19 +226,20 @@ pub fn parse(input: &[u8]) -> Result<Request, ParseError> {
 
 /// Split `scheme://[user[:password]@]host[:port][/path]` the way git does, percent-decoding the parts.
 fn from_url(url: &str) -> Result<Request, ParseError> {
+    // A port of git's credential_from_url_1 (credential.c, v2.47), so that we read a URL exactly
+    // as git does: the first '@' counts only before the end of the host part, which ends at the
+    // first '/', '?' or '#'.
     let (scheme, rest) = url
         .split_once("://")
         .ok_or(ParseError::BadUrl("has no scheme"))?;
     if scheme.is_empty() {
         return Err(ParseError::BadUrl("has an empty scheme"));
     }
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    let (userinfo, host) = match authority.rfind('@') {
-        Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-        None => (None, authority),
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let at = rest.find('@').filter(|&at| at < end);
+    let (userinfo, host) = match at {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..end]),
+        None => (None, &rest[..end]),
     };
     let mut request = Request {
         protocol: scheme.to_owned(),
@@ -253,7 +254,8 @@ fn from_url(url: &str) -> Result<Request, ParseError> {
         request.username = Some(decode(user)?);
         request.password = password.map(decode).transpose()?.map(Secret::new);
     }
-    if let Some(path) = path {
+    let path = rest[end..].trim_start_matches('/');
+    if !path.is_empty() {
         let path = decode(path)?;
         let path = path.trim_end_matches('/');
         if !path.is_empty() {
@@ -434,6 +436,24 @@ mod tests {
             err(b"url=https://a\nurl=https://b\n"),
             ParseError::Duplicate { key: "url".into() }
         );
+    }
+
+    #[test]
+    fn url_is_split_like_git_does() {
+        // git: the host ends at '/', '?' or '#'; an '@' after that is not userinfo.
+        let r = ok("url=http://x-access-token:@evil.example#@127.0.0.1:18090/a/b\n");
+        assert_eq!(
+            (r.host.as_str(), r.username.as_deref()),
+            ("evil.example", Some("x-access-token"))
+        );
+        let r = ok("url=https://github.com?x=@127.0.0.1/a\n");
+        assert_eq!(r.host, "github.com");
+        let r = ok("url=https://u:p@github.com//acme/x.git\n");
+        assert_eq!(
+            (r.username.as_deref(), r.host.as_str(), r.path.as_deref()),
+            (Some("u"), "github.com", Some("acme/x.git"))
+        );
+        assert_eq!(r.password.unwrap().expose(), "p");
     }
 
     #[test]
