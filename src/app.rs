@@ -160,7 +160,7 @@ fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Re
     };
     let _lock = state.lock(
         &digest(&[&route.api_url, &route.app.id.iss(), &who]),
-        config.timeout * 2 + Duration::from_secs(5),
+        config.timeout + Duration::from_secs(5),
     );
     let fallback = match lookup_cache(route, config, state, &cache) {
         Cached::Fresh(token) => {

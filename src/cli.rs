@@ -32,7 +32,7 @@ OPTIONS:
     --owner OWNER           serve only this owner (repeatable; default: any owner with the app)
     --cache MODE            auto (keyring, else file), keyring, file or none   (default auto)
     --refresh-margin DUR    mint a new token when the cached one has less left (default 10m)
-    --timeout DUR           time budget per GitHub API call, retries included (default 30s)
+    --timeout DUR           time budget for the API calls of one get, retries included (default 30s)
     --username NAME         username to answer with (default x-access-token)
     --config PATH           config file for several apps
                             (default ~/.config/git-credential-github-app/config.toml)

@@ -228,7 +228,8 @@ pub struct Config {
     pub cache: CacheMode,
     /// A cached token with less than this left is replaced.
     pub refresh_margin: Duration,
-    /// Whole-request timeout for each API call; connecting gets a third of it, at most 10 s.
+    /// Time budget for all API calls of one get, retries included; connecting gets a third of
+    /// it, at most 10 s.
     pub timeout: Duration,
     pub username: String,
     pub verbose: bool,

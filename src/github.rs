@@ -122,7 +122,8 @@ pub struct Client {
     api_url: String,
     /// For messages: "github.com".
     host: String,
-    budget: Duration,
+    /// All calls of this client (one `get`), retries included, end by then.
+    deadline: Instant,
 }
 
 impl Client {
@@ -144,7 +145,7 @@ impl Client {
             agent: config.into(),
             api_url: api_url.to_owned(),
             host: host.to_owned(),
-            budget: timeout,
+            deadline: Instant::now() + timeout,
         }
     }
 
@@ -308,7 +309,13 @@ impl Client {
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let remaining = self.budget.saturating_sub(started.elapsed());
+            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(ApiError::Failed(format!(
+                    "no answer from {} within the time budget (--timeout); gave up",
+                    self.api_url
+                )));
+            }
             let sent = Instant::now();
             let outcome = self.send_once(method, &url, jwt, body, remaining);
             let ms = sent.elapsed().as_secs_f64() * 1000.0;
@@ -340,7 +347,7 @@ impl Client {
                 }
             };
             match wait {
-                Some(wait) if started.elapsed() + wait < self.budget => {
+                Some(wait) if Instant::now() + wait < self.deadline => {
                     std::thread::sleep(wait);
                     attempt += 1;
                 }

@@ -67,7 +67,9 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
             .or_else(|| candidates.iter().find(|a| a.owners.is_empty())),
         // Without an owner only an app for any owner with a fixed installation can answer; an app
         // limited to some owners cannot tell whether this request is one of them.
-        None => candidates.iter().find(|a| a.installation_id.is_some() && a.owners.is_empty()),
+        None => candidates
+            .iter()
+            .find(|a| a.installation_id.is_some() && a.owners.is_empty()),
     };
     let Some(app) = app else {
         return Decision::NotMine(owner.is_none().then(|| {
@@ -257,7 +259,10 @@ mod tests {
             Decision::Serve(_)
         ));
         let fixed_for_acme = config(vec![app("github.com", &["acme"], Some(9))]);
-        assert!(matches!(route(&req("https", "github.com", None), &fixed_for_acme), Decision::NotMine(Some(_))));
+        assert!(matches!(
+            route(&req("https", "github.com", None), &fixed_for_acme),
+            Decision::NotMine(Some(_))
+        ));
     }
 
     #[test]

@@ -185,6 +185,15 @@ impl Cache {
     fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Token) {
         let entry = encode(token);
         for &i in missed.iter().filter(|&&i| i < self.keyrings) {
+            // A process holding the mint lock may have put a newer token there meanwhile.
+            let newer = self.stores[i]
+                .load(key)
+                .ok()
+                .flatten()
+                .and_then(|b| decode(&b));
+            if newer.is_some_and(|t| t.expires_at >= token.expires_at) {
+                continue;
+            }
             match self.stores[i].save(key, entry.expose().as_bytes(), token.expires_at) {
                 Ok(()) => trace!(
                     "copied token {} into {}",
