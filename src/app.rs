@@ -10,7 +10,7 @@ use crate::github::{ApiError, Client, Token, unix_now};
 use crate::jwt::Signer;
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
-use crate::state::{State, digest};
+use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
 use crate::{key, protocol, route, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
@@ -147,13 +147,64 @@ fn lookup_cache(route: &Route<'_>, config: &Config, state: &State, cache: &Cache
 
 fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Result<Outcome> {
     let cache = Cache::new(config.cache, state);
-    if let Cached::Fresh(token) = lookup_cache(route, config, state, &cache) {
-        answer(&token, config, io)?;
-        return Ok(Outcome::Answered { minted: false });
+    let candidates = route.candidates();
+    for candidate in &candidates {
+        if let Cached::Fresh(token) = lookup_cache(candidate, config, state, &cache) {
+            answer(&token, config, io)?;
+            return Ok(Outcome::Answered { minted: false });
+        }
     }
+    // Cold: the apps in order; one that is not installed for the owner hands over to the next.
+    let mut asked = Vec::new();
+    for candidate in &candidates {
+        match get_cold(candidate, config, state, &cache, io)? {
+            Cold::Answered(outcome) => return Ok(outcome),
+            Cold::NotInstalled { asked_github: true } => asked.push(candidate.app.id.to_string()),
+            Cold::NotInstalled {
+                asked_github: false,
+            } => {}
+        }
+    }
+    if !asked.is_empty() {
+        io.say(&format!(
+            "app {} is not installed on '{}' ({}); leaving this request to other helpers",
+            asked.join(", "),
+            route.owner.as_deref().unwrap_or_default(),
+            route.app.host.as_str()
+        ));
+    }
+    Ok(Outcome::Passed)
+}
 
-    // Cold path: one process per (API, app, installation or owner) looks up and mints; the others
-    // wait, then find the token in the cache. A fixed installation may serve several owners.
+enum Cold {
+    Answered(Outcome),
+    /// `asked_github`: false when it was remembered from a recent lookup.
+    NotInstalled {
+        asked_github: bool,
+    },
+}
+
+fn get_cold(
+    route: &Route<'_>,
+    config: &Config,
+    state: &State,
+    cache: &Cache,
+    io: &mut Io<'_>,
+) -> Result<Cold> {
+    if let (None, Some(owner)) = (route.app.installation_id, &route.owner)
+        && state.lookup_record(&route.api_url, &route.app.id, owner)
+            == Some(Remembered::NotInstalled)
+    {
+        trace!(
+            "app {} is not installed on '{owner}' (remembered for {} s)",
+            route.app.id, NOT_INSTALLED_TTL
+        );
+        return Ok(Cold::NotInstalled {
+            asked_github: false,
+        });
+    }
+    // One process per (API, app, installation or owner) looks up and mints; the others wait, then
+    // find the token in the cache. A fixed installation may serve several owners.
     let who = match (route.app.installation_id, &route.owner) {
         (Some(id), _) => format!("installation {id}"),
         (None, owner) => format!("owner {}", owner.as_deref().unwrap_or_default()),
@@ -162,11 +213,11 @@ fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Re
         &digest(&[&route.api_url, &route.app.id.iss(), &who]),
         config.timeout + Duration::from_secs(5),
     );
-    let fallback = match lookup_cache(route, config, state, &cache) {
+    let fallback = match lookup_cache(route, config, state, cache) {
         Cached::Fresh(token) => {
             trace!("another process minted while we waited");
             answer(&token, config, io)?;
-            return Ok(Outcome::Answered { minted: false });
+            return Ok(Cold::Answered(Outcome::Answered { minted: false }));
         }
         Cached::Fallback(token) => token,
     };
@@ -175,9 +226,9 @@ fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Re
         Ok(Some((installation, token))) => {
             cache.save(&cache_key(route, installation), &token);
             answer(&token, config, io)?;
-            Ok(Outcome::Answered { minted: true })
+            Ok(Cold::Answered(Outcome::Answered { minted: true }))
         }
-        Ok(None) => Ok(Outcome::Passed),
+        Ok(None) => Ok(Cold::NotInstalled { asked_github: true }),
         Err(e) => match fallback {
             Some(token) => {
                 let left = token.expires_at.saturating_sub(unix_now());
@@ -187,7 +238,7 @@ fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Re
                     humantime::format_duration(Duration::from_secs(left))
                 ));
                 answer(&token, config, io)?;
-                Ok(Outcome::Answered { minted: false })
+                Ok(Cold::Answered(Outcome::Answered { minted: false }))
             }
             None => Err(e),
         },
@@ -224,7 +275,7 @@ fn mint(
         for attempt in 0..2 {
             let id = match remembered {
                 Some(id) => id,
-                None => match lookup(route, &client, &mut signer, state, io)? {
+                None => match lookup(route, &client, &mut signer, state)? {
                     Some(id) => id,
                     None => return Ok(None),
                 },
@@ -284,7 +335,6 @@ fn lookup(
     client: &Client,
     signer: &mut Signer,
     state: &State,
-    io: &mut Io<'_>,
 ) -> Result<Option<u64>> {
     let app = route.app;
     let Some(owner) = route.owner.as_deref() else {
@@ -306,11 +356,8 @@ fn lookup(
             Ok(Some(installation.id))
         }
         None => {
-            io.say(&format!(
-                "app {} is not installed on '{owner}' ({}); leaving this request to other helpers",
-                app.id,
-                app.host.as_str()
-            ));
+            trace!("app {} is not installed on '{owner}'", app.id);
+            state.remember_not_installed(&route.api_url, &app.id, owner);
             Ok(None)
         }
     }
@@ -334,25 +381,28 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State) {
     let Some(password) = &request.password else {
         return;
     };
-    let Some(id) = installation_known(route, state) else {
-        return;
-    };
     let cache = Cache::new(config.cache, state);
-    let key = cache_key(route, id);
-    match cache.load(&key) {
-        Some(token) if token.secret == *password => {
-            trace!(
-                "erase: dropping cached token {}",
-                token.secret.fingerprint()
-            );
-            cache.remove(&key);
+    for candidate in route.candidates() {
+        let Some(id) = installation_known(&candidate, state) else {
+            continue;
+        };
+        let key = cache_key(&candidate, id);
+        match cache.load(&key) {
+            Some(token) if token.secret == *password => {
+                trace!(
+                    "erase: dropping cached token {}",
+                    token.secret.fingerprint()
+                );
+                cache.remove(&key);
+                return;
+            }
+            Some(token) => trace!(
+                "erase: cached token {} is not the rejected {}; kept",
+                token.secret.fingerprint(),
+                password.fingerprint()
+            ),
+            None => trace!("erase: nothing cached for app {}", candidate.app.id),
         }
-        Some(token) => trace!(
-            "erase: cached token {} is not the rejected {}; kept",
-            token.secret.fingerprint(),
-            password.fingerprint()
-        ),
-        None => trace!("erase: nothing cached"),
     }
 }
 

@@ -16,9 +16,27 @@ pub struct Route<'a> {
     /// The account that owns the repository (lower case), when git sent a path.
     pub owner: Option<String>,
     pub repo: Option<String>,
+    /// Further apps (with their API URLs) for this request, tried in order when `app` turns out
+    /// not to be installed for the owner.
+    pub fallbacks: Vec<(&'a App, String)>,
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
+    /// This route, then one per fallback app.
+    pub fn candidates(&self) -> Vec<Route<'a>> {
+        let first = (self.app, self.api_url.clone());
+        std::iter::once(first)
+            .chain(self.fallbacks.iter().cloned())
+            .map(|(app, api_url)| Route {
+                app,
+                api_url,
+                owner: self.owner.clone(),
+                repo: self.repo.clone(),
+                fallbacks: Vec::new(),
+            })
+            .collect()
+    }
+
     /// A short description for messages: `owner 'acme' on github.com`.
     pub fn describe(&self) -> String {
         match &self.owner {
@@ -60,18 +78,26 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
         Ok(None) => (None, None),
         Err(why) => return Decision::Refuse(why),
     };
-    let app = match &owner {
-        Some(owner) => candidates
-            .iter()
-            .find(|a| a.owners.iter().any(|o| o == owner))
-            .or_else(|| candidates.iter().find(|a| a.owners.is_empty())),
-        // Without an owner only an app for any owner with a fixed installation can answer; an app
-        // limited to some owners cannot tell whether this request is one of them.
+    // With an owner: the apps named for it, then the apps for any owner, in configuration order.
+    // Without: only an app for any owner with a fixed installation can answer; an app limited to
+    // some owners cannot tell whether this request is one of them.
+    let ordered: Vec<&App> = match &owner {
+        Some(owner) => {
+            let named = candidates
+                .iter()
+                .filter(|a| a.owners.iter().any(|o| o == owner));
+            named
+                .chain(candidates.iter().filter(|a| a.owners.is_empty()))
+                .copied()
+                .collect()
+        }
         None => candidates
             .iter()
-            .find(|a| a.installation_id.is_some() && a.owners.is_empty()),
+            .filter(|a| a.installation_id.is_some() && a.owners.is_empty())
+            .copied()
+            .collect(),
     };
-    let Some(app) = app else {
+    let Some((&app, rest)) = ordered.split_first() else {
         return Decision::NotMine(owner.is_none().then(|| {
             format!(
                 "git sent no repository path, so the owner (and the app installation) for {} is unknown; run: git config --global credential.{}://{}.useHttpPath true",
@@ -81,11 +107,16 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
             )
         }));
     };
+    let fallbacks = rest
+        .iter()
+        .map(|a| (*a, a.api_url(&request.protocol)))
+        .collect();
     Decision::Serve(Route {
         app,
         api_url: app.api_url(&request.protocol),
         owner,
         repo,
+        fallbacks,
     })
 }
 
@@ -244,6 +275,33 @@ mod tests {
             route(&req("https", "github.com", Some("other/x")), &only_acme),
             Decision::NotMine(None)
         ));
+    }
+
+    #[test]
+    fn every_app_that_may_serve_the_owner_is_a_candidate_in_order() {
+        let c = config(vec![
+            app("github.com", &[], None),
+            app("github.com", &["acme"], None),
+            app("github.com", &[], Some(3)),
+        ]);
+        match route(&req("https", "github.com", Some("acme/x")), &c) {
+            Decision::Serve(r) => {
+                let order: Vec<(Vec<String>, Option<u64>)> = r
+                    .candidates()
+                    .iter()
+                    .map(|c| (c.app.owners.clone(), c.app.installation_id))
+                    .collect();
+                assert_eq!(
+                    order,
+                    vec![
+                        (vec!["acme".to_owned()], None),
+                        (vec![], None),
+                        (vec![], Some(3))
+                    ]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -67,10 +67,27 @@ impl State {
 
     /// The installation remembered for `owner`, if any.
     pub fn installation(&self, api: &str, app: &AppId, owner: &str) -> Option<u64> {
+        match self.lookup_record(api, app, owner)? {
+            Remembered::Installation(id) => Some(id),
+            Remembered::NotInstalled => None,
+        }
+    }
+
+    /// What is remembered of the app on `owner`: its installation, or (for
+    /// [`NOT_INSTALLED_TTL`]) that it is not installed there.
+    pub fn lookup_record(&self, api: &str, app: &AppId, owner: &str) -> Option<Remembered> {
         let path = self.file("installations", &digest(&[api, &app.iss(), owner]))?;
         match read_private(&path) {
             Ok(bytes) => match serde_json::from_slice::<InstallationRecord>(&bytes) {
-                Ok(r) if r.api == api && r.owner == owner && r.app == app.iss() => Some(r.id),
+                Ok(r) if r.api == api && r.owner == owner && r.app == app.iss() => match r.id {
+                    0 if crate::github::unix_now().saturating_sub(r.checked_at)
+                        < NOT_INSTALLED_TTL =>
+                    {
+                        Some(Remembered::NotInstalled)
+                    }
+                    0 => None,
+                    id => Some(Remembered::Installation(id)),
+                },
                 _ => {
                     trace!("ignoring unreadable installation record {}", path.display());
                     None
@@ -84,8 +101,15 @@ impl State {
         }
     }
 
+    /// Remember that the app is not installed on `owner`, so the next gets within
+    /// [`NOT_INSTALLED_TTL`] fall through without asking GitHub.
+    pub fn remember_not_installed(&self, api: &str, app: &AppId, owner: &str) {
+        self.remember_installation(api, app, owner, 0);
+    }
+
     pub fn remember_installation(&self, api: &str, app: &AppId, owner: &str, id: u64) {
         let record = InstallationRecord {
+            checked_at: crate::github::unix_now(),
             api: api.to_owned(),
             app: app.iss(),
             owner: owner.to_owned(),
@@ -200,8 +224,21 @@ struct InstallationRecord {
     api: String,
     app: String,
     owner: String,
+    /// 0: not installed (as of `checked_at`).
     id: u64,
+    #[serde(default)]
+    checked_at: u64,
 }
+
+/// What [`State::lookup_record`] knows of an app on an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remembered {
+    Installation(u64),
+    NotInstalled,
+}
+
+/// How long "the app is not installed on this owner" is believed without asking again.
+pub const NOT_INSTALLED_TTL: u64 = 5 * 60;
 
 #[derive(Serialize, Deserialize)]
 struct ClockRecord {
@@ -333,6 +370,15 @@ mod tests {
         assert_eq!(
             state.installation("https://ghe.example.com/api/v3", &app, "acme"),
             None
+        );
+        state.remember_not_installed("https://api.github.com", &app, "acme");
+        assert_eq!(
+            state.installation("https://api.github.com", &app, "acme"),
+            None
+        );
+        assert_eq!(
+            state.lookup_record("https://api.github.com", &app, "acme"),
+            Some(Remembered::NotInstalled)
         );
         state.forget_installation("https://api.github.com", &app, "acme");
         assert_eq!(

@@ -314,3 +314,75 @@ fn config_file_routes_owners_to_apps() {
         "each owner's token came from its own app"
     );
 }
+
+#[test]
+fn the_next_app_serves_an_owner_the_first_is_not_installed_on() {
+    let gh = GitHub::builder()
+        .app(App::new(1001, "acme-bot"))
+        .app(App::new_unique_key(2002, "octo-bot"))
+        .account(Account::org("acme"))
+        .account(Account::user("octo"))
+        .repo("octo", "dotfiles")
+        .installation(Installation::new(11, 1001, "acme").all())
+        .installation(Installation::new(22, 2002, "octo").all())
+        .start()
+        .unwrap();
+    // app 1001 from the environment (any owner), app 2002 from the config file (any owner)
+    let mut env = Env::new(&gh, 1001);
+    let config_dir = env.home.join(".config/git-credential-github-app");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    write_0600(
+        &config_dir.join("octo.pem"),
+        &gh.app(2002).private_key_pem(),
+    );
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!("cache = \"file\"\n[[app]]\napp_id = 2002\nprivate_key_path = \"octo.pem\"\nhost = \"{}\"\n", gh.host()),
+    )
+    .unwrap();
+    let host = env.host.clone();
+    env.set_flags(&["--host", &host]);
+    env.set_env("GITHUB_APP_ID", "1001");
+    env.set_env(
+        "GITHUB_APP_PRIVATE_KEY_PATH",
+        &env.key_path.display().to_string(),
+    );
+    let out = env.fill("octo/dotfiles.git");
+    let token = token_of(&out);
+    assert_eq!(
+        stderr(&out),
+        "",
+        "another app answered: no complaint about the first"
+    );
+    let issued = gh.tokens().into_iter().find(|t| t.token == token).unwrap();
+    assert_eq!((issued.app_id, issued.installation_id), (2002, 22));
+    // the next get goes straight to the right app: no lookup for the app that is not installed
+    assert_ok(&env.reject("octo/dotfiles.git", &token));
+    gh.clear_log();
+    token_of(&env.fill("octo/dotfiles.git"));
+    assert_eq!((gh.lookup_count(), gh.mint_count()), (0, 1));
+}
+
+#[test]
+fn an_owner_without_the_app_is_not_asked_about_again_for_a_while() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let first = env.fill("nobody/thing.git");
+    assert!(
+        stderr(&first).contains("not installed on 'nobody'"),
+        "{}",
+        stderr(&first)
+    );
+    assert_eq!(gh.lookup_count(), 2, "repository, then user lookup");
+    let second = env.fill("nobody/thing.git");
+    assert_eq!(
+        field(&second, "password").as_deref(),
+        Some("askpass-answer")
+    );
+    assert!(
+        !stderr(&second).contains("git-credential-github-app"),
+        "remembered: silent: {}",
+        stderr(&second)
+    );
+    assert_eq!(gh.lookup_count(), 2);
+}
