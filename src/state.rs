@@ -312,21 +312,38 @@ pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 
 /// Read a file only if it is a regular file no one else can read and is small.
 pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
+    // Open first (never following a symlink), then check what was opened: no window between the
+    // check and the read.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
+        Err(e) if is_symlink_refusal(&e) => return Err(Unusable::Unsafe("a symbolic link".into())),
         Err(e) => return Err(Unusable::Io(e)),
     };
+    let meta = file.metadata().map_err(Unusable::Io)?;
     if !meta.is_file() {
         return Err(Unusable::Unsafe("not a regular file".into()));
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(Unusable::Unsafe(format!(
                 "mode {mode:03o}, readable by others"
+            )));
+        }
+        if meta.uid() != rustix::process::geteuid().as_raw() {
+            return Err(Unusable::Unsafe(format!(
+                "owned by uid {}, not by us",
+                meta.uid()
             )));
         }
     }
@@ -337,10 +354,23 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
         )));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
-    File::open(path)
-        .and_then(|f| f.take(MAX_FILE).read_to_end(&mut bytes))
+    file.take(MAX_FILE)
+        .read_to_end(&mut bytes)
         .map_err(Unusable::Io)?;
     Ok(bytes)
+}
+
+/// `open(O_NOFOLLOW)` on a symlink fails with ELOOP.
+fn is_symlink_refusal(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
 }
 
 #[cfg(test)]
