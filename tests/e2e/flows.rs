@@ -268,37 +268,16 @@ fn environment_configures_an_app() {
 
 #[test]
 fn config_file_routes_owners_to_apps() {
-    let gh = GitHub::builder()
-        .app(App::new(1001, "acme-bot"))
-        .app(App::new_unique_key(2002, "octo-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .repo("acme", "widgets")
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(11, 1001, "acme").all())
-        .installation(Installation::new(22, 2002, "octo").all())
-        .start()
-        .unwrap();
+    let gh = two_apps();
     let mut env = Env::new(&gh, 1001);
-    let config_dir = env.home.join(".config/git-credential-github-app");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    write_0600(
-        &config_dir.join("acme.pem"),
-        &gh.app(1001).private_key_pem(),
-    );
-    write_0600(
-        &config_dir.join("octo.pem"),
-        &gh.app(2002).private_key_pem(),
-    );
-    std::fs::write(
-        config_dir.join("config.toml"),
-        format!(
+    env.write_config(
+        &[("acme.pem", &gh.app(1001).private_key_pem()), ("octo.pem", &gh.app(2002).private_key_pem())],
+        &format!(
             "cache = \"file\"\n\n[[app]]\napp_id = 1001\nprivate_key_path = \"acme.pem\"\nhost = \"{h}\"\nowners = [\"acme\"]\n\n\
              [[app]]\napp_id = 2002\nprivate_key_path = \"octo.pem\"\nhost = \"{h}\"\nowners = [\"octo\"]\n",
             h = gh.host()
         ),
-    )
-    .unwrap();
+    );
     env.set_flags(&[]);
     assert_ok(&env.clone_repo("acme", "widgets"));
     assert_ok(&env.clone_repo("octo", "dotfiles"));
@@ -317,29 +296,13 @@ fn config_file_routes_owners_to_apps() {
 
 #[test]
 fn the_next_app_serves_an_owner_the_first_is_not_installed_on() {
-    let gh = GitHub::builder()
-        .app(App::new(1001, "acme-bot"))
-        .app(App::new_unique_key(2002, "octo-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(11, 1001, "acme").all())
-        .installation(Installation::new(22, 2002, "octo").all())
-        .start()
-        .unwrap();
+    let gh = two_apps();
     // app 1001 from the environment (any owner), app 2002 from the config file (any owner)
     let mut env = Env::new(&gh, 1001);
-    let config_dir = env.home.join(".config/git-credential-github-app");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    write_0600(
-        &config_dir.join("octo.pem"),
-        &gh.app(2002).private_key_pem(),
+    env.write_config(
+        &[("octo.pem", &gh.app(2002).private_key_pem())],
+        &format!("cache = \"file\"\n[[app]]\napp_id = 2002\nprivate_key_path = \"octo.pem\"\nhost = \"{}\"\n", gh.host()),
     );
-    std::fs::write(
-        config_dir.join("config.toml"),
-        format!("cache = \"file\"\n[[app]]\napp_id = 2002\nprivate_key_path = \"octo.pem\"\nhost = \"{}\"\n", gh.host()),
-    )
-    .unwrap();
     let host = env.host.clone();
     env.set_flags(&["--host", &host]);
     env.set_env("GITHUB_APP_ID", "1001");
@@ -385,4 +348,19 @@ fn an_owner_without_the_app_is_not_asked_about_again_for_a_while() {
         stderr(&second)
     );
     assert_eq!(gh.lookup_count(), 2);
+}
+
+/// Two apps: 1001 installed on the org `acme`, 2002 on the user `octo`.
+fn two_apps() -> GitHub {
+    GitHub::builder()
+        .app(App::new(1001, "acme-bot"))
+        .app(App::new_unique_key(2002, "octo-bot"))
+        .account(Account::org("acme"))
+        .account(Account::user("octo"))
+        .repo("acme", "widgets")
+        .repo("octo", "dotfiles")
+        .installation(Installation::new(11, 1001, "acme").all())
+        .installation(Installation::new(22, 2002, "octo").all())
+        .start()
+        .unwrap()
 }

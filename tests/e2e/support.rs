@@ -101,6 +101,16 @@ impl Env {
         std::fs::write(path, current).unwrap();
     }
 
+    /// Write the default config file, with key files (0600) beside it.
+    pub fn write_config(&self, keys: &[(&str, &str)], toml: &str) {
+        let dir = self.home.join(".config/git-credential-github-app");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, pem) in keys {
+            write_0600(&dir.join(name), pem);
+        }
+        std::fs::write(dir.join("config.toml"), toml).unwrap();
+    }
+
     pub fn cache_dir(&self) -> PathBuf {
         self.home.join(".cache").join("git-credential-github-app")
     }
