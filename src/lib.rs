@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod github;
+pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod protocol;
