@@ -608,8 +608,13 @@ impl Client {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
                         Err(e) => Err(ApiError::Transport(format!(
-                            "cannot reach {} ({e}); gave up after {} attempt(s) in {:.1} s",
+                            "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
                             self.api_url,
+                            if self.deadline.passed() {
+                                " within the time budget (--timeout)"
+                            } else {
+                                ""
+                            },
                             attempt + 1,
                             started.elapsed().as_secs_f32()
                         ))),
