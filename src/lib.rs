@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod github;
 pub mod index;

@@ -7,6 +7,8 @@ mod support;
 mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// The command line: commands, help, a terminal on stdin.
+mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
 mod clients;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
