@@ -36,8 +36,11 @@ OPTIONS (before or after the operation or command):
     --owner OWNER           serve only this owner (repeatable; default: any owner with the app)
     --cache MODE            auto (keyring, else file), keyring, file or none   (default auto)
     --refresh-margin DUR    mint a new token when the cached one has less left (default 10m)
-    --timeout DUR           time budget for the API calls of one get, retries included (default 30s)
+    --timeout DUR           time budget of one get, start to answer: every app tried, lock
+                            waits, API calls and retries (default 30s)
     --username NAME         username to answer with (default x-access-token)
+    --repo-scoped           mint each token for just the repository git is accessing
+    --permissions LIST      narrow the token's permissions: contents:read,metadata:read
     --config PATH           config file for several apps
                             (default ~/.config/git-credential-github-app/config.toml)
     -v, --verbose           trace each step on stderr, tokens masked
@@ -130,6 +133,8 @@ fn parse_args(
             Long("refresh-margin") => flags.refresh_margin = Some(text(&mut parser)?),
             Long("timeout") => flags.timeout = Some(text(&mut parser)?),
             Long("username") => flags.username = Some(text(&mut parser)?),
+            Long("repo-scoped") => flags.repo_scoped = true,
+            Long("permissions") => flags.permissions = Some(text(&mut parser)?),
             Long("config") => flags.config = Some(text(&mut parser)?.into()),
             Short('v') | Long("verbose") => flags.verbose = true,
             Short('h') | Long("help") => p.help = true,

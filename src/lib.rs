@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod gitconfig;
 pub mod github;
+pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod protocol;

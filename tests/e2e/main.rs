@@ -3,6 +3,8 @@
 
 mod support;
 
+/// One time budget per get: every app, lock wait and API call inside --timeout.
+mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
 /// The command line: commands, help, a terminal on stdin.
