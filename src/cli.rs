@@ -210,6 +210,11 @@ fn parse_args(
     Ok(p)
 }
 
+/// The helper's flags in the words of a helper line (after the program), as git passes them.
+pub fn flags_from_words(words: impl IntoIterator<Item = String>) -> Result<Flags, String> {
+    parse_args(words.into_iter().map(OsString::from), &[]).map(|p| p.flags)
+}
+
 /// The usage lines, for mistakes.
 fn usage() -> String {
     let names: Vec<&str> = commands::ALL.iter().map(|c| c.name).collect();
