@@ -356,11 +356,7 @@ fn a_remembered_not_installed_owner_is_named_at_most_once_a_minute() {
     assert!(err.starts_with(&prefix) && err.ends_with(suffix), "{err}");
     assert_eq!(err.lines().count(), 1);
     assert_eq!(field(&third, "password").as_deref(), Some("askpass-answer"));
-    assert_eq!(
-        said(&env.fill("nobody/thing.git")),
-        "",
-        "and silent again"
-    );
+    assert_eq!(said(&env.fill("nobody/thing.git")), "", "and silent again");
     assert_eq!(gh.lookup_count(), 2, "GitHub asked once");
 }
 
@@ -393,4 +389,24 @@ fn erase_without_a_password_drops_the_owners_token() {
     );
     assert_ne!(token_of(&env.fill("octo/dotfiles.git")), fresh);
     assert_eq!(gh.count("POST", MINT), 3);
+}
+
+#[test]
+fn a_url_with_a_username_is_not_ours_and_the_trace_says_why() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\nusername=alice\n",
+        gh.host()
+    );
+    let out = env.helper(&["get"], input.as_bytes());
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "", "not answered");
+    assert!(
+        stderr(&out).contains("not ours: the remote URL names user 'alice': a URL with a username means that user's own credential, so it is left to other helpers by design"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(gh.mint_count(), 0);
 }
