@@ -100,20 +100,22 @@ pub fn app_route<'a>(app: &'a config::App) -> Route<'a> {
     }
 }
 
-/// "in 42 min", "in 1h 3m", "expired 5 min ago".
+/// "in 42 min", "in 1h 3m", "5 min ago", "just now" (whole minutes, rounded up into the future
+/// and down into the past).
 pub fn relative(unix: u64, now: u64) -> String {
-    let minutes = |secs: u64| {
-        let m = secs.div_ceil(60);
+    let hours = |m: u64| {
         if m >= 60 {
             format!("{}h {}m", m / 60, m % 60)
         } else {
             format!("{m} min")
         }
     };
-    if unix >= now {
-        format!("in {}", minutes(unix - now))
+    if unix > now {
+        format!("in {}", hours((unix - now).div_ceil(60)))
+    } else if now - unix < 60 {
+        "just now".to_owned()
     } else {
-        format!("{} ago", minutes(now - unix))
+        format!("{} ago", hours((now - unix) / 60))
     }
 }
 
@@ -133,6 +135,8 @@ mod tests {
         assert_eq!(relative(1000 + 41 * 60 + 1, 1000), "in 42 min");
         assert_eq!(relative(1000 + 63 * 60, 1000), "in 1h 3m");
         assert_eq!(relative(1000, 1000 + 300), "5 min ago");
+        assert_eq!(relative(1000, 1000 + 59), "just now");
+        assert_eq!(relative(1000, 1000), "just now");
         assert_eq!(rfc3339(1468275250), "2016-07-11T22:14:10Z");
     }
 }
