@@ -10,6 +10,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod gitconfig;
 pub mod github;
 pub mod index;
 pub mod jwt;

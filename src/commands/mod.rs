@@ -20,8 +20,12 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
+pub mod setup;
+
 /// Every command beside git's operations, in the order the main `--help` lists them.
 pub const ALL: &[&Command] = &[
+    &setup::SETUP,
+    &setup::UNSETUP,
     &token::COMMAND,
     &exec::COMMAND,
     &status::COMMAND,

@@ -23,3 +23,5 @@ mod flows;
 mod install;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
+/// setup and unsetup under real git: the user's helpers kept, the file restored.
+mod setup;
