@@ -401,21 +401,6 @@ impl Client {
     /// `GET /app/installations`, every page (following the `Link` header's `rel="next"`),
     /// without enterprise installations (they cannot read repositories).
     pub fn installations(&self, signer: &mut Signer) -> Result<Vec<InstallationInfo>, ApiError> {
-        #[derive(Deserialize)]
-        struct Account {
-            login: Option<String>,
-            slug: Option<String>,
-            #[serde(rename = "type")]
-            kind: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Item {
-            id: u64,
-            account: Option<Account>,
-            target_type: Option<String>,
-            repository_selection: Option<String>,
-            suspended_at: Option<String>,
-        }
         let mut all = Vec::new();
         let mut path = format!("/app/installations?per_page={PER_PAGE}");
         for _ in 0..MAX_PAGES {
@@ -423,31 +408,12 @@ impl Client {
             if reply.status != 200 {
                 return Err(self.failure(&reply, "listing the app's installations", signer));
             }
-            let items: Vec<Item> = self.json(&reply, Method::Get, &path)?;
-            for item in items {
-                let account = item.account.as_ref();
-                let kind = item
-                    .target_type
-                    .clone()
-                    .or_else(|| account.and_then(|a| a.kind.clone()))
-                    .unwrap_or_default();
-                if kind.eq_ignore_ascii_case("enterprise") {
-                    trace!("leaving out enterprise installation {}", item.id);
-                    continue;
-                }
-                let login = account
-                    .and_then(|a| a.login.clone().or_else(|| a.slug.clone()))
-                    .unwrap_or_default();
-                all.push(InstallationInfo {
-                    id: item.id,
-                    account: printable_message(&login),
-                    account_type: printable_message(&kind),
-                    repository_selection: printable_message(
-                        item.repository_selection.as_deref().unwrap_or(""),
-                    ),
-                    suspended: item.suspended_at.is_some(),
-                });
-            }
+            all.extend(parse_installations(&reply.body).map_err(|e| {
+                ApiError::Other(format!(
+                    "{} answered GET {path} with JSON the helper cannot read ({e})",
+                    self.host
+                ))
+            })?);
             match reply
                 .next
                 .as_deref()
@@ -876,6 +842,54 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
     })
 }
 
+/// One page of `GET /app/installations`, without enterprise installations (they cannot read
+/// repositories). Server text is made printable.
+fn parse_installations(body: &[u8]) -> Result<Vec<InstallationInfo>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Account {
+        login: Option<String>,
+        slug: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        id: u64,
+        account: Option<Account>,
+        target_type: Option<String>,
+        repository_selection: Option<String>,
+        suspended_at: Option<String>,
+    }
+    let items: Vec<Item> = serde_json::from_slice(body)?;
+    Ok(items
+        .into_iter()
+        .filter_map(|item| {
+            let account = item.account.as_ref();
+            let kind = item
+                .target_type
+                .clone()
+                .or_else(|| account.and_then(|a| a.kind.clone()))
+                .unwrap_or_default();
+            if kind.eq_ignore_ascii_case("enterprise") {
+                trace!("leaving out enterprise installation {}", item.id);
+                return None;
+            }
+            let login = account
+                .and_then(|a| a.login.clone().or_else(|| a.slug.clone()))
+                .unwrap_or_default();
+            Some(InstallationInfo {
+                id: item.id,
+                account: printable_message(&login),
+                account_type: printable_message(&kind),
+                repository_selection: printable_message(
+                    item.repository_selection.as_deref().unwrap_or(""),
+                ),
+                suspended: item.suspended_at.is_some(),
+            })
+        })
+        .collect())
+}
+
 /// The `permissions` object of a token answer (empty when absent or unreadable).
 fn parse_permissions(body: &[u8]) -> BTreeMap<String, String> {
     #[derive(Deserialize)]
@@ -969,6 +983,38 @@ mod tests {
         );
         assert_eq!(next_link(r#"<https://x/a?page=1>; rel="first""#), None);
         assert_eq!(next_link("junk"), None);
+    }
+
+    #[test]
+    fn installations_are_read_without_enterprise_ones() {
+        // Shaped like GET_app_installations.json's example, plus an enterprise installation.
+        let body = br#"[
+            {"id":1,"account":{"login":"octocat","id":1,"type":"User"},"repository_selection":"all",
+             "target_type":"Organization","suspended_at":null},
+            {"id":2,"account":{"slug":"big-corp","name":"Big Corp"},"repository_selection":"selected",
+             "target_type":"Enterprise"},
+            {"id":3,"account":{"login":"evil\u001b[31m","type":"User"},"repository_selection":"selected",
+             "suspended_at":"2024-01-01T00:00:00Z"}
+        ]"#;
+        let list = parse_installations(body).unwrap();
+        assert_eq!(
+            list[0],
+            InstallationInfo {
+                id: 1,
+                account: "octocat".into(),
+                account_type: "Organization".into(),
+                repository_selection: "all".into(),
+                suspended: false,
+            }
+        );
+        assert_eq!(list.iter().map(|i| i.id).collect::<Vec<_>>(), [1, 3]);
+        assert!(list[1].suspended && list[1].account.starts_with("evil"));
+        assert!(
+            !list[1].account.chars().any(char::is_control),
+            "{:?}",
+            list[1]
+        );
+        assert!(parse_installations(b"{}").is_err());
     }
 
     #[test]

@@ -7,6 +7,14 @@
 //! A command prints its result on `out` (stdout) and messages on `err` (stderr), and returns the
 //! exit status; an `Err` becomes one `git-credential-github-app: …` line on stderr and status 1.
 
+pub mod exec;
+pub mod forget;
+pub mod installations;
+pub mod revoke;
+pub mod status;
+mod target;
+pub mod token;
+
 use crate::config::Flags;
 use std::ffi::OsString;
 use std::io::Write;
@@ -15,7 +23,16 @@ use std::process::ExitCode;
 pub mod setup;
 
 /// Every command beside git's operations, in the order the main `--help` lists them.
-pub const ALL: &[&Command] = &[&setup::SETUP, &setup::UNSETUP];
+pub const ALL: &[&Command] = &[
+    &setup::SETUP,
+    &setup::UNSETUP,
+    &token::COMMAND,
+    &exec::COMMAND,
+    &status::COMMAND,
+    &installations::COMMAND,
+    &revoke::COMMAND,
+    &forget::COMMAND,
+];
 
 /// One command.
 pub struct Command {

@@ -11,6 +11,8 @@ mod cache;
 mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
 mod clients;
+/// token, exec, status, installations, revoke, forget; least privilege; the not-installed notice.
+mod commands;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
