@@ -48,6 +48,10 @@ OPTIONS (before or after the operation or command):
     -h, --help              this text
     -V, --version           the version
 
+SET UP (writes the lines below, keeping your other helpers after ours; check with doctor):
+    git-credential-github-app setup --app-id 123456 --private-key ~/.config/my-app.pem
+    git-credential-github-app doctor
+
 EXAMPLE (~/.gitconfig):
     [credential \"https://github.com\"]
         helper =
