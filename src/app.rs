@@ -11,7 +11,7 @@ use crate::jwt::Signer;
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
 use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
-use crate::{key, protocol, route, trace};
+use crate::{protocol, route, signer, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
 use std::time::Duration;
@@ -257,13 +257,14 @@ fn mint(
     let api = &route.api_url;
     let host = app.host.as_str();
     let started = std::time::Instant::now();
-    let key = key::load(&app.key, &mut |warning| {
+    let key = signer::open(&app.key, started + config.timeout, &mut |warning| {
         if state.first_time(&warning) {
             io.say(&warning);
         }
     })?;
     trace!(
-        "key loaded in {:.2} ms",
+        "signer ({}) ready in {:.2} ms",
+        key.describe(),
         started.elapsed().as_secs_f64() * 1000.0
     );
     let initial_offset = state.clock_offset(api);

@@ -88,6 +88,15 @@ pub enum KeySource {
     Env(Secret),
 }
 
+impl KeySource {
+    /// What holds the key, for messages; never the key or a PIN.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
+        }
+    }
+}
+
 /// Where cached tokens live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {
