@@ -86,6 +86,11 @@ pub enum KeySource {
     File(PathBuf),
     /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
     Env(Secret),
+    /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
+    Command {
+        argv: Vec<String>,
+        public_key: Option<PathBuf>,
+    },
 }
 
 impl KeySource {
@@ -93,6 +98,10 @@ impl KeySource {
     pub fn describe(&self) -> String {
         match self {
             KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
+            KeySource::Command { argv, .. } => format!(
+                "signer command '{}'",
+                crate::protocol::printable(argv.first().map_or("", String::as_str))
+            ),
         }
     }
 }
@@ -282,7 +291,13 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileApp {
     app_id: StringOrNumber,
-    private_key_path: PathBuf,
+    private_key_path: Option<PathBuf>,
+    /// Like `private_key_path`, or a key that is not a file (see [`key_reference`]).
+    private_key: Option<String>,
+    /// A command that signs (see `signer::command`).
+    signer: Option<Vec<String>>,
+    /// The public key file of `signer`, for checking its signatures and for `doctor`.
+    public_key: Option<PathBuf>,
     host: Option<String>,
     api_url: Option<String>,
     installation_id: Option<u64>,
@@ -506,12 +521,37 @@ fn app_from_flags_and_env(
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
     let id = AppId::parse(&fa.app_id.text())?;
-    let mut key_path = key_path(&fa.private_key_path, "private_key_path")?;
-    if key_path.is_relative()
-        && let Some(base) = base
-    {
-        key_path = base.join(key_path);
+    let beside = |path: PathBuf| match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path,
+    };
+    if fa.public_key.is_some() && fa.signer.is_none() {
+        bail!(
+            "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
+        );
     }
+    let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
+        (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
+        (None, Some(text), None) => match key_reference(text, "private_key")? {
+            KeySource::File(path) => KeySource::File(beside(path)),
+            other => other,
+        },
+        (None, None, Some(argv)) => {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                bail!(
+                    "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
+                );
+            }
+            KeySource::Command {
+                argv: argv.clone(),
+                public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
+            }
+        }
+        (None, None, None) => {
+            bail!("app {id} has no key: set private_key_path, private_key or signer")
+        }
+        _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
+    };
     let host = Host::parse(fa.host.as_deref().unwrap_or("github.com"))?;
     let api_url = fa.api_url.as_deref().map(check_api_url).transpose()?;
     for (perm, level) in &fa.permissions {
@@ -522,7 +562,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
     Ok(App {
         origin,
         id,
-        key: KeySource::File(key_path),
+        key,
         host,
         api_url,
         installation_id: fa.installation_id,
@@ -577,6 +617,11 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 }
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
+/// A key named by one string (`--private-key`, `private_key`): a PEM file path.
+fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
+    Ok(KeySource::File(key_path(Path::new(text.trim()), setting)?))
+}
+
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
     let raw = text.to_string_lossy();
     if raw.contains("-----BEGIN") || raw.contains('\n') || raw.len() > 4096 {
@@ -670,7 +715,7 @@ mod tests {
     fn toml_errors_do_not_quote_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
         let e = format!(
             "{:#}",
             resolve(
@@ -806,11 +851,56 @@ installation_id = 7
         assert_eq!(c.apps[2].installation_id, Some(7));
     }
 
+    fn resolve_file(toml: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        resolve(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &no_env,
+        )
+    }
+
+    #[test]
+    fn key_sources_in_the_file() {
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"/k.pem\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.apps[0].key, KeySource::Command { argv, public_key }
+            if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
+        );
+        assert!(matches!(&c.apps[1].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        for (toml, expected) in [
+            ("app_id = 1\n", "has no key"),
+            ("app_id = 1\nsigner = []\n", "signer is empty"),
+            (
+                "app_id = 1\nprivate_key = \"/k\"\nsigner = [\"x\"]\n",
+                "only one of",
+            ),
+            (
+                "app_id = 1\nprivate_key_path = \"/k\"\npublic_key = \"/p\"\n",
+                "public_key belongs beside signer",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                resolve_file(&format!("[[app]]\n{toml}")).unwrap_err()
+            );
+            assert!(e.contains(expected), "{toml}: {e}");
+        }
+    }
+
     #[test]
     fn bad_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"x\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"x\"\n").unwrap();
         let err = resolve(
             &Flags {
                 config: Some(path),

@@ -23,6 +23,7 @@ pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<RsaPriva
     let text = match source {
         KeySource::File(path) => read_file(path, warn)?,
         KeySource::Env(pem) => pem.clone(),
+        other => bail!("{} is not a PEM key", other.describe()),
     };
     parse(&text, &origin(source))
 }
@@ -32,6 +33,7 @@ pub fn origin(source: &KeySource) -> String {
     match source {
         KeySource::File(path) => format!("the key in {}", shown(path)),
         KeySource::Env(_) => format!("the key in {}", crate::config::env::PRIVATE_KEY),
+        other => other.describe(),
     }
 }
 

@@ -2,9 +2,10 @@
 //! SHA-256 signature comes back; discovery, cache, single-flight and clock-skew retry do not care
 //! where the key lives.
 //!
-//! Signers: a PEM key on this machine ([`local`]). A signer is opened only when a token must be
+//! Signers: a PEM key on this machine ([`local`]); any program ([`command`]). A signer is opened only when a token must be
 //! minted (never for a cached answer), so no module is loaded and no credential is read before then.
 
+pub mod command;
 pub mod local;
 
 use crate::config::KeySource;
@@ -30,11 +31,15 @@ pub fn open(
     deadline: Instant,
     warn: &mut dyn FnMut(String),
 ) -> Result<Box<dyn KeySigner>> {
-    let _ = deadline;
     match source {
         KeySource::File(_) | KeySource::Env(_) => {
             Ok(Box::new(local::LocalKey::load(source, warn)?))
         }
+        KeySource::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
+            argv,
+            public_key.as_deref(),
+            deadline,
+        )?)),
     }
 }
 

@@ -17,3 +17,5 @@ mod flows;
 mod install;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
+/// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
+mod signers;
