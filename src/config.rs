@@ -86,6 +86,8 @@ pub enum KeySource {
     File(PathBuf),
     /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
     Env(Secret),
+    /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
+    Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
     /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
     Command {
         argv: Vec<String>,
@@ -98,6 +100,7 @@ impl KeySource {
     pub fn describe(&self) -> String {
         match self {
             KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
+            KeySource::Pkcs11(uri) => uri.describe(),
             KeySource::Command { argv, .. } => format!(
                 "signer command '{}'",
                 crate::protocol::printable(argv.first().map_or("", String::as_str))
@@ -466,11 +469,11 @@ fn app_from_flags_and_env(
     };
     let id = AppId::parse(&id_text).with_context(|| format!("from {origin}"))?;
     let key = if let Some(path) = &flags.private_key {
-        KeySource::File(key_path(path, "--private-key")?)
+        key_reference(&path.to_string_lossy(), "--private-key")?
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
         KeySource::Env(Secret::new(pem))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        KeySource::File(key_path(Path::new(&path), env::PRIVATE_KEY_PATH)?)
+        key_reference(&path, env::PRIVATE_KEY_PATH)?
     } else {
         bail!(
             "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
@@ -617,9 +620,17 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 }
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
-/// A key named by one string (`--private-key`, `private_key`): a PEM file path.
+/// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
+/// `pkcs11:` URI, or a PEM file path.
 fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
-    Ok(KeySource::File(key_path(Path::new(text.trim()), setting)?))
+    let text = text.trim();
+    if text.starts_with("pkcs11:") {
+        return Ok(KeySource::Pkcs11(
+            crate::signer::pkcs11::Pkcs11Uri::parse(text)
+                .with_context(|| format!("in {setting}"))?,
+        ));
+    }
+    Ok(KeySource::File(key_path(Path::new(text), setting)?))
 }
 
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {

@@ -2,11 +2,13 @@
 //! SHA-256 signature comes back; discovery, cache, single-flight and clock-skew retry do not care
 //! where the key lives.
 //!
-//! Signers: a PEM key on this machine ([`local`]); any program ([`command`]). A signer is opened only when a token must be
+//! Signers: a PEM key on this machine ([`local`]); a PKCS#11 token ([`pkcs11`]); any program
+//! ([`command`]). A signer is opened only when a token must be
 //! minted (never for a cached answer), so no module is loaded and no credential is read before then.
 
 pub mod command;
 pub mod local;
+pub mod pkcs11;
 
 use crate::config::KeySource;
 use anyhow::Result;
@@ -35,6 +37,7 @@ pub fn open(
         KeySource::File(_) | KeySource::Env(_) => {
             Ok(Box::new(local::LocalKey::load(source, warn)?))
         }
+        KeySource::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
         KeySource::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
             argv,
             public_key.as_deref(),

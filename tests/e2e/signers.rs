@@ -190,3 +190,165 @@ fn a_missing_signer_program_is_one_line() {
         "{err}"
     );
 }
+
+/// A SoftHSM2 token 'github' (user PIN 1234) holding the app's key as 'gh-app', id 01; the PEM it
+/// was imported from is deleted. The helper finds the token through SOFTHSM2_CONF.
+struct SoftHsm {
+    module: String,
+}
+
+fn softhsm(gh: &GitHub, env: &mut Env) -> Option<SoftHsm> {
+    if !have(&["softhsm2-util"]) {
+        return None;
+    }
+    let module = [
+        "/usr/lib/softhsm/libsofthsm2.so",
+        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+        "/usr/local/lib/softhsm/libsofthsm2.so",
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .expect("softhsm2-util is installed but libsofthsm2.so was not found");
+    let tokens = env.home.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = env.home.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let util = |args: &[&str]| {
+        let out = std::process::Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", &conf)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+    };
+    util(&[
+        "--init-token",
+        "--free",
+        "--label",
+        "github",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "123456",
+    ]);
+    let pkcs8 = env.home.join("app.pkcs8.pem");
+    write_0600(&pkcs8, &gh.app(1001).private_key_pkcs8_pem());
+    util(&[
+        "--import",
+        &pkcs8.display().to_string(),
+        "--token",
+        "github",
+        "--label",
+        "gh-app",
+        "--id",
+        "01",
+        "--pin",
+        "1234",
+    ]);
+    std::fs::remove_file(&pkcs8).unwrap();
+    std::fs::remove_file(&env.key_path).unwrap();
+    env.set_env("SOFTHSM2_CONF", &conf.display().to_string());
+    Some(SoftHsm {
+        module: module.to_owned(),
+    })
+}
+
+/// The helper line with `--private-key 'URI'`: single-quoted for the shell git runs it with, and
+/// the whole value double-quoted in ~/.gitconfig, where `;` would start a comment.
+fn use_uri(env: &mut Env, gh: &GitHub, uri: &str) {
+    env.set_flags(&[]);
+    let line = format!(
+        "{} --app-id 1001 --private-key '{uri}' --host {} --cache file",
+        HELPER,
+        gh.host()
+    );
+    env.append_gitconfig(&format!(
+        "[credential \"{}\"]\n\thelper =\n\thelper = \"{}\"\n",
+        env.git_url,
+        line.replace('\\', "\\\\").replace('"', "\\\"")
+    ));
+}
+
+#[test]
+fn softhsm2_token_clones_and_pushes_with_the_pem_deleted() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    let Some(hsm) = softhsm(&gh, &mut env) else {
+        return;
+    };
+    let pin = env.home.join("pin");
+    write_0600(&pin, "1234\n");
+    let uri = format!(
+        "pkcs11:token=github;object=gh-app;type=private?module-path={}&pin-source=file:{}",
+        hsm.module,
+        pin.display()
+    );
+    use_uri(&mut env, &gh, &uri);
+    assert!(!env.key_path.exists());
+    assert_ok(&env.clone_repo("octo", "dotfiles"));
+    assert_ok(&commit_and_push(&env, "octo-dotfiles"));
+    assert_eq!(gh.mint_count(), 1);
+    // pin-value and id= work too
+    let uri = format!(
+        "pkcs11:token=github;id=%01?module-path={}&pin-value=1234",
+        hsm.module
+    );
+    use_uri(&mut env, &gh, &uri);
+    let cache = env.cache_dir();
+    std::fs::remove_dir_all(cache).unwrap();
+    token_of(&env.fill("octo/dotfiles.git"));
+    assert_eq!(gh.mint_count(), 2);
+}
+
+#[test]
+fn softhsm2_errors_are_one_line_without_the_pin() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    let Some(hsm) = softhsm(&gh, &mut env) else {
+        return;
+    };
+    let m = &hsm.module;
+    for (uri, expected) in [
+        (
+            format!("pkcs11:token=github;object=gh-app?module-path={m}&pin-value=987654"),
+            "the PIN for PKCS#11 key 'gh-app' on token 'github' is wrong (CKR_PIN_INCORRECT); check pin-value or pin-source",
+        ),
+        (
+            format!("pkcs11:token=github;object=nope?module-path={m}&pin-value=1234"),
+            "PKCS#11 key 'nope' on token 'github' does not exist",
+        ),
+        (
+            format!("pkcs11:token=gitlab;object=gh-app?module-path={m}&pin-value=1234"),
+            "has no token 'gitlab'; its tokens: 'github'",
+        ),
+        (
+            "pkcs11:token=github;object=gh-app?module-path=/opt/none/libpkcs11.so&pin-value=1234"
+                .to_owned(),
+            "PKCS#11 module /opt/none/libpkcs11.so does not exist",
+        ),
+        (
+            format!("pkcs11:token=github;object=gh-app?module-path={m}"),
+            "needs a PIN: add pin-source=file:",
+        ),
+    ] {
+        use_uri(&mut env, &gh, &uri);
+        let out = env.fill("octo/dotfiles.git");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{uri}\n{err}");
+        assert!(!err.contains("987654"), "{err}");
+        assert_eq!(
+            err.lines().filter(|l| !l.starts_with("askpass")).count(),
+            1,
+            "{err}"
+        );
+    }
+    assert_eq!(gh.mint_count(), 0);
+}
