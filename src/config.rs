@@ -88,6 +88,8 @@ pub enum KeySource {
     Env(Secret),
     /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
     Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
+    /// An AWS KMS key or alias ARN (`--private-key arn:aws:kms:REGION:ACCOUNT:key/ID`).
+    AwsKms(crate::signer::aws_kms::KmsKey),
     /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
     Command {
         argv: Vec<String>,
@@ -101,6 +103,7 @@ impl KeySource {
         match self {
             KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
             KeySource::Pkcs11(uri) => uri.describe(),
+            KeySource::AwsKms(key) => key.describe(),
             KeySource::Command { argv, .. } => format!(
                 "signer command '{}'",
                 crate::protocol::printable(argv.first().map_or("", String::as_str))
@@ -621,9 +624,14 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
 /// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
-/// `pkcs11:` URI, or a PEM file path.
+/// `pkcs11:` URI, an AWS KMS key ARN, or a PEM file path.
 fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
     let text = text.trim();
+    if text.starts_with("arn:") {
+        return Ok(KeySource::AwsKms(
+            crate::signer::aws_kms::KmsKey::parse(text).with_context(|| format!("in {setting}"))?,
+        ));
+    }
     if text.starts_with("pkcs11:") {
         return Ok(KeySource::Pkcs11(
             crate::signer::pkcs11::Pkcs11Uri::parse(text)
@@ -887,6 +895,24 @@ installation_id = 7
             if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
         );
         assert!(matches!(&c.apps[1].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
+        )
+        .unwrap();
+        assert!(matches!(&c.apps[0].key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(
+            matches!(&c.apps[1].key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+        );
+        let flags = Flags {
+            app_id: Some("1".into()),
+            private_key: Some("arn:aws:kms:us-east-1:123456789012:key/abc".into()),
+            ..Flags::default()
+        };
+        assert!(matches!(
+            &resolve(&flags, &no_env).unwrap().apps[0].key,
+            KeySource::AwsKms(_)
+        ));
         for (toml, expected) in [
             ("app_id = 1\n", "has no key"),
             ("app_id = 1\nsigner = []\n", "signer is empty"),

@@ -3,7 +3,7 @@
 //! Data flows one way: [`protocol`] parses git's request → [`route`] picks the app and owner from the
 //! [`config`] → [`cache`] answers if it holds a fresh token → otherwise, under a cross-process lock,
 //! [`github`] finds the installation and mints a token with a JWT from [`jwt`], signed by a
-//! [`signer`] (a [`key`] on this machine, or a command) → the token
+//! [`signer`] (a [`key`] on this machine, a PKCS#11 token, AWS KMS or a command) → the token
 //! is cached and written back by [`protocol`]. [`app`] is the only module that knows that order.
 
 pub mod app;

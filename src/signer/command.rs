@@ -57,71 +57,12 @@ impl CommandSigner {
 impl KeySigner for CommandSigner {
     fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>> {
         let name = self.name();
-        let mut command = Command::new(&self.argv[0]);
-        command
-            .args(&self.argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Its own process group, so that a timeout stops the whole signer (`sh -c '… | …'`),
-        // not just its first process.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command
-            .spawn()
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    anyhow!("signer command '{name}' was not found (check `signer` in the config file and PATH)")
-                }
-                _ => anyhow!("cannot start signer command '{name}': {e}"),
-            })?;
-        let stdout = child
-            .stdout
-            .take()
-            .map(|p| std::thread::spawn(move || drain(p)));
-        let stderr = child
-            .stderr
-            .take()
-            .map(|p| std::thread::spawn(move || drain(p)));
-        if let Some(mut stdin) = child.stdin.take() {
-            let input = signing_input.to_vec();
-            // A signer that exits without reading stdin is judged by its exit status below.
-            std::thread::spawn(move || {
-                let _ = stdin.write_all(&input);
-            });
-        }
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() >= self.deadline => {
-                    #[cfg(unix)]
-                    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-                        let _ =
-                            rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-                    }
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    bail!(
-                        "signer command '{name}' did not answer within the time budget and was stopped; check that it runs without prompting (or raise --timeout)"
-                    );
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                Err(e) => bail!("cannot wait for signer command '{name}': {e}"),
-            }
-        };
-        let out = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
-        let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
-        if !status.success() {
-            let what = match status.code() {
-                Some(code) => format!("exited with status {code}"),
-                None => "was killed by a signal".to_owned(),
-            };
-            let said = shown_stderr(&err);
-            if said.is_empty() {
-                bail!("signer command '{name}' {what}");
-            }
-            bail!("signer command '{name}' {what}: {said}");
-        }
+        let out = run(
+            &self.argv,
+            signing_input,
+            self.deadline,
+            &format!("signer command '{name}'"),
+        )?;
         let signature = decode_signature(&out).ok_or_else(|| {
             anyhow!(
                 "signer command '{name}' printed {} bytes that are not an RSA signature (raw or base64); it must print the PKCS#1 v1.5 SHA-256 signature of its stdin",
@@ -151,6 +92,77 @@ impl KeySigner for CommandSigner {
     fn describe(&self) -> String {
         format!("signer command '{}'", self.name())
     }
+}
+
+/// Run `argv` with `input` on stdin until `deadline`; its stdout when it succeeds. `what` names
+/// it in messages ("signer command 'openssl'"). Failures give one line with its stderr masked.
+pub fn run(argv: &[String], input: &[u8], deadline: Instant, what: &str) -> Result<Vec<u8>> {
+    let Some((program, args)) = argv.split_first() else {
+        bail!("{what} is empty");
+    };
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // Its own process group, so that a timeout stops the whole command (`sh -c '… | …'`), not
+    // just its first process.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            anyhow!("{what} was not found (check the configured command and PATH)")
+        }
+        _ => anyhow!("cannot start {what}: {e}"),
+    })?;
+    let stdout = child
+        .stdout
+        .take()
+        .map(|p| std::thread::spawn(move || drain(p)));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|p| std::thread::spawn(move || drain(p)));
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // A command that exits without reading stdin is judged by its exit status below.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                #[cfg(unix)]
+                if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+                    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "{what} did not answer within the time budget and was stopped; check that it runs without prompting (or raise --timeout)"
+                );
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => bail!("cannot wait for {what}: {e}"),
+        }
+    };
+    let out = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
+    let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exited with status {code}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        let said = shown_stderr(&err);
+        if said.is_empty() {
+            bail!("{what} {how}");
+        }
+        bail!("{what} {how}: {said}");
+    }
+    Ok(out)
 }
 
 /// Read a pipe to its end, keeping at most [`OUTPUT_CAP`] bytes.

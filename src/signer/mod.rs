@@ -2,10 +2,12 @@
 //! SHA-256 signature comes back; discovery, cache, single-flight and clock-skew retry do not care
 //! where the key lives.
 //!
-//! Signers: a PEM key on this machine ([`local`]); a PKCS#11 token ([`pkcs11`]); any program
-//! ([`command`]). A signer is opened only when a token must be
+//! Signers: a PEM key on this machine ([`local`]); a PKCS#11 token ([`pkcs11`]); AWS KMS
+//! ([`aws_kms`]); any program ([`command`]). A signer is opened only when a token must be
 //! minted (never for a cached answer), so no module is loaded and no credential is read before then.
 
+pub mod aws_credentials;
+pub mod aws_kms;
 pub mod command;
 pub mod local;
 pub mod pkcs11;
@@ -38,6 +40,7 @@ pub fn open(
             Ok(Box::new(local::LocalKey::load(source, warn)?))
         }
         KeySource::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
+        KeySource::AwsKms(key) => Ok(Box::new(aws_kms::KmsSigner::open(key, deadline)?)),
         KeySource::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
             argv,
             public_key.as_deref(),

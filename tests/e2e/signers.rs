@@ -352,3 +352,284 @@ fn softhsm2_errors_are_one_line_without_the_pin() {
     }
     assert_eq!(gh.mint_count(), 0);
 }
+
+/// moto's AWS server (KMS, STS, IAM) on a loopback port, stopped when dropped.
+struct Moto {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto(extra_env: &[(&str, &str)]) -> Option<Moto> {
+    if !have(&["python3:moto.server", "python3:boto3"]) {
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = std::process::Command::new("python3");
+    command
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in extra_env {
+        command.env(k, v);
+    }
+    let moto = Moto {
+        child: command.spawn().unwrap(),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "moto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(moto)
+}
+
+/// Run a boto3 snippet against moto (`kms`, `iam` clients ready); its stdout.
+fn boto3(moto: &Moto, script: &str) -> String {
+    let program = format!(
+        "import boto3, base64, json\n\
+         def client(name, key='testing', secret='testing'):\n    \
+             return boto3.client(name, region_name='us-east-1', endpoint_url='{}', aws_access_key_id=key, aws_secret_access_key=secret)\n\
+         kms = client('kms')\niam = client('iam')\n{script}",
+        moto.url
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &program])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    stdout(&out)
+}
+
+/// A KMS RSA_2048 SIGN_VERIFY key (and alias/github-app) in moto; the local GitHub trusts its
+/// public key for app 1001. Returns (GitHub, key ARN, alias ARN).
+fn kms_world(moto: &Moto) -> (GitHub, String, String) {
+    let out = boto3(
+        moto,
+        "k = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY')['KeyMetadata']\n\
+         kms.create_alias(AliasName='alias/github-app', TargetKeyId=k['KeyId'])\n\
+         pub = kms.get_public_key(KeyId=k['KeyId'])['PublicKey']\n\
+         print(k['Arn']); print(base64.b64encode(pub).decode())\n",
+    );
+    let mut lines = out.lines();
+    let arn = lines.next().unwrap().to_owned();
+    let der = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        lines.next().unwrap(),
+    )
+    .unwrap();
+    let gh = GitHub::builder()
+        .app(App::with_key(
+            1001,
+            "ci-bot",
+            local_github::AppKey::from_public_der(&der).unwrap(),
+        ))
+        .account(Account::user("octo"))
+        .repo("octo", "dotfiles")
+        .installation(
+            Installation::new(12, 1001, "octo")
+                .all()
+                .permissions([("contents", "write"), ("metadata", "read")]),
+        )
+        .start()
+        .unwrap();
+    let alias = arn.split(":key/").next().unwrap().to_owned() + ":alias/github-app";
+    (gh, arn, alias)
+}
+
+fn use_kms(env: &mut Env, gh: &GitHub, moto: &Moto, arn: &str) {
+    let host = gh.host();
+    env.set_flags(&[
+        "--app-id",
+        "1001",
+        "--private-key",
+        arn,
+        "--host",
+        &host,
+        "--cache",
+        "file",
+    ]);
+    env.set_env("AWS_ENDPOINT_URL", &moto.url);
+    env.set_env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+#[test]
+fn aws_kms_key_clones_and_pushes() {
+    let Some(moto) = moto(&[]) else { return };
+    let (gh, arn, alias) = kms_world(&moto);
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    env.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+    env.set_env(
+        "AWS_SECRET_ACCESS_KEY",
+        "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    );
+    env.set_env("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEXAMPLESESSIONTOKEN");
+    assert_ok(&env.clone_repo("octo", "dotfiles"));
+    assert_ok(&commit_and_push(&env, "octo-dotfiles"));
+    assert_eq!(gh.mint_count(), 1);
+    // the alias ARN works too; traces name the credentials' source, never the secrets
+    use_kms(&mut env, &gh, &moto, &alias);
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("credentials AKIDEXAMPLE from the environment (AWS_ACCESS_KEY_ID)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wJalr") && !err.contains("SESSIONTOKEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aws_kms_credentials_from_web_identity_and_profiles() {
+    let Some(moto) = moto(&[]) else { return };
+    let (gh, arn, _) = kms_world(&moto);
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    // CI OIDC: a web identity token file and a role, exchanged with STS (moto serves it)
+    let token = env.home.join("oidc-token");
+    write_0600(
+        &token,
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9jdG8vZG90ZmlsZXMifQ.c2ln",
+    );
+    env.set_env(
+        "AWS_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/github-app-signer",
+    );
+    env.set_env("AWS_WEB_IDENTITY_TOKEN_FILE", &token.display().to_string());
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("from role arn:aws:iam::123456789012:role/github-app-signer through web identity (AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE)"),
+        "{err}"
+    );
+    assert!(!err.contains("c2ln"), "{err}");
+
+    // A named profile in the shared credentials file wins over web identity
+    let files = env.home.join(".aws");
+    std::fs::create_dir_all(&files).unwrap();
+    write_0600(
+        &files.join("credentials"),
+        "[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = x\n\
+         [ci]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = wJalrProfileSecret\n",
+    );
+    env.set_env("AWS_PROFILE", "ci");
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("credentials AKIDPROFILE from profile 'ci' in"),
+        "{err}"
+    );
+    assert!(!err.contains("wJalrProfileSecret"), "{err}");
+
+    // credential_process in ~/.aws/config (how SSO and assumed roles reach the helper)
+    env.set_env("AWS_PROFILE", "sso");
+    std::fs::write(
+        files.join("config"),
+        "[profile sso]\ncredential_process = echo '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS\", \"SecretAccessKey\": \"s\", \"SessionToken\": \"t\"}'\n",
+    )
+    .unwrap();
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    assert!(
+        stderr(&out).contains("credentials AKIDPROCESS from credential_process of profile 'sso'"),
+        "{}",
+        stderr(&out)
+    );
+
+    // an unknown profile is one line
+    env.set_env("AWS_PROFILE", "nope");
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    let err = stderr(&env.fill("octo/dotfiles.git"));
+    assert!(
+        err.contains("AWS_PROFILE 'nope' is in neither ~/.aws/credentials nor ~/.aws/config"),
+        "{err}"
+    );
+}
+
+#[test]
+fn aws_kms_checks_signatures_and_names_access_denied() {
+    // moto with IAM enforcement after the 8 setup calls below: SigV4 signatures are verified
+    // and policies apply, as in AWS.
+    let Some(moto) = moto(&[("INITIAL_NO_AUTH_ACTION_COUNT", "8")]) else {
+        return;
+    };
+    let (gh, arn, _) = kms_world(&moto); // 3 calls
+    let keys = boto3(
+        &moto,
+        "for user in ('signer', 'nobody'):\n    \
+             iam.create_user(UserName=user)\n    \
+             k = iam.create_access_key(UserName=user)['AccessKey']\n    \
+             print(k['AccessKeyId'], k['SecretAccessKey'])\n\
+         iam.put_user_policy(UserName='signer', PolicyName='sign', PolicyDocument=json.dumps(\
+             {'Version': '2012-10-17', 'Statement': [{'Effect': 'Allow', 'Action': ['kms:Sign', 'kms:GetPublicKey'], 'Resource': '*'}]}))\n",
+    );
+    let keys: Vec<(String, String)> = keys
+        .lines()
+        .map(|l| {
+            let (id, secret) = l.split_once(' ').unwrap();
+            (id.to_owned(), secret.to_owned())
+        })
+        .collect();
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    env.set_env("AWS_ACCESS_KEY_ID", &keys[0].0);
+    env.set_env("AWS_SECRET_ACCESS_KEY", &keys[0].1);
+    token_of(&env.fill("octo/dotfiles.git"));
+
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    env.set_env("AWS_ACCESS_KEY_ID", &keys[1].0);
+    env.set_env("AWS_SECRET_ACCESS_KEY", &keys[1].1);
+    let out = env.fill("octo/dotfiles.git");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "AWS KMS refused Sign with AWS KMS key {arn} (AccessDenied"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("allow kms:Sign on the key for the credentials from the environment (AWS_ACCESS_KEY_ID) (access key {})", keys[1].0)),
+        "{err}"
+    );
+    assert!(!err.contains(&keys[1].1), "{err}");
+
+    env.set_env("AWS_ACCESS_KEY_ID", &keys[0].0);
+    env.set_env("AWS_SECRET_ACCESS_KEY", "wrong-secret-wJalrXUtnFEMI");
+    let err = stderr(&env.fill("octo/dotfiles.git"));
+    assert!(err.contains("AWS did not accept the credentials from the environment (AWS_ACCESS_KEY_ID); refresh them"), "{err}");
+    assert!(!err.contains("wrong-secret"), "{err}");
+    assert_eq!(gh.mint_count(), 1);
+}
