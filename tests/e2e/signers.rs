@@ -633,3 +633,158 @@ fn aws_kms_checks_signatures_and_names_access_denied() {
     assert!(!err.contains("wrong-secret"), "{err}");
     assert_eq!(gh.mint_count(), 1);
 }
+
+#[test]
+fn a_cached_get_never_runs_the_signer() {
+    if !have(&["openssl"]) {
+        return;
+    }
+    let gh = world();
+    let probe = Env::new(&gh, 1001);
+    let runs = probe.home.join("signer-runs");
+    let signer = format!(
+        "[\"sh\", \"-c\", \"echo run >> \\\"$1\\\"; exec openssl dgst -sha256 -sign \\\"$0\\\"\", {}, {}]",
+        toml_str(&probe.key_path),
+        toml_str(&runs)
+    );
+    let env = with_signer(&gh, &signer, "");
+    let first = token_of(&env.fill("octo/dotfiles.git"));
+    let signed = std::fs::read_to_string(&runs).unwrap().lines().count();
+    assert!(signed >= 1);
+    for _ in 0..3 {
+        assert_eq!(token_of(&env.fill("octo/dotfiles.git")), first);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&runs).unwrap().lines().count(),
+        signed,
+        "cached answers ran the signer"
+    );
+}
+
+#[test]
+fn a_cached_get_needs_neither_kms_nor_credentials() {
+    let Some(mut moto) = moto(&[]) else { return };
+    let (gh, arn, _) = kms_world(&moto);
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    env.set_env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+    env.set_env("AWS_SECRET_ACCESS_KEY", "secret");
+    let first = token_of(&env.fill("octo/dotfiles.git"));
+    // KMS gone and no credentials left: the cached token is still the answer
+    let _ = moto.child.kill();
+    let _ = moto.child.wait();
+    env.set_env("AWS_ACCESS_KEY_ID", "");
+    env.set_env("AWS_SECRET_ACCESS_KEY", "");
+    let out = env.fill("octo/dotfiles.git");
+    assert_eq!(token_of(&out), first);
+    assert_eq!(stderr(&out), "");
+}
+
+/// A loopback stand-in for the container credentials endpoint and IMDSv2 (token required), run
+/// as a real HTTP server process; answers AccessKeyId `key_id`.
+const METADATA_SERVER: &str = r#"
+import http.server, json, sys
+creds = json.dumps({"AccessKeyId": sys.argv[1], "SecretAccessKey": "metadata-secret",
+                    "Token": "metadata-session-token", "Expiration": "2099-01-01T00:00:00Z"}).encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_PUT(self):
+        ok = self.path == "/latest/api/token" and self.headers.get("x-aws-ec2-metadata-token-ttl-seconds")
+        self.answer(200 if ok else 403, b"imds-session" if ok else b"")
+    def do_GET(self):
+        prefix = "/latest/meta-data/iam/security-credentials/"
+        if self.path.startswith(prefix):
+            if self.headers.get("x-aws-ec2-metadata-token") != "imds-session":
+                return self.answer(401, b"")
+            return self.answer(200, b"signer-role\n" if self.path == prefix else creds)
+        if self.path == "/v2/credentials":
+            if self.headers.get("authorization") != "container-auth":
+                return self.answer(401, b"")
+            return self.answer(200, creds)
+        self.answer(404, b"")
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_port, flush=True)
+server.serve_forever()
+"#;
+
+struct Metadata {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Metadata {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn metadata_server(key_id: &str) -> Metadata {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", METADATA_SERVER, key_id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    Metadata {
+        child,
+        url: format!("http://127.0.0.1:{}", line.trim()),
+    }
+}
+
+#[test]
+fn aws_kms_credentials_from_container_and_instance_metadata() {
+    let Some(moto) = moto(&[]) else { return };
+    let (gh, arn, _) = kms_world(&moto);
+    let metadata = metadata_server("AKIDMETADATA");
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+
+    env.set_env("AWS_EC2_METADATA_DISABLED", "false");
+    env.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &metadata.url);
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("credentials AKIDMETADATA from instance metadata (role signer-role)"),
+        "{err}"
+    );
+
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    env.set_env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        &format!("{}/v2/credentials", metadata.url),
+    );
+    env.set_env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth");
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("credentials AKIDMETADATA from container metadata"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("metadata-secret") && !err.contains("metadata-session-token"),
+        "{err}"
+    );
+
+    // a container endpoint that is neither https nor loopback is refused before any request
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    env.set_env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "http://metadata.example.com/creds",
+    );
+    let err = stderr(&env.fill("octo/dotfiles.git"));
+    assert!(err.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, loopback or the container metadata address"), "{err}");
+}
