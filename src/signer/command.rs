@@ -206,7 +206,12 @@ pub fn decode_signature(out: &[u8]) -> Option<Vec<u8>> {
             }
         }
     }
-    plausible(out).then(|| out.to_vec())
+    // Text that is not base64 (`vault:v1:…`, an error message) is not a raw signature either: a
+    // random 256-byte signature is printable ASCII with a probability of about 10^-110.
+    let is_text = out
+        .iter()
+        .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+    (!is_text && plausible(out)).then(|| out.to_vec())
 }
 
 /// A signer's stderr as one line: control characters replaced, long secret-looking runs
@@ -308,6 +313,13 @@ mod tests {
         assert!(decode_signature(b"OK\n").is_none());
         assert!(decode_signature(b"error: permission denied\n").is_none());
         assert!(decode_signature(&[0u8; 64]).is_none());
+        // Vault Transit's answer without its `vault:v1:` prefix removed
+        let vault = format!(
+            "vault:v1:{}",
+            base64::engine::general_purpose::STANDARD.encode([7u8; 256])
+        );
+        assert!(decode_signature(vault.as_bytes()).is_none());
+        assert!(decode_signature("error: ".repeat(40).as_bytes()).is_none());
     }
 
     #[test]
