@@ -222,9 +222,11 @@ impl Pkcs11Signer {
             }
             e => anyhow!("cannot load PKCS#11 module {file_shown}: {e}"),
         })?;
-        module
-            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .map_err(|e| anyhow!("PKCS#11 module {file_shown} failed to start: {}", rv(&e)))?;
+        match module.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            // Another app of this run opened the same module.
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => bail!("PKCS#11 module {file_shown} failed to start: {}", rv(&e)),
+        }
         let slot = find_slot(&module, uri, &file_shown)?;
         let token_info = module
             .get_token_info(slot)
