@@ -130,3 +130,74 @@ fn odd_api_urls_are_refused_with_a_clear_message() {
     // Nothing was remembered for a refused URL.
     assert!(!env.cache_dir().join("installations").exists());
 }
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn http_date(secs: u64) -> String {
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+/// `password_expiry_utc` is an hour from the request on our clock, whatever GitHub's clock or its
+/// `Date` header says; never 0, never in the past, never more than the token lives.
+#[test]
+fn expiry_is_right_whatever_the_date_header_says() {
+    const MINT: &str = "/api/v3/app/installations/";
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let get = |what: &str| {
+        let before = unix_now();
+        let out = env.helper(
+            &["--cache", "none", "get"],
+            format!(
+                "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+                gh.host()
+            )
+            .as_bytes(),
+        );
+        let after = unix_now();
+        assert_ok(&out);
+        let expiry: u64 = field(&out, "password_expiry_utc").unwrap().parse().unwrap();
+        assert!(
+            expiry >= before + 3600 - 2 && expiry <= after + 3600,
+            "{what}: expiry {expiry} is not an hour from {before}..{after}: {}",
+            stderr(&out)
+        );
+    };
+    // GitHub's whole clock skewed (Date and expires_at agree): far ahead, 2 h ahead, behind.
+    for offset in [10 * 365 * 86400_i64, 7200, -7200] {
+        gh.set_clock_offset(offset);
+        get(&format!("GitHub's clock {offset:+} s"));
+    }
+    gh.set_clock_offset(0);
+    // Only the Date header is off (a proxy, a broken server): expires_at is right on our clock.
+    let now = unix_now();
+    for (what, date) in [
+        ("Date far ahead", http_date(now + 10 * 365 * 86400)),
+        ("Date 2 h ahead", http_date(now + 7200)),
+        ("Date 1 h behind", http_date(now - 3600)),
+        ("Date garbage", "yesterday".to_owned()),
+        ("Date empty", String::new()),
+    ] {
+        let expires_at = humantime::format_rfc3339_seconds(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_now() + 3600),
+        );
+        gh.inject(
+            local_github::Fault::new(
+                MINT,
+                local_github::FaultAction::json(
+                    201,
+                    serde_json::json!({"token": "ghs_dateTest0123456789abcdefghijklmnopq", "expires_at": expires_at.to_string()}),
+                )
+                .with_header("Date", date),
+            )
+            .method("POST")
+            .times(1),
+        );
+        get(what);
+    }
+}
