@@ -19,6 +19,8 @@ mod direct;
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
 mod flows;
+/// Hostile and unlucky cases (issue "never stuck, never echoing").
+mod hardening;
 /// install.sh into a scratch HOME.
 mod install;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
