@@ -373,6 +373,12 @@ impl Client {
                     reply.message()
                 )))
             }
+            422 if !repositories.is_empty() => Err(ApiError::NotInstalled(format!(
+                "{} refused a token for installation {installation} limited to repository {}: {} (add the repository to the installation's selection, or mint without --repo-scoped)",
+                self.host,
+                repositories.join(", "),
+                reply.message()
+            ))),
             422 => Err(ApiError::Other(format!(
                 "{} refused a token for installation {installation}: {} (ask only for permissions and repositories the installation has)",
                 self.host,
