@@ -53,6 +53,11 @@ impl Signer {
         }
     }
 
+    /// What signs (for `doctor`: its public key and fingerprint).
+    pub fn key(&self) -> &dyn KeySigner {
+        self.key.as_ref()
+    }
+
     /// The `iss` claim: the App ID or client ID.
     pub fn issuer(&self) -> &str {
         &self.iss
@@ -125,6 +130,7 @@ mod tests {
         let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
         let input = format!("{}.{}", parts[0], parts[1]);
         crate::signer::verify(&spki, input.as_bytes(), &signature).unwrap();
+        assert_eq!(signer.key().public_key_der().unwrap(), spki);
         // Reused within a minute, re-signed when the offset changes.
         assert_eq!(signer.sign(1_000_030).unwrap(), jwt);
         signer.offset = 100;
