@@ -54,14 +54,14 @@ impl AppId {
         if looks_like_client_id {
             return Ok(AppId::ClientId(text.to_owned()));
         }
-        let shown = crate::protocol::printable(text);
-        if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(what) = secret_kind(text) {
             bail!(
-                "the app id looks like a client secret (not shown); give the numeric App ID or the client ID (Iv…) from the app's settings page"
+                "the app id is {what} (not shown); give the numeric App ID or the client ID (Iv…) from the app's settings page"
             );
         }
         bail!(
-            "app id '{shown}' is neither a numeric App ID nor a client ID (Iv…); both are on the app's settings page"
+            "app id {} is neither a numeric App ID nor a client ID (Iv…); both are on the app's settings page",
+            quoted(text)
         )
     }
 
@@ -86,6 +86,30 @@ pub enum KeySource {
     File(PathBuf),
     /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
     Env(Secret),
+    /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
+    Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
+    /// An AWS KMS key or alias ARN (`--private-key arn:aws:kms:REGION:ACCOUNT:key/ID`).
+    AwsKms(crate::signer::aws_kms::KmsKey),
+    /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
+    Command {
+        argv: Vec<String>,
+        public_key: Option<PathBuf>,
+    },
+}
+
+impl KeySource {
+    /// What holds the key, for messages; never the key or a PIN.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
+            KeySource::Pkcs11(uri) => uri.describe(),
+            KeySource::AwsKms(key) => key.describe(),
+            KeySource::Command { argv, .. } => format!(
+                "signer command '{}'",
+                crate::protocol::printable(argv.first().map_or("", String::as_str))
+            ),
+        }
+    }
 }
 
 /// Where cached tokens live.
@@ -105,9 +129,9 @@ impl CacheMode {
             "keyring" => CacheMode::Keyring,
             "file" => CacheMode::File,
             "none" | "off" => CacheMode::None,
-            other => bail!(
-                "unknown cache mode '{}': use auto, keyring, file or none",
-                crate::protocol::printable(other)
+            _ => bail!(
+                "unknown cache mode {}: use auto, keyring, file or none",
+                quoted(text)
             ),
         })
     }
@@ -121,17 +145,16 @@ impl Host {
     /// Accepts `github.com`, `GitHub.com:443`, `https://ghe.example.com/`, `127.0.0.1:8080`.
     pub fn parse(text: &str) -> Result<Host> {
         let text = text.trim();
+        if let Some(what) = secret_kind(text) {
+            bail!("the host is {what} (not shown), not a host name");
+        }
         let (scheme, rest) = match text.split_once("://") {
             Some((s, r)) => (Some(s), r),
             None => (None, text),
         };
         let host = rest.trim_end_matches('/');
-        let valid = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-        if !valid {
-            bail!("'{}' is not a host name", crate::protocol::printable(text));
+        if split_host_port(host).is_none() {
+            bail!("{} is not a host name", quoted(text));
         }
         Ok(Host::normalize(scheme.unwrap_or("https"), host))
     }
@@ -154,16 +177,15 @@ impl Host {
 
     /// The name without port or IPv6 brackets.
     pub fn name(&self) -> &str {
-        let h = &self.0;
-        if let Some(rest) = h.strip_prefix('[') {
-            return rest.split(']').next().unwrap_or(rest);
-        }
-        h.rsplit_once(':').map_or(h.as_str(), |(name, _)| name)
+        split_host_port(&self.0).map_or(self.0.as_str(), |(name, _)| name)
     }
 
-    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for.
+    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for. Only a
+    /// well-formed host counts: `[::1]evil.example` is not loopback.
     pub fn is_loopback(&self) -> bool {
-        let name = self.name();
+        let Some((name, _)) = split_host_port(&self.0) else {
+            return false;
+        };
         if name == "localhost" {
             return true;
         }
@@ -183,6 +205,37 @@ impl Host {
             format!("{protocol}://{}/api/v3", self.0)
         }
     }
+}
+
+/// `name[:port]` or `[ipv6][:port]` split into name (without brackets) and port; `None` unless
+/// the text is exactly that shape: a DNS name or IPv4 address of letters, digits, `-`, `.` and
+/// `_`; an IPv6 address inside brackets; a port of digits.
+fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let (name, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        (inside, port)
+    } else {
+        match text.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (text, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    let name_ok = text.starts_with('[')
+        || (!name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)));
+    name_ok.then_some((name, port))
 }
 
 /// One GitHub App and what it serves.
@@ -279,7 +332,13 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileApp {
     app_id: StringOrNumber,
-    private_key_path: PathBuf,
+    private_key_path: Option<PathBuf>,
+    /// Like `private_key_path`, or a key that is not a file (see [`key_reference`]).
+    private_key: Option<String>,
+    /// A command that signs (see `signer::command`).
+    signer: Option<Vec<String>>,
+    /// The public key file of `signer`, for checking its signatures and for `doctor`.
+    public_key: Option<PathBuf>,
     host: Option<String>,
     api_url: Option<String>,
     installation_id: Option<u64>,
@@ -315,12 +374,20 @@ pub fn default_config_path() -> Option<PathBuf> {
 /// Merge flags, environment (through `getenv`) and the config file into a [`Config`].
 pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let env = |name: &str| getenv(name).filter(|v| !v.trim().is_empty());
-    let (file_path, explicit) = match flags
-        .config
-        .clone()
-        .or_else(|| env(env::CONFIG).map(PathBuf::from))
-    {
-        Some(p) => (Some(expand_home(&p)), true),
+    let (file_path, explicit) = match first_named(&[
+        (
+            flags.config.clone().map(PathBuf::into_os_string),
+            "--config",
+        ),
+        (env(env::CONFIG).map(Into::into), env::CONFIG),
+    ]) {
+        Some((p, setting)) => {
+            let text = p.to_string_lossy();
+            if let Some(what) = secret_kind(&text).filter(|_| !text.contains('/')) {
+                bail!("{setting} is {what} (not shown), not the path of a config file");
+            }
+            (Some(expand_home(Path::new(&p))), true)
+        }
         None => (default_config_path(), false),
     };
     let file = match &file_path {
@@ -349,16 +416,20 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         apps.push(app);
     }
 
-    let cache = first(&[flags.cache.clone(), env(env::CACHE), file.cache.clone()])
-        .map(|s| CacheMode::parse(&s))
-        .transpose()?
-        .unwrap_or(CacheMode::Auto);
-    let refresh_margin = first(&[
-        flags.refresh_margin.clone(),
-        env(env::REFRESH_MARGIN),
-        file.refresh_margin.clone(),
+    let cache = first_named(&[
+        (flags.cache.clone(), "--cache"),
+        (env(env::CACHE), env::CACHE),
+        (file.cache.clone(), "config file: cache"),
     ])
-    .map(|s| parse_duration(&s, "refresh margin"))
+    .map(|(s, setting)| CacheMode::parse(&s).context(setting))
+    .transpose()?
+    .unwrap_or(CacheMode::Auto);
+    let refresh_margin = first_named(&[
+        (flags.refresh_margin.clone(), "--refresh-margin"),
+        (env(env::REFRESH_MARGIN), env::REFRESH_MARGIN),
+        (file.refresh_margin.clone(), "config file: refresh_margin"),
+    ])
+    .map(|(s, setting)| parse_duration(&s, "refresh margin").context(setting))
     .transpose()?
     .unwrap_or(DEFAULT_MARGIN);
     if refresh_margin >= Duration::from_secs(55 * 60) {
@@ -367,12 +438,12 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             humantime::format_duration(refresh_margin)
         );
     }
-    let timeout = first(&[
-        flags.timeout.clone(),
-        env(env::TIMEOUT),
-        file.timeout.clone(),
+    let timeout = first_named(&[
+        (flags.timeout.clone(), "--timeout"),
+        (env(env::TIMEOUT), env::TIMEOUT),
+        (file.timeout.clone(), "config file: timeout"),
     ])
-    .map(|s| parse_duration(&s, "timeout"))
+    .map(|(s, setting)| parse_duration(&s, "timeout").context(setting))
     .transpose()?
     .unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
@@ -381,12 +452,20 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             humantime::format_duration(MAX_TIMEOUT)
         );
     }
-    let username = first(&[flags.username.clone(), file.username.clone()])
-        .unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
+    let (username, setting) = first_named(&[
+        (flags.username.clone(), "--username"),
+        (file.username.clone(), "config file: username"),
+    ])
+    .unwrap_or_else(|| (DEFAULT_USERNAME.to_owned(), "username"));
+    if let Some(what) = secret_kind(&username) {
+        bail!(
+            "{setting} is {what} (not shown), not a user name; the default x-access-token is what GitHub expects"
+        );
+    }
     if username.is_empty() || !username.bytes().all(|b| b.is_ascii_graphic()) {
         bail!(
-            "username '{}' must be printable ASCII without spaces",
-            crate::protocol::printable(&username)
+            "{setting}: username {} must be printable ASCII without spaces",
+            quoted(&username)
         );
     }
     Ok(Config {
@@ -399,8 +478,11 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     })
 }
 
-fn first(options: &[Option<String>]) -> Option<String> {
-    options.iter().flatten().next().cloned()
+/// The first value given, with the name of the setting it came from (for messages).
+fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'static str)> {
+    options
+        .iter()
+        .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
 fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
@@ -419,16 +501,73 @@ fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
         let at = e.span().map_or(String::new(), |span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!(" line {line}, column {column}:")
+            let line_start = before.rsplit('\n').next().unwrap_or("");
+            let column = line_start.chars().count() + 1;
+            // The key whose value is wrong: the last name before a '=' on that line.
+            let key = line_start
+                .rsplit_once('=')
+                .map(|(left, _)| {
+                    let left = left.trim_end();
+                    let start = left
+                        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                        .map_or(0, |i| i + 1);
+                    &left[start..]
+                })
+                .filter(|k| !k.is_empty())
+                .map_or(String::new(), |k| {
+                    format!(", {}", quoted(k).trim_matches('\''))
+                });
+            format!(" line {line}, column {column}{key}:")
         });
-        let message: String = e
-            .message()
+        let message: String = hide_quoted_values(e.message())
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         anyhow!("config file {}:{at} {}", path.display(), message.trim())
     })
+}
+
+/// serde's and toml's messages quote the value they did not expect (`invalid type: string
+/// "-----BEGIN…", expected u64`) and the names they do not know (`` unknown field `x` ``): replace
+/// each quoted part by [`quoted`]'s form of it, so no pasted secret is echoed.
+fn hide_quoted_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let close = rest.as_bytes()[start] as char;
+        out.push_str(&rest[..start]);
+        let body = &rest[start + 1..];
+        // Find the closing quote, skipping Rust-escaped characters inside "…".
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if close == '"' && !escaped => escaped = true,
+                c if c == close && !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str("(value not shown)");
+            return out;
+        };
+        let value = &body[..end];
+        let unescaped = value.replace("\\n", "\n").replace("\\\"", "\"");
+        match quoted(&unescaped).strip_prefix('\'') {
+            Some(plain) => {
+                out.push(close);
+                out.push_str(plain.strip_suffix('\'').unwrap_or(plain));
+                out.push(close);
+            }
+            None => out.push_str(&quoted(&unescaped)),
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn app_from_flags_and_env(
@@ -448,13 +587,13 @@ fn app_from_flags_and_env(
             return Ok(None);
         }
     };
-    let id = AppId::parse(&id_text).with_context(|| format!("from {origin}"))?;
+    let id = AppId::parse(&id_text).context(origin)?;
     let key = if let Some(path) = &flags.private_key {
-        KeySource::File(key_path(path, "--private-key")?)
+        key_reference(&path.to_string_lossy(), "--private-key")?
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
         KeySource::Env(Secret::new(pem))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        KeySource::File(key_path(Path::new(&path), env::PRIVATE_KEY_PATH)?)
+        key_reference(&path, env::PRIVATE_KEY_PATH)?
     } else {
         bail!(
             "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
@@ -462,22 +601,21 @@ fn app_from_flags_and_env(
             env::PRIVATE_KEY_PATH
         );
     };
-    let installation_id = match flags
-        .installation_id
-        .clone()
-        .or_else(|| env(env::INSTALLATION_ID))
-    {
-        Some(text) => Some(parse_installation_id(&text)?),
+    let installation_id = match first_named(&[
+        (flags.installation_id.clone(), "--installation-id"),
+        (env(env::INSTALLATION_ID), env::INSTALLATION_ID),
+    ]) {
+        Some((text, setting)) => Some(parse_installation_id(&text).context(setting)?),
         None => None,
     };
     let api_url = flags
         .api_url
         .clone()
-        .or_else(|| env(env::API_URL))
-        .map(|u| check_api_url(&u))
+        .map(|u| check_api_url(&u, "--api-url"))
+        .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
         .transpose()?;
-    let host = match flags.host.clone().or_else(|| env(env::HOST)) {
-        Some(text) => Host::parse(&text)?,
+    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
+        Some((text, setting)) => Host::parse(&text).context(setting)?,
         None => host_for(api_url.as_deref())?,
     };
     let permissions = flags
@@ -489,8 +627,8 @@ fn app_from_flags_and_env(
     let owners = flags
         .owners
         .iter()
-        .map(|o| o.trim().to_ascii_lowercase())
-        .collect();
+        .map(|o| check_owner(o).context("--owner"))
+        .collect::<Result<_>>()?;
     Ok(Some(App {
         origin: if flags.app_id.is_some() {
             "command line".into()
@@ -559,64 +697,136 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
 }
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
-    let id = AppId::parse(&fa.app_id.text())?;
-    let mut key_path = key_path(&fa.private_key_path, "private_key_path")?;
-    if key_path.is_relative()
-        && let Some(base) = base
-    {
-        key_path = base.join(key_path);
+    let id = AppId::parse(&fa.app_id.text()).context("app_id")?;
+    let beside = |path: PathBuf| match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path,
+    };
+    if fa.public_key.is_some() && fa.signer.is_none() {
+        bail!(
+            "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
+        );
     }
-    let api_url = fa.api_url.as_deref().map(check_api_url).transpose()?;
+    let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
+        (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
+        (None, Some(text), None) => match key_reference(text, "private_key")? {
+            KeySource::File(path) => KeySource::File(beside(path)),
+            other => other,
+        },
+        (None, None, Some(argv)) => {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                bail!(
+                    "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
+                );
+            }
+            KeySource::Command {
+                argv: argv.clone(),
+                public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
+            }
+        }
+        (None, None, None) => {
+            bail!("app {id} has no key: set private_key_path, private_key or signer")
+        }
+        _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
+    };
+    let api_url = fa
+        .api_url
+        .as_deref()
+        .map(|u| check_api_url(u, "api_url"))
+        .transpose()?;
     let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text)?,
-        None => host_for(api_url.as_deref())?,
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref()).context("api_url")?,
     };
     for (perm, level) in &fa.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!("permission '{perm} = {level}' must be read, write or admin");
+            bail!(
+                "permissions: {} = {} must be read, write or admin",
+                quoted(perm),
+                quoted(level)
+            );
         }
     }
     Ok(App {
         origin,
         id,
-        key: KeySource::File(key_path),
+        key,
         host,
         api_url,
         installation_id: fa.installation_id,
         owners: fa
             .owners
             .iter()
-            .map(|o| o.trim().to_ascii_lowercase())
-            .collect(),
+            .map(|o| check_owner(o).context("owners"))
+            .collect::<Result<_>>()?,
         permissions: fa.permissions.clone(),
         repo_scoped: fa.repo_scoped,
     })
 }
 
+/// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
+fn check_owner(text: &str) -> Result<String> {
+    let owner = text.trim();
+    if let Some(what) = secret_kind(owner) {
+        bail!("the owner is {what} (not shown), not a user or organisation name");
+    }
+    let valid = !owner.is_empty()
+        && owner.len() <= 100
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        bail!(
+            "owner {} is not a GitHub user or organisation name",
+            quoted(owner)
+        );
+    }
+    Ok(owner.to_ascii_lowercase())
+}
+
 fn parse_installation_id(text: &str) -> Result<u64> {
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => bail!(
-            "installation id '{}' is not a positive number",
-            crate::protocol::printable(text)
-        ),
+        _ => match secret_kind(text) {
+            Some(what) => bail!("the installation id is {what} (not shown), not a number"),
+            None => bail!("installation id {} is not a positive number", quoted(text)),
+        },
     }
 }
 
-/// An API URL must be https, except on loopback hosts (the local test GitHub).
-fn check_api_url(url: &str) -> Result<String> {
+/// An API URL must be `https://host[:port][/path]` (plain http only on loopback hosts): no
+/// query, fragment, user name or password, nothing but printable ASCII. `setting` names where it
+/// came from; the value itself is never echoed (it may be a pasted secret).
+fn check_api_url(url: &str, setting: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("API URL '{url}' has no scheme"))?;
-    let host = Host::parse(rest.split('/').next().unwrap_or(""))?;
-    match scheme {
+    let refuse = |why: &str| -> Result<String> {
+        bail!("{setting} {why}; give the REST API base, like https://ghe.example.com/api/v3")
+    };
+    if let Some(what) = secret_kind(url) {
+        return refuse(&format!("is {what} (not shown), not a URL"));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return refuse("contains spaces, control or non-ASCII characters");
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return refuse("is not a URL (no https://)");
+    };
+    if rest.contains(['?', '#']) {
+        return refuse("has a query or fragment (?… or #…), which an API base cannot have");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return refuse("contains a user name or password (…@), which the helper never sends");
+    }
+    let host = match Host::parse(authority) {
+        Ok(host) => host,
+        Err(_) => return refuse("does not have a valid host name"),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(url.to_owned()),
         "http" if host.is_loopback() => Ok(url.to_owned()),
-        "http" => bail!(
-            "API URL '{url}' is plain http; only https is allowed (http only for loopback hosts)"
-        ),
-        _ => bail!("API URL '{url}' must start with https://"),
+        "http" => refuse("is plain http; only https is allowed (http only for loopback hosts)"),
+        _ => refuse("must start with https://"),
     }
 }
 
@@ -626,17 +836,35 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(text).map_err(|_| {
-        anyhow!(
-            "{what} '{}' is not a duration like 10m or 90s",
-            crate::protocol::printable(text)
-        )
-    })
+    humantime::parse_duration(text)
+        .map_err(|_| anyhow!("{what} {} is not a duration like 10m or 90s", quoted(text)))
 }
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
+/// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
+/// `pkcs11:` URI, an AWS KMS key ARN, or a PEM file path.
+fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
+    let text = text.trim();
+    if text.starts_with("arn:") {
+        return Ok(KeySource::AwsKms(
+            crate::signer::aws_kms::KmsKey::parse(text).with_context(|| format!("in {setting}"))?,
+        ));
+    }
+    if text.starts_with("pkcs11:") {
+        return Ok(KeySource::Pkcs11(
+            crate::signer::pkcs11::Pkcs11Uri::parse(text)
+                .with_context(|| format!("in {setting}"))?,
+        ));
+    }
+    Ok(KeySource::File(key_path(Path::new(text), setting)?))
+}
+
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
     let raw = text.to_string_lossy();
+    // A file name of a token's shape, without any directory, is a token pasted into a path.
+    if let Some(what) = secret_kind(&raw).filter(|_| !raw.contains(['/', '-'])) {
+        bail!("{setting} is {what} (not shown), not a path to a private key file");
+    }
     if raw.contains("-----BEGIN") || raw.contains('\n') || raw.len() > 4096 {
         bail!(
             "{setting} holds the key itself, not a path to it; put the PEM text in {} instead",
@@ -644,6 +872,44 @@ fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
         );
     }
     Ok(expand_home(text))
+}
+
+/// What a value a user gave looks like if it could be a secret pasted into the wrong place: a
+/// PEM key, a GitHub token, a client secret or another long random string. Such values are never
+/// echoed in a message, whatever the setting.
+pub fn secret_kind(text: &str) -> Option<&'static str> {
+    let t = text.trim();
+    if t.contains("-----BEGIN") || t.contains("PRIVATE KEY") {
+        return Some("a private key");
+    }
+    let token_prefixes = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+    if token_prefixes.iter().any(|p| t.starts_with(p)) {
+        return Some("a GitHub token");
+    }
+    let random =
+        |min: usize, allowed: &dyn Fn(u8) -> bool| t.len() >= min && t.bytes().all(allowed);
+    if random(20, &|b| b.is_ascii_hexdigit()) && !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("what looks like a client secret");
+    }
+    let mixed = t.bytes().any(|b| b.is_ascii_uppercase())
+        && t.bytes().any(|b| b.is_ascii_lowercase())
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if mixed && random(24, &|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
+        return Some("what looks like a token or secret");
+    }
+    None
+}
+
+/// A value a user gave, as it may appear in a message: quoted with control characters escaped,
+/// or `(not shown)` when it could be a secret (see [`secret_kind`]).
+pub fn quoted(text: &str) -> String {
+    match secret_kind(text) {
+        Some(what) => format!("({what}, not shown)"),
+        None if text.contains(['\n', '\r']) || text.chars().count() > 64 => {
+            "(a long or multi-line value, not shown)".to_owned()
+        }
+        None => format!("'{}'", crate::protocol::printable(text)),
+    }
 }
 
 fn expand_home(path: &Path) -> PathBuf {
@@ -771,7 +1037,7 @@ mod tests {
     fn toml_errors_do_not_quote_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
         let e = format!(
             "{:#}",
             resolve(
@@ -821,10 +1087,49 @@ mod tests {
 
     #[test]
     fn api_url_must_be_https_except_loopback() {
-        assert!(check_api_url("https://ghe.example.com/api/v3/").is_ok());
-        assert!(check_api_url("http://127.0.0.1:9/api/v3").is_ok());
-        assert!(check_api_url("http://ghe.example.com/api/v3").is_err());
-        assert!(check_api_url("ftp://x").is_err());
+        let ok = |u| check_api_url(u, "--api-url").unwrap();
+        let err = |u| format!("{:#}", check_api_url(u, "--api-url").unwrap_err());
+        assert_eq!(
+            ok("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com/api/v3"
+        );
+        assert_eq!(ok("http://127.0.0.1:9/api/v3"), "http://127.0.0.1:9/api/v3");
+        assert_eq!(ok("http://[::1]:9/api/v3"), "http://[::1]:9/api/v3");
+        assert_eq!(ok("http://localhost/api/v3"), "http://localhost/api/v3");
+        assert!(err("http://ghe.example.com/api/v3").contains("plain http"));
+        assert!(err("ftp://x").contains("must start with https://"));
+        // A query or fragment would end up in every request (and in the cache keys).
+        for url in [
+            "https://ghe.example.com/api/v3?x=1",
+            "https://ghe.example.com/api/v3#frag",
+            "https://ghe.example.com?/api/v3",
+        ] {
+            let e = err(url);
+            assert!(
+                e.starts_with("--api-url has a query or fragment"),
+                "{url}: {e}"
+            );
+        }
+        // Not loopback, and not a host at all.
+        for url in [
+            "http://[::1]evil.example/api/v3",
+            "http://[::1]evil.example:80/api/v3",
+            "https://[::1]evil.example/api/v3",
+            "http://127.0.0.1:80:80/api/v3",
+            "http://[nothex]/api/v3",
+            "http:///api/v3",
+        ] {
+            let e = err(url);
+            assert!(
+                e.starts_with("--api-url does not have a valid host name"),
+                "{url}: {e}"
+            );
+        }
+        assert!(err("https://user:pw@ghe.example.com/api/v3").contains("user name or password"));
+        assert!(err("https://ghe.example.com/api v3").contains("spaces"));
+        assert!(!Host::normalize("http", "[::1]evil.example").is_loopback());
+        assert!(!Host::normalize("http", "[::1]:x").is_loopback());
+        assert!(Host::normalize("http", "[::1]:8080").is_loopback());
     }
 
     #[test]
@@ -907,11 +1212,74 @@ installation_id = 7
         assert_eq!(c.apps[2].installation_id, Some(7));
     }
 
+    fn resolve_file(toml: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        resolve(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &no_env,
+        )
+    }
+
+    #[test]
+    fn key_sources_in_the_file() {
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"/k.pem\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.apps[0].key, KeySource::Command { argv, public_key }
+            if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
+        );
+        assert!(matches!(&c.apps[1].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
+        )
+        .unwrap();
+        assert!(matches!(&c.apps[0].key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(
+            matches!(&c.apps[1].key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+        );
+        let flags = Flags {
+            app_id: Some("1".into()),
+            private_key: Some("arn:aws:kms:us-east-1:123456789012:key/abc".into()),
+            ..Flags::default()
+        };
+        assert!(matches!(
+            &resolve(&flags, &no_env).unwrap().apps[0].key,
+            KeySource::AwsKms(_)
+        ));
+        for (toml, expected) in [
+            ("app_id = 1\n", "has no key"),
+            ("app_id = 1\nsigner = []\n", "signer is empty"),
+            (
+                "app_id = 1\nprivate_key = \"/k\"\nsigner = [\"x\"]\n",
+                "only one of",
+            ),
+            (
+                "app_id = 1\nprivate_key_path = \"/k\"\npublic_key = \"/p\"\n",
+                "public_key belongs beside signer",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                resolve_file(&format!("[[app]]\n{toml}")).unwrap_err()
+            );
+            assert!(e.contains(expected), "{toml}: {e}");
+        }
+    }
+
     #[test]
     fn bad_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"x\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"x\"\n").unwrap();
         let err = resolve(
             &Flags {
                 config: Some(path),
@@ -921,6 +1289,160 @@ installation_id = 7
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("config.toml"), "{err:#}");
+    }
+
+    const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAzSECRETPEMBODY0123456789\n-----END RSA PRIVATE KEY-----\n";
+    const PAT: &str = "ghp_SECRETpat0123456789abcdefghijklmnopq";
+    const CLIENT_SECRET: &str = "c0ffee5ec7e7c0ffee5ec7e70123456789abcdef";
+
+    /// Whether `message` shows any recognisable part of `secret`.
+    fn echoes(message: &str, secret: &str) -> bool {
+        let chars: Vec<char> = secret.chars().filter(|c| !c.is_whitespace()).collect();
+        let flat: String = message.chars().filter(|c| !c.is_whitespace()).collect();
+        chars
+            .windows(8)
+            .map(|w| w.iter().collect::<String>())
+            .filter(|w| !w.starts_with("-----") && !w.contains("PRIVATE") && !w.contains("KEY-"))
+            .any(|w| flat.contains(&w))
+    }
+
+    #[test]
+    fn no_setting_echoes_a_secret_and_each_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        for secret in [PEM, PAT, CLIENT_SECRET] {
+            // Flags: each one set to the secret on an otherwise valid command line.
+            type Set = fn(&mut Flags, &str);
+            let flag_cases: &[(&str, Set)] = &[
+                ("--app-id", |f, v| f.app_id = Some(v.into())),
+                ("--private-key", |f, v| f.private_key = Some(v.into())),
+                ("--installation-id", |f, v| {
+                    f.installation_id = Some(v.into())
+                }),
+                ("--api-url", |f, v| f.api_url = Some(v.into())),
+                ("--host", |f, v| f.host = Some(v.into())),
+                ("--owner", |f, v| f.owners = vec![v.into()]),
+                ("--cache", |f, v| f.cache = Some(v.into())),
+                ("--refresh-margin", |f, v| f.refresh_margin = Some(v.into())),
+                ("--timeout", |f, v| f.timeout = Some(v.into())),
+                ("--config", |f, v| f.config = Some(v.into())),
+                ("--username", |f, v| f.username = Some(v.into())),
+            ];
+            for (name, set) in flag_cases {
+                let mut f = flags("1", "/k.pem");
+                set(&mut f, secret);
+                let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}");
+                assert!(e.contains(name), "{name} not named: {e}");
+            }
+            // Environment variables.
+            for name in [
+                env::APP_ID,
+                env::PRIVATE_KEY_PATH,
+                env::INSTALLATION_ID,
+                env::API_URL,
+                env::HOST,
+                env::CONFIG,
+                env::CACHE,
+                env::REFRESH_MARGIN,
+                env::TIMEOUT,
+            ] {
+                let getenv = |n: &str| match n {
+                    _ if n == name => Some(secret.to_owned()),
+                    env::APP_ID => Some("1".to_owned()),
+                    env::PRIVATE_KEY_PATH => Some("/k.pem".to_owned()),
+                    env::CONFIG => Some("/dev/null".to_owned()),
+                    _ => None,
+                };
+                let e = format!("{:#}", resolve(&Flags::default(), &getenv).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}");
+                assert!(e.contains(name), "{name} not named: {e}");
+            }
+            // Config file fields, as a string where a string belongs and where another type does.
+            let q = serde_json::to_string(secret).unwrap(); // a valid TOML basic string
+            let app = |field: &str| {
+                let mut lines = vec![
+                    "[[app]]".to_owned(),
+                    "app_id = 1".to_owned(),
+                    "private_key_path = \"/k.pem\"".to_owned(),
+                ];
+                lines.retain(|l| !l.starts_with(&format!("{field} ")));
+                lines
+            };
+            let field_cases: Vec<(&str, Vec<String>)> = vec![
+                (
+                    "app_id",
+                    [app("app_id"), vec![format!("app_id = {q}")]].concat(),
+                ),
+                (
+                    "private_key_path",
+                    [
+                        app("private_key_path"),
+                        vec![format!("private_key_path = {q}")],
+                    ]
+                    .concat(),
+                ),
+                ("host", [app(""), vec![format!("host = {q}")]].concat()),
+                (
+                    "api_url",
+                    [app(""), vec![format!("api_url = {q}")]].concat(),
+                ),
+                (
+                    "installation_id",
+                    [app(""), vec![format!("installation_id = {q}")]].concat(),
+                ),
+                ("owners", [app(""), vec![format!("owners = {q}")]].concat()),
+                (
+                    "owners",
+                    [app(""), vec![format!("owners = [{q}]")]].concat(),
+                ),
+                (
+                    "permissions",
+                    [app(""), vec![format!("permissions = {q}")]].concat(),
+                ),
+                (
+                    "contents",
+                    [app(""), vec![format!("permissions = {{ contents = {q} }}")]].concat(),
+                ),
+                ("cache", vec![format!("cache = {q}")]),
+                ("refresh_margin", vec![format!("refresh_margin = {q}")]),
+                ("timeout", vec![format!("timeout = {q}")]),
+                ("username", vec![format!("username = {q}")]),
+                ("timeout", vec![format!("timeout = [{q}]")]),
+            ];
+            for (name, lines) in field_cases {
+                // Top-level keys go before the first table.
+                let text = lines.join("\n") + "\n";
+                let path = dir.path().join("config.toml");
+                std::fs::write(&path, &text).unwrap();
+                let f = Flags {
+                    config: Some(path),
+                    ..Flags::default()
+                };
+                let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}\n{text}");
+                assert!(e.contains(name), "{name} not named: {e}\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn harmless_values_are_still_shown() {
+        let e = format!("{:#}", CacheMode::parse("fast").unwrap_err());
+        assert!(e.contains("'fast'"), "{e}");
+        let e = format!("{:#}", parse_duration("soon", "timeout").unwrap_err());
+        assert!(e.contains("'soon'"), "{e}");
+        assert_eq!(
+            quoted(&"x".repeat(65)),
+            "(a long or multi-line value, not shown)"
+        );
+        assert_eq!(
+            hide_quoted_values("invalid type: string \"ghp_abc\", expected u64"),
+            "invalid type: string (a GitHub token, not shown), expected u64"
+        );
+        assert_eq!(
+            hide_quoted_values("unknown field `private_key`, expected `app_id`"),
+            "unknown field `private_key`, expected `app_id`"
+        );
     }
 
     #[test]

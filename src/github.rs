@@ -343,11 +343,13 @@ impl Client {
         }
         let body = (!request.is_empty())
             .then(|| serde_json::Value::Object(request).to_string().into_bytes());
+        // Before any attempt: the token's lifetime is counted from here, never from later.
+        let sent = unix_now();
         let reply = self.with_jwt(signer, Method::Post, &path, body.as_deref())?;
         match reply.status {
             200 | 201 => parse_token(&reply.body)
                 .map(|token| Minted {
-                    token: to_local_clock(token, reply.date),
+                    token: to_local_clock(token, reply.date, sent),
                     permissions: parse_permissions(&reply.body),
                 })
                 .map_err(|why| {
@@ -371,6 +373,12 @@ impl Client {
                     reply.message()
                 )))
             }
+            422 if !repositories.is_empty() => Err(ApiError::NotInstalled(format!(
+                "{} refused a token for installation {installation} limited to repository {}: {} (add the repository to the installation's selection, or mint without --repo-scoped)",
+                self.host,
+                repositories.join(", "),
+                reply.message()
+            ))),
             422 => Err(ApiError::Other(format!(
                 "{} refused a token for installation {installation}: {} (ask only for permissions and repositories the installation has)",
                 self.host,
@@ -910,20 +918,38 @@ fn parse_permissions(body: &[u8]) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-/// GitHub's `expires_at` is on GitHub's clock; git compares `password_expiry_utc` with ours. Shift
-/// it by the difference the answer's `Date` shows, and never trust more than two hours (tokens
-/// live one).
-fn to_local_clock(mut token: Token, server_date: Option<SystemTime>) -> Token {
-    let now = unix_now();
-    if let Some(date) = server_date.and_then(|d| d.duration_since(UNIX_EPOCH).ok()) {
-        let offset = date.as_secs() as i64 - now as i64;
-        // `Date` has one-second resolution and the answer took time: ignore differences that small.
-        if offset.abs() > 2 {
-            trace!("GitHub's clock is {offset:+} s from ours; expiry shifted to our clock");
-            token.expires_at = (token.expires_at as i64 - offset).max(0) as u64;
+/// GitHub's documented lifetime of an installation token.
+pub const TOKEN_LIFETIME: u64 = 3600;
+/// The shortest lifetime we ever claim for a token GitHub just minted, when its answer does not
+/// say how long the token lives on our clock.
+const FALLBACK_LIFETIME: u64 = 5 * 60;
+
+/// GitHub's `expires_at` is on GitHub's clock; git compares `password_expiry_utc` with ours. The
+/// token lives `expires_at − Date` (GitHub's own clock, both from the same answer), at most
+/// GitHub's documented hour, counted on our clock from `sent`, when we sent the request (a little
+/// before GitHub minted it, so never later than the real expiry). A `Date` that is missing,
+/// unreadable or not before `expires_at` is unusable: then `expires_at` is read on our clock,
+/// again at most an hour from `sent`, and at least [`FALLBACK_LIFETIME`] (GitHub just minted
+/// it). Never 0, never in the past, never longer than the token lives.
+fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) -> Token {
+    let date = server_date
+        .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .filter(|&date| date < token.expires_at);
+    let lifetime = match date {
+        Some(date) => {
+            let offset = date as i64 - sent as i64;
+            if offset.abs() > 2 {
+                trace!("GitHub's clock is about {offset:+} s from ours; expiry counted on ours");
+            }
+            token.expires_at - date
         }
-    }
-    token.expires_at = token.expires_at.min(now + 2 * 3600);
+        None => {
+            trace!("GitHub's Date header is missing or unusable; reading expires_at on our clock");
+            token.expires_at.saturating_sub(sent).max(FALLBACK_LIFETIME)
+        }
+    };
+    token.expires_at = sent + lifetime.clamp(1, TOKEN_LIFETIME);
     token
 }
 
@@ -1025,6 +1051,42 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p["contents"], "read");
         assert!(parse_permissions(b"{}").is_empty());
+    }
+
+    #[test]
+    fn expiry_is_counted_on_our_clock_from_the_lifetime_github_states() {
+        let sent = 1_700_000_000;
+        let token = |expires_at| Token {
+            secret: Secret::new("ghs_x"),
+            expires_at,
+        };
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        let expiry = |expires_at, date| to_local_clock(token(expires_at), date, sent).expires_at;
+        // Same clocks, GitHub answering a second later.
+        assert_eq!(expiry(sent + 3601, at(sent + 1)), sent + 3600);
+        // GitHub's whole clock ahead or behind: only the lifetime counts.
+        for skew in [7200_i64, -7200, 10 * 365 * 86400, -86400] {
+            let g = (sent as i64 + skew) as u64;
+            assert_eq!(expiry(g + 3600, at(g)), sent + 3600, "skew {skew}");
+        }
+        // A shorter lifetime (a GHES setting, the test GitHub) is kept.
+        assert_eq!(expiry(sent + 600, at(sent)), sent + 600);
+        // Only the Date is off: far ahead, 2 h ahead (both after expires_at: unusable).
+        assert_eq!(
+            expiry(sent + 3600, at(sent + 10 * 365 * 86400)),
+            sent + 3600
+        );
+        assert_eq!(expiry(sent + 3600, at(sent + 7200)), sent + 3600);
+        // Date behind: never more than the documented hour.
+        assert_eq!(expiry(sent + 3600, at(sent - 3600)), sent + 3600);
+        assert_eq!(expiry(sent + 1800, at(sent - 3600)), sent + 3600);
+        // No Date: expires_at on our clock, within the hour, never in the past or 0.
+        assert_eq!(expiry(sent + 3600, None), sent + 3600);
+        assert_eq!(expiry(sent + 999_999, None), sent + 3600);
+        assert_eq!(expiry(sent + 1200, None), sent + 1200);
+        assert_eq!(expiry(sent - 7200, None), sent + FALLBACK_LIFETIME);
+        assert_eq!(expiry(0, None), sent + FALLBACK_LIFETIME);
+        assert_eq!(expiry(0, at(sent)), sent + FALLBACK_LIFETIME);
     }
 
     #[test]

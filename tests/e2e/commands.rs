@@ -14,6 +14,7 @@ fn world() -> GitHub {
         .repo("octo", "dotfiles")
         .repo("octo", "notes")
         .repo("nobody", "thing")
+        .repo("nobody", "other")
         .installation(Installation::new(12, 1001, "octo").all().permissions([
             ("contents", "write"),
             ("metadata", "read"),
@@ -280,6 +281,19 @@ fn a_repo_scoped_token_is_refused_for_another_repository() {
         "cached per repository"
     );
     assert_eq!(gh.mint_count(), 3);
+    // A repository outside the installation's selection: said plainly, nothing answered.
+    gh.add_installation(Installation::new(77, 1001, "nobody").selected(["thing"]));
+    let outside = env.fill("nobody/other.git");
+    assert_eq!(
+        field(&outside, "password").as_deref(),
+        Some("askpass-answer")
+    );
+    let err = stderr(&outside);
+    assert!(
+        err.contains("limited to repository other:")
+            && err.contains("add the repository to the installation's selection"),
+        "{err}"
+    );
 }
 
 #[test]

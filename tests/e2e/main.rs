@@ -19,9 +19,13 @@ mod direct;
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
 mod flows;
+/// Hostile and unlucky cases (issue "never stuck, never echoing").
+mod hardening;
 /// install.sh into a scratch HOME.
 mod install;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
 mod setup;
+/// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
+mod signers;
