@@ -20,12 +20,14 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 
+pub mod doctor;
 pub mod setup;
 
 /// Every command beside git's operations, in the order the main `--help` lists them.
 pub const ALL: &[&Command] = &[
     &setup::SETUP,
     &setup::UNSETUP,
+    &doctor::DOCTOR,
     &token::COMMAND,
     &exec::COMMAND,
     &status::COMMAND,

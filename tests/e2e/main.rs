@@ -15,6 +15,8 @@ mod clients;
 mod commands;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
+/// doctor: every check, against the local GitHub and real git config.
+mod doctor;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
