@@ -382,6 +382,24 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             )?;
         }
     }
+    // An older helper line of ours (an earlier install.sh wrote one into the user's own section):
+    // our reset now comes after it, so it no longer runs; it stays, as unsetup restores it.
+    for e in before.iter().filter(|e| {
+        e.value.as_deref().is_some_and(gitconfig::is_ours)
+            && gitconfig::url_matches(e.subsection(), target.scheme, target.host.as_str())
+                == gitconfig::UrlMatch::All
+    }) {
+        writeln!(
+            o.err,
+            "git-credential-github-app: note: an older helper line of ours for {} ({}) no longer runs; \
+             remove it if you like: git config {} --unset-all --fixed-value {} {}",
+            e.subsection().unwrap_or("every host"),
+            e.origin,
+            e.scope.option(),
+            shell_quote(&e.key),
+            shell_quote(e.value.as_deref().unwrap_or(""))
+        )?;
+    }
     for e in path_scoped {
         writeln!(
             o.err,

@@ -345,3 +345,37 @@ fn setup_proactive_writes_proactive_auth_and_refuses_old_git() {
     assert_ok(&helper_cmd(&env, "unsetup", &[]));
     assert_eq!(gitconfig(&env), before);
 }
+
+#[test]
+fn setup_over_an_older_install_sh_config_says_the_old_line_no_longer_runs() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    // what install.sh used to write: the user's own section with our line in it
+    let before = gitconfig(&env);
+    assert!(before.contains(&format!("[credential \"http://{}\"]", env.host)));
+    let out = helper_cmd(&env, "setup", &[]);
+    assert_ok(&out);
+    let old_line = env.helper_line();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "git-credential-github-app: note: an older helper line of ours for http://{host} (file:{home}/.gitconfig) no longer runs; remove it if you like: git config --global --unset-all --fixed-value credential.http://{host}.helper '{old_line}'\n",
+            host = env.host,
+            home = env.home.display(),
+        )
+    );
+    // git runs ours once: one mint for two fills, nothing of the old line after ours
+    let url = format!("http://{}/", env.host);
+    assert_eq!(
+        stdout(&env.git(&["config", "--get-all", &format!("credential.{url}.helper")])),
+        format!(
+            "\n{HELPER} --app-id 1001 --private-key {} --host {} --cache file\n",
+            env.key_path.display(),
+            env.host
+        )
+    );
+    token_of(&env.fill("acme/widgets.git"));
+    assert_eq!(gh.mint_count(), 1);
+    assert_ok(&helper_cmd(&env, "unsetup", &[]));
+    assert_eq!(gitconfig(&env), before);
+}
