@@ -259,7 +259,17 @@ pub fn main() -> ExitCode {
     let parsed = match parse_args(std::env::args_os().skip(1), commands::ALL) {
         Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("git-credential-github-app: {e}");
+            // The usage of the command named on the line, if any.
+            let command = std::env::args_os()
+                .skip(1)
+                .find_map(|a| a.to_str().and_then(commands::find));
+            match command {
+                Some(c) => eprintln!(
+                    "git-credential-github-app: {e}\nusage: git-credential-github-app {} (see {} --help)",
+                    c.usage, c.name
+                ),
+                None => eprint!("git-credential-github-app: {e}\n{}", usage()),
+            }
             return ExitCode::from(2);
         }
     };

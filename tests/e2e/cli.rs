@@ -98,3 +98,22 @@ fn no_word_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_mistake_in_a_command_line_shows_that_commands_usage() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let out = run(env.command(HELPER).args(["doctor", "--bogus"]), b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stdout(&out), "");
+    assert_eq!(
+        stderr(&out),
+        "git-credential-github-app: doctor has no option --bogus\nusage: git-credential-github-app doctor [--repo OWNER/REPO] [--json] [--host HOST] [HELPER OPTIONS] (see doctor --help)\n"
+    );
+    let out = run(env.command(HELPER).args(["setup", "--help"]), b"");
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("usage: git-credential-github-app setup [--host HOST]"));
+    let out = run(env.command(HELPER).args(["help", "unsetup"]), b"");
+    assert_ok(&out);
+    assert!(stdout(&out).starts_with("usage: git-credential-github-app unsetup"));
+}
