@@ -79,5 +79,8 @@ step "What git sees (git credential fill)"
 printf 'protocol=http\nhost=%s\npath=demo-org/hello.git\n' "$host" | git credential fill \
   | sed -E 's/^(password=.{8}).*/\1… (an installation token)/' | show
 
+step "Checking the whole chain (git-credential-github-app doctor)"
+"$helper" doctor --host "$host" --repo demo-org/hello | show || true
+
 echo
 echo "Done. With a real app: ./install.sh --app-id YOUR_APP_ID --private-key PATH/TO/app.pem"
