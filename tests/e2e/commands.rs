@@ -84,6 +84,14 @@ fn token_prints_gits_token_minted_once() {
             gh.host()
         )
     );
+    let remembered = env.helper(&["token", "nobody"], b"");
+    assert_eq!(
+        stderr(&remembered),
+        format!(
+            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}) (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget nobody)\n",
+            gh.host()
+        )
+    );
 }
 
 #[test]
