@@ -84,6 +84,14 @@ fn token_prints_gits_token_minted_once() {
             gh.host()
         )
     );
+    let remembered = env.helper(&["token", "nobody"], b"");
+    assert_eq!(
+        stderr(&remembered),
+        format!(
+            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}) (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget nobody)\n",
+            gh.host()
+        )
+    );
 }
 
 #[test]
@@ -423,4 +431,34 @@ fn a_url_with_a_username_is_not_ours_and_the_trace_says_why() {
         stderr(&out)
     );
     assert_eq!(gh.mint_count(), 0);
+}
+
+#[test]
+fn tokens_without_an_index_record_are_still_found_by_status_and_revoke() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let token = token_of(&env.fill("octo/dotfiles.git"));
+    // As when the record could not be written (or was deleted): the configuration and the
+    // remembered installation still lead to the cache entry.
+    std::fs::remove_dir_all(env.cache_dir().join("minted")).unwrap();
+    let status = env.helper(&["status"], b"");
+    let text = stdout(&status);
+    assert!(
+        text.contains(&format!(
+            "app 1001 owner 'octo' installation 12: token {}, expires ",
+            fingerprint(&token)
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&token));
+    let out = env.helper(&["revoke"], b"");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "revoked token {} (app 1001, owner 'octo', installation 12)\n",
+            fingerprint(&token)
+        )
+    );
+    assert!(!gh.token_is_valid(&token));
+    assert_ne!(token_of(&env.fill("octo/dotfiles.git")), token);
 }
