@@ -359,8 +359,7 @@ def cmd_burst(url, input_path, n, key):
 TRACE_PATTERNS = {
     # "signer (the key in …) ready in X ms" (older builds: "key loaded in X ms")
     "key_load": re.compile(r"(?:key loaded|signer \(.*\) ready) in ([0-9.]+) ms"),
-    # "JWT signed by the key in … in X ms" (older builds: "JWT signed in X ms")
-    "jwt_sign": re.compile(r"JWT signed (?:by .* )?in ([0-9.]+) ms"),
+    "jwt_sign": re.compile(r"JWT signed in ([0-9.]+) ms"),
     "lookup": re.compile(r"GET \S*/installation\S* → 200 in ([0-9.]+) ms"),
     "mint": re.compile(r"POST \S*/access_tokens → 201 in ([0-9.]+) ms"),
 }
