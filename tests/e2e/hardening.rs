@@ -201,3 +201,201 @@ fn expiry_is_right_whatever_the_date_header_says() {
         get(what);
     }
 }
+
+/// Run `cmd` with `stdin`, killing it if it takes longer than `limit` (a hang fails the test
+/// instead of blocking the suite).
+fn run_within(
+    cmd: &mut std::process::Command,
+    stdin: &[u8],
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .process_group(0) // so that a hung helper under git is killed too
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr so far: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Files under `dir` with their modes (directories end in '/').
+fn tree(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            let name = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            if meta.is_dir() {
+                out.push((name + "/", meta.permissions().mode() & 0o7777));
+                stack.push(entry.path());
+            } else {
+                out.push((name, meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A FIFO where the token, the installation record or the lock file should be: `get` answers
+/// promptly (it mints) instead of blocking in open().
+#[test]
+fn fifos_in_the_cache_do_not_block_a_get() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let first = token_of(&env.fill("octo/dotfiles.git"));
+    let root = env.cache_dir();
+    let mut planted = 0;
+    for sub in ["tokens", "installations", "locks"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::remove_file(&path).unwrap();
+            mkfifo(&path);
+            planted += 1;
+        }
+    }
+    assert!(planted >= 3, "planted {planted}");
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    let out = run_within(
+        env.command("git").args(["credential", "fill"]),
+        input.as_bytes(),
+        std::time::Duration::from_secs(20),
+    );
+    let second = token_of(&out);
+    assert_ne!(first, second, "the FIFO was not read as a token");
+    // The FIFOs were replaced by private regular files.
+    for (name, mode) in tree(&root) {
+        let ok = if name.ends_with('/') { 0o700 } else { 0o600 };
+        assert_eq!(mode, ok, "{name}");
+        if !name.ends_with('/') {
+            assert!(
+                std::fs::metadata(root.join(&name)).unwrap().is_file(),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Under umask 000 the helper's directories (and a missing ~/.cache) are 0700, its files 0600.
+#[test]
+fn umask_000_still_makes_private_directories_and_files() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    assert!(!env.home.join(".cache").exists());
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    let out = run(
+        env.command("sh")
+            .args(["-c", "umask 000 && exec git credential fill"]),
+        input.as_bytes(),
+    );
+    token_of(&out);
+    let cache = env.home.join(".cache");
+    let files = tree(&cache);
+    assert!(files.len() >= 7, "{files:?}");
+    for (name, mode) in files {
+        let ok = if name.ends_with('/') { 0o700 } else { 0o600 };
+        assert_eq!(mode, ok, "{name}: {mode:o}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "~/.cache");
+}
+
+/// `sudo -E git …`: root with a HOME that belongs to someone else creates nothing there, and the
+/// get still answers (minting), saying why in the trace.
+#[test]
+fn root_with_another_users_home_creates_nothing_there() {
+    if !is_root() {
+        eprintln!("skipping: needs root to run as root with another user's HOME");
+        return;
+    }
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let chown_r = |path: &std::path::Path| {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    env.command("true"); // writes the harness's askpass script before the snapshot
+    chown_r(&env.home);
+    let before = tree(&env.home);
+    for round in 0..2 {
+        let out = env.fill("octo/dotfiles.git");
+        token_of(&out);
+        assert!(
+            stderr(&out).contains("which belongs to uid 65534, not to us (uid 0): another user's HOME (sudo -E?); going on without the file cache"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert_eq!(tree(&env.home), before, "round {round}: files appeared");
+    }
+    assert_eq!(gh.mint_count(), 2);
+    // The user's own cache, already there: neither read nor written by root.
+    std::fs::create_dir_all(env.cache_dir()).unwrap();
+    chown_r(&env.home);
+    let before = tree(&env.home);
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    assert!(
+        stderr(&out).contains("belongs to uid 65534, not to us (uid 0)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        tree(&env.home),
+        before,
+        "files appeared in the user's cache"
+    );
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
