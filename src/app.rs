@@ -14,7 +14,7 @@ use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
 use crate::{key, protocol, route, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A cached token with less than this left is never handed out, not even as a fallback.
 const MIN_FALLBACK_LIFETIME: u64 = 60;
@@ -146,7 +146,7 @@ fn lookup_cache(route: &Route<'_>, config: &Config, state: &State, cache: &Cache
 }
 
 fn get(route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) -> Result<Outcome> {
-    let cache = Cache::new(config.cache, state);
+    let cache = Cache::new(config.cache, state).with_deadline(Instant::now() + config.timeout);
     let candidates = route.candidates();
     for candidate in &candidates {
         if let Cached::Fresh(token) = lookup_cache(candidate, config, state, &cache) {
@@ -381,7 +381,7 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State) {
     let Some(password) = &request.password else {
         return;
     };
-    let cache = Cache::new(config.cache, state);
+    let cache = Cache::new(config.cache, state).with_deadline(Instant::now() + config.timeout);
     for candidate in route.candidates() {
         let Some(id) = installation_known(&candidate, state) else {
             continue;

@@ -399,3 +399,73 @@ fn is_root() -> bool {
         .output()
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
+
+/// A session bus that accepts connections and never answers (a stopped `dbus-daemon`), with the
+/// default cache: `get` answers within its timeout, twice (the token minted the first time is
+/// answered even though the Secret Service never took it).
+#[test]
+fn a_frozen_session_bus_does_not_hang_a_get() {
+    if !have(&["dbus-daemon"]) {
+        return;
+    }
+    let mut daemon = std::process::Command::new("dbus-daemon")
+        .args(["--session", "--nofork", "--print-address=1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut address = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = daemon.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut address)
+            .unwrap();
+    }
+    let address = address.trim().to_owned();
+    assert!(address.starts_with("unix:"), "{address}");
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &daemon.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_flags(&[
+        "--app-id",
+        "1001",
+        "--private-key",
+        &env.key_path.display().to_string(),
+        "--host",
+        &gh.host(),
+        "--timeout",
+        "6s",
+    ]);
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &address);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let out = run_within(
+            env.command("git").args(["credential", "fill"]),
+            input.as_bytes(),
+            std::time::Duration::from_secs(30),
+        );
+        let took = started.elapsed();
+        token_of(&out);
+        assert!(
+            took < std::time::Duration::from_secs(8),
+            "round {round}: {took:?}\n{}",
+            stderr(&out)
+        );
+    }
+    assert!(gh.mint_count() >= 1);
+    signal("-CONT");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
