@@ -469,3 +469,172 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+/// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
+/// another user and is blocked on a hung API. The kernel then gives its /proc entries to root
+/// (a dumpable process's are its own user's), and no core file or ptrace by that user can read
+/// the key.
+#[test]
+fn the_helper_is_not_dumpable() {
+    if !is_root() || !have(&["setpriv"]) {
+        eprintln!("skipping: needs root and setpriv to run the helper as another user");
+        return;
+    }
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    // The helper runs as nobody (65534): its HOME and key are theirs.
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&env.home)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = env.home.parent().unwrap();
+    crate::support::chmod(dir, 0o755);
+    gh.inject(local_github::Fault::new(
+        "/api/v3/",
+        local_github::FaultAction::delay_ms(20_000),
+    ));
+    let key = env.key_path.display().to_string();
+    let host = gh.host();
+    let mut child = env
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", HELPER])
+        .args(["--app-id", "1001", "--private-key", &key, "--host", &host])
+        .args(["--cache", "none", "--timeout", "30s", "get"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        write!(
+            stdin,
+            "protocol=http\nhost={host}\npath=octo/dotfiles.git\n\n"
+        )
+        .unwrap();
+    }
+    // setpriv execs the helper: same pid. Give it time to be waiting on the API.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let running = child.try_wait().unwrap().is_none();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{}/status", child.id()))
+            .unwrap()
+            .uid()
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        uid_line.contains("65534"),
+        "not running as nobody: {uid_line}"
+    );
+    assert!(running, "the helper did not wait for the hung API");
+    assert_eq!(
+        owner, 0,
+        "/proc entries of a dumpable process belong to its user"
+    );
+}
+
+/// Text from the server (a message, an account login) reaches stderr and traces without terminal
+/// escapes, bidi or zero-width characters.
+#[test]
+fn hostile_server_text_is_escaped() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let hostile = "\u{1b}[2J\u{1b}]0;pwned\u{7}Bad\u{202E}gnp.exe\u{200B}\u{2066}!\u{FEFF}";
+    gh.inject(
+        local_github::Fault::new(
+            "/api/v3/repos/octo/dotfiles/installation",
+            local_github::FaultAction::json(
+                200,
+                serde_json::json!({"id": 12, "account": {"login": hostile}}),
+            ),
+        )
+        .times(1),
+    );
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(r"(account [2J ]0;pwned Bad\u{202e}gnp.exe\u{200b}\u{2066}!\u{feff})"),
+        "{err}"
+    );
+    gh.inject(local_github::Fault::new(
+        "/api/v3/repos/nobody/thing/installation",
+        local_github::FaultAction::github_error(403, hostile),
+    ));
+    let out = env.fill("nobody/thing.git");
+    let err = stderr(&out);
+    assert!(
+        err.contains(r"answered 403 while looking up the app's installation for 'nobody': [2J ]0;pwned Bad\u{202e}gnp.exe\u{200b}\u{2066}!\u{feff}"),
+        "{err}"
+    );
+    for (what, out) in [("lookup", &out)] {
+        let err = stderr(out);
+        for bad in [
+            '\u{1b}', '\u{7}', '\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}',
+        ] {
+            assert!(!err.contains(bad), "{what}: {:?} in {err:?}", bad);
+        }
+    }
+}
+
+/// A client that writes the request and the blank line but keeps stdin open gets its answer.
+#[test]
+fn a_blank_line_ends_the_request_while_stdin_stays_open() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let mut child = env
+        .command(HELPER)
+        .args(["--app-id", "1001", "--private-key"])
+        .arg(&env.key_path)
+        .args(["--host", &gh.host(), "--cache", "none", "get"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        write!(
+            stdin,
+            "protocol=http\nhost={}\npath=octo/dotfiles.git\n\n",
+            gh.host()
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(exited.is_some(), "no answer while stdin stayed open");
+    assert!(
+        stdout(&out).starts_with("username=x-access-token\npassword=ghs_"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
