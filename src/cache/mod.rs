@@ -7,9 +7,9 @@
 //!
 //! A store that talks to another process (the Secret Service over D-Bus, the Keychain, Credential
 //! Manager) may never answer: a stopped `dbus-daemon`, a wedged keyring daemon, a keyring waiting
-//! for an unlock prompt. Its calls run on a worker thread and are abandoned at the get's deadline
-//! (a load waits at most a third of the time left, so minting keeps the rest); a store that did
-//! not answer is not asked again in this run. A token found meanwhile in a store that cannot hang
+//! for an unlock prompt. Its calls run on a worker thread and are abandoned well before the get's
+//! deadline (each waits at most a third of the time left, so minting and answering keep the
+//! rest); a store that did not answer is not asked again in this run. A token found meanwhile in a store that cannot hang
 //! is answered without waiting for it.
 
 mod file;
@@ -218,8 +218,9 @@ impl Cache {
         }
     }
 
-    /// A load waits at most a third of the time left, so that minting keeps the rest.
-    fn load_until(&self) -> Instant {
+    /// A call to a store that may hang waits at most a third of the time left, so that minting
+    /// and answering keep the rest.
+    fn patience(&self) -> Instant {
         let now = Instant::now();
         now + self.deadline.saturating_duration_since(now) / 3
     }
@@ -240,7 +241,7 @@ impl Cache {
     pub fn load(&self, key: &CacheKey) -> Option<Token> {
         let mut missed = Vec::new();
         let mut waiting = Vec::new();
-        let until = self.load_until();
+        let until = self.patience();
         for (i, store) in self.usable() {
             let k = key.clone();
             let pending = self.start(i, move |s| s.load(&k));
@@ -297,7 +298,7 @@ impl Cache {
     /// Copy a token found in a slower store into the faster keyring-class stores that missed it.
     fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Token) {
         let entry = encode(token);
-        let until = self.load_until();
+        let until = self.patience();
         for &i in missed.iter().filter(|&&i| i < self.keyrings) {
             // A process holding the mint lock may have put a newer token there meanwhile.
             let k = key.clone();
@@ -336,7 +337,7 @@ impl Cache {
                 break; // a keyring holds it: no file copy
             }
             let (k, e, expires_at) = (key.clone(), entry.clone(), token.expires_at);
-            match self.call(i, self.deadline, move |s| {
+            match self.call(i, self.patience(), move |s| {
                 s.save(&k, e.expose().as_bytes(), expires_at)
             }) {
                 Ok(()) => {
@@ -361,7 +362,7 @@ impl Cache {
     pub fn remove(&self, key: &CacheKey) {
         for i in 0..self.stores.len() {
             let k = key.clone();
-            if let Err(e) = self.call(i, self.deadline, move |s| s.remove(&k)) {
+            if let Err(e) = self.call(i, self.patience(), move |s| s.remove(&k)) {
                 trace!(
                     "cannot remove from {}: {}",
                     self.stores[i].name(),

@@ -458,8 +458,9 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
         );
         let took = started.elapsed();
         token_of(&out);
+        eprintln!("frozen bus, get {round}: {took:?}");
         assert!(
-            took < std::time::Duration::from_secs(8),
+            took < std::time::Duration::from_secs(6), // the --timeout
             "round {round}: {took:?}\n{}",
             stderr(&out)
         );
