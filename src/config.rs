@@ -229,6 +229,8 @@ pub struct App {
     pub owners: Vec<String>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
     pub permissions: BTreeMap<String, String>,
+    /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
+    pub repo_scoped: bool,
 }
 
 impl App {
@@ -284,6 +286,10 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub username: Option<String>,
     pub verbose: bool,
+    /// `--repo-scoped`: tokens for just the repository.
+    pub repo_scoped: bool,
+    /// `--permissions contents:read,metadata:read`.
+    pub permissions: Option<String>,
 }
 
 /// The config file's shape.
@@ -310,6 +316,8 @@ struct FileApp {
     owners: Vec<String>,
     #[serde(default)]
     permissions: BTreeMap<String, String>,
+    #[serde(default)]
+    repo_scoped: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -570,16 +578,22 @@ fn app_from_flags_and_env(
         Some((text, setting)) => Some(parse_installation_id(&text).context(setting)?),
         None => None,
     };
-    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
-        Some((text, setting)) => Host::parse(&text).context(setting)?,
-        None => Host::parse("github.com")?,
-    };
     let api_url = flags
         .api_url
         .clone()
         .map(|u| check_api_url(&u, "--api-url"))
         .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
         .transpose()?;
+    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
+        Some((text, setting)) => Host::parse(&text).context(setting)?,
+        None => host_for(api_url.as_deref())?,
+    };
+    let permissions = flags
+        .permissions
+        .as_deref()
+        .map(parse_permissions)
+        .transpose()?
+        .unwrap_or_default();
     let owners = flags
         .owners
         .iter()
@@ -597,8 +611,59 @@ fn app_from_flags_and_env(
         api_url,
         installation_id,
         owners,
-        permissions: BTreeMap::new(),
+        permissions,
+        repo_scoped: flags.repo_scoped,
     }))
+}
+
+/// The host an app serves when only its API URL is given: `api.github.com` → `github.com`,
+/// `api.SUB.ghe.com` → `SUB.ghe.com`, `https://H/api/v3` → `H` (GitHub Enterprise Server, or the
+/// local test GitHub over loopback http). Without an API URL: `github.com`.
+pub fn host_for(api_url: Option<&str>) -> Result<Host> {
+    let Some(url) = api_url else {
+        return Host::parse("github.com");
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("the API URL has no scheme"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = Host::parse(&format!("{scheme}://{authority}"))?;
+    let name = host.as_str();
+    if name == "api.github.com" {
+        return Host::parse("github.com");
+    }
+    if let Some(sub) = name.strip_prefix("api.")
+        && sub.ends_with(".ghe.com")
+    {
+        return Host::parse(sub);
+    }
+    Ok(host)
+}
+
+/// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
+pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, level) = item
+            .split_once([':', '='])
+            .map(|(n, l)| (n.trim(), l.trim()))
+            .ok_or_else(|| {
+                anyhow!("--permissions takes NAME:LEVEL pairs, like contents:read,metadata:read")
+            })?;
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !valid_name || !matches!(level, "read" | "write" | "admin") {
+            bail!(
+                "--permissions: each entry is a permission name (like contents) and read, write or admin"
+            );
+        }
+        out.insert(name.to_owned(), level.to_owned());
+    }
+    if out.is_empty() {
+        bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
+    }
+    Ok(out)
 }
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
@@ -609,12 +674,15 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
     {
         key_path = base.join(key_path);
     }
-    let host = Host::parse(fa.host.as_deref().unwrap_or("github.com")).context("host")?;
     let api_url = fa
         .api_url
         .as_deref()
         .map(|u| check_api_url(u, "api_url"))
         .transpose()?;
+    let host = match fa.host.as_deref() {
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref()).context("api_url")?,
+    };
     for (perm, level) in &fa.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
             bail!(
@@ -637,6 +705,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
             .map(|o| check_owner(o).context("owners"))
             .collect::<Result<_>>()?,
         permissions: fa.permissions.clone(),
+        repo_scoped: fa.repo_scoped,
     })
 }
 
@@ -793,6 +862,49 @@ mod tests {
             private_key: Some(key.into()),
             config: Some("/dev/null".into()),
             ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn the_host_comes_from_the_api_url_unless_given() {
+        for (url, host) in [
+            ("https://api.github.com", "github.com"),
+            ("https://api.acme.ghe.com/", "acme.ghe.com"),
+            ("https://ghe.example.com/api/v3", "ghe.example.com"),
+            (
+                "https://ghe.example.com:8443/api/v3",
+                "ghe.example.com:8443",
+            ),
+            ("http://127.0.0.1:8080/api/v3", "127.0.0.1:8080"),
+        ] {
+            assert_eq!(host_for(Some(url)).unwrap().as_str(), host, "{url}");
+            let f = Flags {
+                api_url: Some(url.into()),
+                ..flags("1", "/k.pem")
+            };
+            let c = resolve(&f, &no_env).unwrap();
+            assert_eq!(c.apps[0].host.as_str(), host, "{url}");
+        }
+        assert_eq!(host_for(None).unwrap().as_str(), "github.com");
+        let f = Flags {
+            api_url: Some("https://ghe.example.com/api/v3".into()),
+            host: Some("git.example.com".into()),
+            ..flags("1", "/k.pem")
+        };
+        assert_eq!(
+            resolve(&f, &no_env).unwrap().apps[0].host.as_str(),
+            "git.example.com",
+            "an explicit --host is honoured"
+        );
+    }
+
+    #[test]
+    fn permissions_from_the_command_line() {
+        let p = parse_permissions("contents:read, metadata=read").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["contents"], "read");
+        for bad in ["", "contents", "contents:all", "Contents:read", "a:b:c"] {
+            assert!(parse_permissions(bad).is_err(), "{bad}");
         }
     }
 

@@ -3,10 +3,16 @@
 
 mod support;
 
+/// One time budget per get: every app, lock wait and API call inside --timeout.
+mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// The command line: commands, help, a terminal on stdin.
+mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
 mod clients;
+/// token, exec, status, installations, revoke, forget; least privilege; the not-installed notice.
+mod commands;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
@@ -19,3 +25,5 @@ mod hardening;
 mod install;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
+/// setup and unsetup under real git: the user's helpers kept, the file restored.
+mod setup;
