@@ -82,11 +82,15 @@ impl State {
     /// Read `root/sub/name` if the directories on the way are ours and private (see
     /// [`read_private`] for the file itself).
     pub fn read(&self, sub: &str, name: &str) -> Result<Vec<u8>, Unusable> {
-        let root = self.usable_root().map_err(Unusable::Io)?;
-        let dir = root.join(sub);
-        for d in [root, dir.as_path()] {
+        // The root itself was checked once by `usable_root`.
+        let dir = self.usable_root().map_err(Unusable::Io)?.join(sub);
+        {
+            let d = dir.as_path();
             match std::fs::symlink_metadata(d) {
-                Ok(meta) => check_dir_meta(d, &meta).map_err(Unusable::Unsafe)?,
+                // Not ours: not read, and nothing in it removed (as an unsafe file would be).
+                Ok(meta) => {
+                    check_dir_meta(d, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
                 Err(e) => return Err(Unusable::Io(e)),
             }
@@ -94,8 +98,10 @@ impl State {
         read_private(&dir.join(name))
     }
 
+    /// The directory, if it may be used (see [`check_root`]): everything that reads or removes
+    /// files under it goes through here, so a directory of another user is never touched.
     pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
+        self.usable_root().ok()
     }
 
     /// `root/sub`, created 0700 if needed.
@@ -108,7 +114,7 @@ impl State {
     }
 
     fn file(&self, sub: &str, name: &str) -> Option<PathBuf> {
-        self.root.as_ref().map(|r| r.join(sub).join(name))
+        self.root().map(|r| r.join(sub).join(name))
     }
 
     /// The installation remembered for `owner`, if any.
@@ -368,6 +374,19 @@ pub fn digest(parts: &[&str]) -> String {
     hex(&h.finalize()[..16])
 }
 
+/// Our effective uid (asked once: it is on the hot path).
+fn euid() -> u32 {
+    #[cfg(unix)]
+    {
+        static EUID: OnceLock<u32> = OnceLock::new();
+        *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}
+
 /// Whether the cache root may be used: an existing root must be a directory of ours; a missing
 /// one will be created (0700, with any missing parents) in the nearest existing ancestor, which
 /// must be ours too, or sticky like `/tmp` (where no one else can replace what we create). So a
@@ -376,7 +395,7 @@ fn check_root(root: &Path) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let euid = rustix::process::geteuid().as_raw();
+        let euid = euid();
         let mut dir = root;
         loop {
             match std::fs::symlink_metadata(dir) {
@@ -422,7 +441,7 @@ fn check_dir_meta(dir: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let euid = rustix::process::geteuid().as_raw();
+        let euid = euid();
         if meta.uid() != euid {
             return Err(format!(
                 "{} belongs to uid {}, not to us (uid {euid})",
@@ -500,7 +519,7 @@ fn check_private_file(meta: &std::fs::Metadata) -> Result<(), String> {
         if mode & 0o077 != 0 {
             return Err(format!("mode {mode:03o}, open to others"));
         }
-        if meta.uid() != rustix::process::geteuid().as_raw() {
+        if meta.uid() != euid() {
             return Err(format!("owned by uid {}, not by us", meta.uid()));
         }
     }
@@ -712,7 +731,7 @@ mod tests {
 
     #[test]
     fn directories_of_another_user_are_never_used() {
-        if rustix::process::geteuid().as_raw() != 0 {
+        if euid() != 0 {
             eprintln!("skipping: needs root to create another user's directory");
             return;
         }
