@@ -408,16 +408,29 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
     if !have(&["dbus-daemon"]) {
         return;
     }
-    let mut daemon = std::process::Command::new("dbus-daemon")
-        .args(["--session", "--nofork", "--print-address=1"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    /// The daemon, resumed and stopped even when the test fails.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut daemon = Daemon(
+        std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut address = String::new();
     {
         use std::io::BufRead;
-        let stdout = daemon.stdout.take().unwrap();
+        let stdout = daemon.0.stdout.take().unwrap();
         std::io::BufReader::new(stdout)
             .read_line(&mut address)
             .unwrap();
@@ -426,7 +439,7 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
     assert!(address.starts_with("unix:"), "{address}");
     let signal = |sig: &str| {
         std::process::Command::new("kill")
-            .args([sig, &daemon.id().to_string()])
+            .args([sig, &daemon.0.id().to_string()])
             .status()
             .unwrap()
     };
@@ -466,9 +479,6 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
         );
     }
     assert!(gh.mint_count() >= 1);
-    signal("-CONT");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
 }
 
 /// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
