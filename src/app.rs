@@ -16,7 +16,7 @@ use crate::{index, protocol, route, signer, trace};
 use anyhow::{Result, anyhow};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// A cached token with less than this left is never handed out, not even as a fallback.
 const MIN_FALLBACK_LIFETIME: u64 = 60;
@@ -262,7 +262,7 @@ pub fn obtain(
     deadline: Deadline,
     say: &mut dyn FnMut(&str),
 ) -> Result<Obtained> {
-    let cache = Cache::new(config.cache, state);
+    let cache = Cache::new(config.cache, state).with_deadline(deadline.at());
     let candidates = route.candidates();
     for candidate in &candidates {
         if let Cached::Fresh(id, token) = lookup_cache(candidate, config, state, &cache) {
@@ -609,7 +609,7 @@ fn answer(token: &Token, config: &Config, io: &mut Io<'_>) -> Result<()> {
 /// (`git credential reject` with a URL): drop the owner's cached token. Never revoke: git also
 /// erases after a transient 401.
 fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) {
-    let cache = Cache::new(config.cache, state);
+    let cache = Cache::new(config.cache, state).with_deadline(Instant::now() + config.timeout);
     for candidate in route.candidates() {
         let Some(id) = installation_known(&candidate, state) else {
             continue;

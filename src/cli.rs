@@ -4,11 +4,11 @@
 use crate::app::{self, Io, one_line};
 use crate::commands::{self, Args, Command, Context, Output};
 use crate::config::{self, Flags};
-use crate::protocol::{self, MAX_INPUT, Operation};
+use crate::protocol::{self, Operation};
 use crate::state::State;
 use crate::trace;
 use std::ffi::OsString;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 const HELP_HEAD: &str = "\
@@ -255,6 +255,7 @@ fn command_help(c: &Command) -> String {
 
 /// The whole process: parse argv, read stdin, run, print the one error line, choose the exit code.
 pub fn main() -> ExitCode {
+    let protected = crate::secret::protect_process();
     install_panic_hook();
     let parsed = match parse_args(std::env::args_os().skip(1), commands::ALL) {
         Ok(parsed) => parsed,
@@ -322,6 +323,9 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS; // nothing to store, nothing to say (git's lib-credential checks stderr)
     }
     trace::init(flags.verbose, std::env::var(config::env::TRACE).ok());
+    if let Err(e) = protected {
+        trace!("{e}");
+    }
     let stdout = &mut std::io::stdout().lock();
     let stderr = &mut std::io::stderr();
     let mut io = Io { stdout, stderr };
@@ -372,14 +376,10 @@ fn run_command(c: &Command, parsed: Parsed) -> ExitCode {
     }
 }
 
-/// Read stdin up to one byte past the protocol's size limit (the parser refuses that).
+/// Read the request from stdin: to its blank line or end of input, at most one byte past the
+/// protocol's size limit (the parser refuses that).
 fn read_stdin() -> std::io::Result<Vec<u8>> {
-    let mut input = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut input)?;
-    Ok(input)
+    crate::protocol::read_request(&mut std::io::stdin().lock())
 }
 
 /// A bug must not dump a backtrace (or anything else) into git's output: one line, exit 101.

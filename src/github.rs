@@ -225,13 +225,39 @@ impl Reply {
     }
 }
 
-fn printable_message(text: &str) -> String {
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    one_line.trim().to_owned()
+/// Text from the server (a message, an account login, a transport error) as it may reach a
+/// terminal or a trace: one line of at most 300 characters, control characters (terminal escapes
+/// included) as spaces, and bidi, zero-width and other invisible formatting characters shown as
+/// `\u{…}`, so nothing can redraw the terminal or make text read differently than it is.
+pub fn printable_message(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(300) {
+        if c.is_control() {
+            out.push(' ');
+        } else if is_invisible_format(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim().to_owned()
+}
+
+/// Bidi controls, zero-width characters and the other invisible format characters (Unicode
+/// category Cf, plus the line and paragraph separators).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{FEFF}'
+        | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}'
+        | '\u{1D173}'..='\u{1D17A}'
+        | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
+        | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
+        | '\u{1BCA0}'..='\u{1BCA3}')
 }
 
 /// Installations per page when listing them (GitHub's maximum).
@@ -509,8 +535,9 @@ impl Client {
     ) -> Result<T, ApiError> {
         serde_json::from_slice(&reply.body).map_err(|e| {
             ApiError::Other(format!(
-                "{} answered {method} {path} with JSON the helper cannot read ({e})",
-                self.host
+                "{} answered {method} {path} with JSON the helper cannot read ({})",
+                self.host,
+                printable_message(&e.to_string())
             ))
         })
     }
@@ -1087,6 +1114,21 @@ mod tests {
         assert_eq!(expiry(sent - 7200, None), sent + FALLBACK_LIFETIME);
         assert_eq!(expiry(0, None), sent + FALLBACK_LIFETIME);
         assert_eq!(expiry(0, at(sent)), sent + FALLBACK_LIFETIME);
+    }
+
+    #[test]
+    fn server_text_is_escaped() {
+        assert_eq!(
+            printable_message("\u{1b}[2J\u{1b}]0;owned\u{7}Bad\ncredentials"),
+            "[2J ]0;owned Bad credentials"
+        );
+        assert_eq!(
+            printable_message("evil\u{202E}txt.exe\u{200B}\u{2066}x\u{FEFF}"),
+            "evil\\u{202e}txt.exe\\u{200b}\\u{2066}x\\u{feff}"
+        );
+        assert_eq!(printable_message("Not Found"), "Not Found");
+        assert_eq!(printable_message("Café — naïve 日本"), "Café — naïve 日本");
+        assert_eq!(printable_message(&"x".repeat(400)).len(), 300);
     }
 
     #[test]

@@ -121,6 +121,25 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
+/// Read one request from `input`: up to and including the blank line that ends it, or to end of
+/// input, and at most [`MAX_INPUT`] + 1 bytes (the parser refuses more). git closes the pipe after
+/// the request; a client that keeps it open gets its answer all the same, as git's own helpers
+/// stop reading at the blank line.
+pub fn read_request(input: &mut dyn io::BufRead) -> io::Result<Vec<u8>> {
+    let mut request = Vec::new();
+    let mut limited = io::Read::take(input, MAX_INPUT as u64 + 1);
+    loop {
+        let start = request.len();
+        if io::BufRead::read_until(&mut limited, b'\n', &mut request)? == 0 {
+            return Ok(request); // end of input
+        }
+        let line = &request[start..];
+        if line == b"\n" || line == b"\r\n" {
+            return Ok(request);
+        }
+    }
+}
+
 /// A key as it may be shown on a terminal: control characters escaped, length capped.
 pub fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(64).flat_map(char::escape_default).collect();
@@ -352,6 +371,23 @@ mod tests {
     fn blank_line_ends_the_request_and_crlf_is_accepted() {
         let r = ok("protocol=https\r\nhost=github.com\r\n\r\nhost=evil.example\n");
         assert_eq!(r.host, "github.com");
+    }
+
+    #[test]
+    fn reading_stops_at_the_blank_line() {
+        let mut input: &[u8] = b"protocol=https\nhost=github.com\n\nleft=for later\n";
+        let request = read_request(&mut input).unwrap();
+        assert_eq!(request, b"protocol=https\nhost=github.com\n\n");
+        assert_eq!(input, b"left=for later\n");
+        let mut input: &[u8] = b"protocol=https\r\nhost=x\r\n\r\nmore";
+        assert_eq!(
+            read_request(&mut input).unwrap(),
+            b"protocol=https\r\nhost=x\r\n\r\n"
+        );
+        let mut input: &[u8] = b"protocol=https\nhost=x";
+        assert_eq!(read_request(&mut input).unwrap(), b"protocol=https\nhost=x");
+        let big = vec![b'a'; MAX_INPUT + 10];
+        assert_eq!(read_request(&mut &big[..]).unwrap().len(), MAX_INPUT + 1);
     }
 
     #[test]

@@ -32,6 +32,24 @@ impl Secret {
     }
 }
 
+/// Keep this process's memory (the private key, JWTs, tokens) from other processes and from core
+/// files, as ssh-agent does: on Linux the process is marked non-dumpable, so no core file is
+/// written (a SIGQUIT mid-mint leaves nothing in the repository) and the user's other processes
+/// can neither ptrace it nor read its `/proc/PID/mem`. Called first thing in `main`; a failure is
+/// traced later and changes nothing else.
+pub fn protect_process() -> Result<(), String> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+        set_dumpable_behavior(DumpableBehavior::NotDumpable)
+            .map_err(|e| format!("cannot mark the process non-dumpable: {e}"))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        Ok(())
+    }
+}
+
 /// `sha256:` plus the first 8 hex digits of the SHA-256 of `value`.
 pub fn fingerprint(value: &str) -> String {
     let digest = Sha256::digest(value.as_bytes());

@@ -4,6 +4,11 @@
 //!
 //! Every file is 0600, written to a temporary file and renamed into place, and read back only if it
 //! is a regular file that only we can read. Anything else is ignored (and traced), never trusted.
+//! Files are opened without following symlinks and without blocking (a FIFO planted where a file
+//! is expected is refused, not waited on). Directories are created 0700 whatever the umask, and a
+//! directory another user owns is never used: running as root with a user's HOME (`sudo -E`), or
+//! with a cache root another user controls, the helper goes on without this directory (no file
+//! cache, no locks, nothing remembered) and says why in the trace.
 
 use crate::config::AppId;
 use crate::secret::hex;
@@ -13,6 +18,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Largest state or cache file we read.
@@ -22,6 +28,8 @@ const MAX_FILE: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct State {
     root: Option<PathBuf>,
+    /// Whether `root` may be used, checked once per process (see [`check_root`]).
+    usable: Arc<OnceLock<Result<(), String>>>,
 }
 
 /// Why a private file could not be used.
@@ -38,23 +46,67 @@ impl State {
     pub fn open() -> State {
         State {
             root: dirs::cache_dir().map(|d| d.join("git-credential-github-app")),
+            usable: Arc::default(),
         }
     }
 
     pub fn at(root: PathBuf) -> State {
-        State { root: Some(root) }
+        State {
+            root: Some(root),
+            usable: Arc::default(),
+        }
     }
 
+    /// The root if it may be used: ours, or not there yet with a parent we may create it in.
+    fn usable_root(&self) -> io::Result<&Path> {
+        let root = self
+            .root
+            .as_deref()
+            .ok_or_else(|| io::Error::other("no cache directory (HOME unset?)"))?;
+        let verdict = self.usable.get_or_init(|| {
+            let verdict = check_root(root);
+            if let Err(why) = &verdict {
+                trace!(
+                    "not using {}: {why}; going on without the file cache, locks and remembered installations",
+                    root.display()
+                );
+            }
+            verdict
+        });
+        match verdict {
+            Ok(()) => Ok(root),
+            Err(why) => Err(io::Error::other(why.clone())),
+        }
+    }
+
+    /// Read `root/sub/name` if the directories on the way are ours and private (see
+    /// [`read_private`] for the file itself).
+    pub fn read(&self, sub: &str, name: &str) -> Result<Vec<u8>, Unusable> {
+        // The root itself was checked once by `usable_root`.
+        let dir = self.usable_root().map_err(Unusable::Io)?.join(sub);
+        {
+            let d = dir.as_path();
+            match std::fs::symlink_metadata(d) {
+                // Not ours: not read, and nothing in it removed (as an unsafe file would be).
+                Ok(meta) => {
+                    check_dir_meta(d, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
+                Err(e) => return Err(Unusable::Io(e)),
+            }
+        }
+        read_private(&dir.join(name))
+    }
+
+    /// The directory, if it may be used (see [`check_root`]): everything that reads or removes
+    /// files under it goes through here, so a directory of another user is never touched.
     pub fn root(&self) -> Option<&Path> {
-        self.root.as_deref()
+        self.usable_root().ok()
     }
 
     /// `root/sub`, created 0700 if needed.
     pub fn private_dir(&self, sub: &str) -> io::Result<PathBuf> {
-        let root = self
-            .root
-            .as_ref()
-            .ok_or_else(|| io::Error::other("no cache directory (HOME unset?)"))?;
+        let root = self.usable_root()?;
         ensure_private_dir(root)?;
         let dir = root.join(sub);
         ensure_private_dir(&dir)?;
@@ -62,7 +114,7 @@ impl State {
     }
 
     fn file(&self, sub: &str, name: &str) -> Option<PathBuf> {
-        self.root.as_ref().map(|r| r.join(sub).join(name))
+        self.root().map(|r| r.join(sub).join(name))
     }
 
     /// The installation remembered for `owner`, if any.
@@ -77,7 +129,7 @@ impl State {
     /// [`NOT_INSTALLED_TTL`]) that it is not installed there.
     pub fn lookup_record(&self, api: &str, app: &AppId, owner: &str) -> Option<Remembered> {
         let path = self.file("installations", &digest(&[api, &app.iss(), owner]))?;
-        match read_private(&path) {
+        match self.read("installations", &digest(&[api, &app.iss(), owner])) {
             Ok(bytes) => match serde_json::from_slice::<InstallationRecord>(&bytes) {
                 Ok(r) if r.api == api && r.owner == owner && r.app == app.iss() => match r.id {
                     0 if crate::github::unix_now().saturating_sub(r.checked_at)
@@ -126,10 +178,7 @@ impl State {
 
     /// Seconds to add to our clock to get GitHub's, as last learnt for this API.
     pub fn clock_offset(&self, api: &str) -> i64 {
-        let Some(path) = self.file("clock", &digest(&[api])) else {
-            return 0;
-        };
-        read_private(&path)
+        self.read("clock", &digest(&[api]))
             .ok()
             .and_then(|b| serde_json::from_slice::<ClockRecord>(&b).ok())
             .filter(|r| r.api == api)
@@ -164,11 +213,11 @@ impl State {
     /// every mint. True as well when nothing can be remembered.
     pub fn first_time(&self, notice: &str) -> bool {
         let name = digest(&["notice", notice]);
-        let Some(path) = self.file("notices", &name) else {
-            return true;
-        };
-        if path.exists() {
-            return false;
+        match self.read("notices", &name) {
+            Ok(_) => return false,
+            Err(Unusable::Missing) => {}
+            Err(_) if self.usable_root().is_err() => return true,
+            Err(_) => {} // unsafe or unreadable: said again, and replaced
         }
         self.write_json("notices", &name, &notice);
         true
@@ -247,12 +296,7 @@ impl State {
             }
         };
         let path = dir.join(format!("{name}.lock"));
-        let file = match std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        let file = match open_lock_file(&path) {
             Ok(f) => f,
             Err(e) => {
                 trace!("cannot open lock {}: {e}", path.display());
@@ -330,44 +374,156 @@ pub fn digest(parts: &[&str]) -> String {
     hex(&h.finalize()[..16])
 }
 
-/// Create `dir` (mode 0700) or make an existing one private. Fails if that is impossible, e.g. the
-/// directory belongs to someone else.
-pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+/// Our effective uid (asked once: it is on the hot path).
+fn euid() -> u32 {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        match std::fs::symlink_metadata(dir) {
-            Ok(meta) if meta.is_dir() => {
-                if meta.permissions().mode() & 0o077 != 0 {
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-                    trace!(
-                        "made {} private (it was mode {:03o})",
+        static EUID: OnceLock<u32> = OnceLock::new();
+        *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        0
+    }
+}
+
+/// Whether the cache root may be used: an existing root must be a directory of ours; a missing
+/// one will be created (0700, with any missing parents) in the nearest existing ancestor, which
+/// must be ours too, or sticky like `/tmp` (where no one else can replace what we create). So a
+/// root running with another user's HOME never creates anything there.
+fn check_root(root: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let euid = euid();
+        let mut dir = root;
+        loop {
+            match std::fs::symlink_metadata(dir) {
+                Ok(meta) if dir == root => return check_dir_meta(dir, &meta),
+                Ok(meta) if !meta.is_dir() => {
+                    return Err(format!("{} is not a directory", dir.display()));
+                }
+                Ok(meta) if meta.uid() == euid || meta.permissions().mode() & 0o1000 != 0 => {
+                    return Ok(());
+                }
+                Ok(meta) => {
+                    return Err(format!(
+                        "it would be created in {}, which belongs to uid {}, not to us (uid {euid}): another user's HOME (sudo -E?)",
                         dir.display(),
-                        meta.permissions().mode() & 0o777
-                    );
+                        meta.uid()
+                    ));
                 }
-                Ok(())
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", dir.display())),
             }
-            Ok(_) => Err(io::Error::other(format!(
-                "{} is not a directory",
-                dir.display()
-            ))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Some(parent) = dir.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => ensure_private_dir(dir),
-                    other => other,
-                }
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => return Err("no existing parent directory".into()),
             }
-            Err(e) => Err(e),
         }
     }
     #[cfg(not(unix))]
     {
-        std::fs::create_dir_all(dir)
+        let _ = root;
+        Ok(())
     }
+}
+
+/// A directory we use must be a real directory (not a symlink) that we own, and private; one of
+/// ours that is not private is made private.
+fn check_dir_meta(dir: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
+    if !meta.is_dir() {
+        return Err(format!(
+            "{} is not a directory (a symlink or a file)",
+            dir.display()
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let euid = euid();
+        if meta.uid() != euid {
+            return Err(format!(
+                "{} belongs to uid {}, not to us (uid {euid})",
+                dir.display(),
+                meta.uid()
+            ));
+        }
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("cannot make {} private: {e}", dir.display()))?;
+            trace!("made {} private (it was mode {mode:03o})", dir.display());
+        }
+    }
+    Ok(())
+}
+
+/// Create `dir` (mode 0700, and 0700 for any missing parent, whatever the umask) or check an
+/// existing one (see [`check_dir_meta`]). Fails if that is impossible, e.g. the directory belongs
+/// to someone else.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                builder.mode(0o700);
+            }
+            builder.create(dir)?;
+            std::fs::symlink_metadata(dir)?
+        }
+        Err(e) => return Err(e),
+    };
+    check_dir_meta(dir, &meta).map_err(io::Error::other)
+}
+
+/// Open (creating it 0600) a lock file the way private files are read: never following a
+/// symlink, never blocking on a FIFO, and only if what was opened is a regular file of ours.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let open = || {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(
+                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+            );
+        }
+        let file = options.open(path)?;
+        check_private_file(&file.metadata()?).map_err(io::Error::other)?;
+        Ok::<File, io::Error>(file)
+    };
+    open().or_else(|e| {
+        // Something else sits there (a symlink, a FIFO, another user's file): our directory is
+        // private, so it is stale or planted; replace it once.
+        trace!("lock file {} unusable ({e}); replacing it", path.display());
+        std::fs::remove_file(path)?;
+        open()
+    })
+}
+
+/// A private file must be a regular file of ours that no one else can read or write.
+fn check_private_file(meta: &std::fs::Metadata) -> Result<(), String> {
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!("mode {mode:03o}, open to others"));
+        }
+        if meta.uid() != euid() {
+            return Err(format!("owned by uid {}, not by us", meta.uid()));
+        }
+    }
+    Ok(())
 }
 
 /// Write `bytes` to `dir/name` atomically, mode 0600.
@@ -386,14 +542,16 @@ pub fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
 
 /// Read a file only if it is a regular file no one else can read and is small.
 pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
-    // Open first (never following a symlink), then check what was opened: no window between the
-    // check and the read.
+    // Open first (never following a symlink, never waiting for a FIFO's writer), then check what
+    // was opened: no window between the check and the read.
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+        options.custom_flags(
+            (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+        );
     }
     let file = match options.open(path) {
         Ok(f) => f,
@@ -402,25 +560,7 @@ pub fn read_private(path: &Path) -> Result<Vec<u8>, Unusable> {
         Err(e) => return Err(Unusable::Io(e)),
     };
     let meta = file.metadata().map_err(Unusable::Io)?;
-    if !meta.is_file() {
-        return Err(Unusable::Unsafe("not a regular file".into()));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Unusable::Unsafe(format!(
-                "mode {mode:03o}, readable by others"
-            )));
-        }
-        if meta.uid() != rustix::process::geteuid().as_raw() {
-            return Err(Unusable::Unsafe(format!(
-                "owned by uid {}, not by us",
-                meta.uid()
-            )));
-        }
-    }
+    check_private_file(&meta).map_err(Unusable::Unsafe)?;
     if meta.len() > MAX_FILE {
         return Err(Unusable::Unsafe(format!(
             "{} bytes is too large",
@@ -527,6 +667,111 @@ mod tests {
             std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
             0o700
         );
+    }
+
+    fn mkfifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().join("gcga"));
+        let app = AppId::Numeric(1);
+        state.remember_installation("a", &app, "o", 7);
+        let name = digest(&["a", &app.iss(), "o"]);
+        let path = dir.path().join("gcga/installations").join(&name);
+        std::fs::remove_file(&path).unwrap();
+        mkfifo(&path);
+        // Would block forever in open() without O_NONBLOCK.
+        assert!(matches!(
+            state.read("installations", &name),
+            Err(Unusable::Unsafe(_))
+        ));
+        assert_eq!(state.installation("a", &app, "o"), None);
+        state.remember_installation("a", &app, "o", 8);
+        assert_eq!(state.installation("a", &app, "o"), Some(8));
+        // A FIFO (with no reader) or a symlink where a lock file belongs is replaced.
+        let locks = state.private_dir("locks").unwrap();
+        mkfifo(&locks.join("k.lock"));
+        let held = state.lock("k", Duration::from_secs(1)).unwrap();
+        assert!(held.metadata().unwrap().is_file());
+        drop(held);
+        std::fs::remove_file(locks.join("k.lock")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), locks.join("k.lock")).unwrap();
+        assert!(state.lock("k", Duration::from_secs(1)).is_some());
+        assert!(!dir.path().join("elsewhere").exists());
+    }
+
+    #[test]
+    fn lock_files_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().join("gcga"));
+        let locks = state.private_dir("locks").unwrap();
+        // One left by an older version, readable by everyone: made private on use.
+        std::fs::write(locks.join("old.lock"), b"").unwrap();
+        std::fs::set_permissions(
+            locks.join("old.lock"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        for name in ["new", "old"] {
+            let held = state.lock(name, Duration::from_secs(1)).unwrap();
+            let mode = held.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
+
+    #[test]
+    fn directories_of_another_user_are_never_used() {
+        if euid() != 0 {
+            eprintln!("skipping: needs root to create another user's directory");
+            return;
+        }
+        let other = 65534;
+        let chown = |p: &Path| {
+            std::os::unix::fs::chown(p, Some(other), Some(other)).unwrap();
+        };
+        // Someone else's HOME, without a cache yet: nothing is created there.
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        std::fs::create_dir(&home).unwrap();
+        chown(&home);
+        let state = State::at(home.join(".cache/gcga"));
+        state.remember_installation("a", &AppId::Numeric(1), "o", 7);
+        assert!(state.lock("k", Duration::from_millis(10)).is_none());
+        assert!(state.private_dir("tokens").is_err());
+        assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+        // Their cache root exists: not read, not written.
+        let root = home.join("cache");
+        std::fs::create_dir(&root).unwrap();
+        let theirs = State::at(root.join("gcga"));
+        theirs.remember_installation("a", &AppId::Numeric(1), "o", 7);
+        chown(&root);
+        let theirs = State::at(root.join("gcga"));
+        std::os::unix::fs::chown(root.join("gcga"), Some(other), Some(other)).unwrap();
+        assert_eq!(theirs.installation("a", &AppId::Numeric(1), "o"), None);
+        assert!(theirs.private_dir("tokens").is_err());
+        // A subdirectory of ours that belongs to someone else is not used either.
+        let mine = State::at(dir.path().join("mine"));
+        mine.remember_installation("a", &AppId::Numeric(1), "o", 7);
+        std::os::unix::fs::chown(dir.path().join("mine/installations"), Some(other), None).unwrap();
+        assert_eq!(mine.installation("a", &AppId::Numeric(1), "o"), None);
+        // A sticky directory like /tmp is fine to create the root in.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        chown(&tmp);
+        let sticky = State::at(tmp.join("gcga"));
+        sticky.remember_installation("a", &AppId::Numeric(1), "o", 7);
+        assert_eq!(sticky.installation("a", &AppId::Numeric(1), "o"), Some(7));
     }
 
     #[test]

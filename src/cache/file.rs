@@ -1,7 +1,7 @@
 //! The file backend: one 0600 JSON file per key under `<cache dir>/tokens/`, written atomically.
 
 use super::{CacheKey, Store};
-use crate::state::{State, Unusable, read_private, write_private};
+use crate::state::{State, Unusable, write_private};
 use crate::trace;
 use anyhow::Result;
 
@@ -30,7 +30,7 @@ impl Store for FileStore {
         let Some(path) = self.path(key) else {
             anyhow::bail!("no cache directory")
         };
-        match read_private(&path) {
+        match self.state.read("tokens", &format!("{}.json", key.digest())) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(Unusable::Missing) => Ok(None),
             Err(Unusable::Unsafe(why)) => {

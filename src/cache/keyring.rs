@@ -22,6 +22,11 @@ impl Store for OsKeyring {
         self.name
     }
 
+    /// D-Bus (or a keychain prompt) can keep a call waiting forever.
+    fn may_hang(&self) -> bool {
+        true
+    }
+
     fn load(&self, key: &CacheKey) -> Result<Option<Vec<u8>>> {
         let entry = keyring::Entry::new(SERVICE, key.as_str())?;
         match entry.get_password() {

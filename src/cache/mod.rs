@@ -4,6 +4,13 @@
 //! A backend that fails (no D-Bus, a locked keyring, keyctl blocked by seccomp, a corrupt or
 //! foreign entry) never fails a `get`: it is traced and the next backend is tried; a bad entry reads
 //! as a miss and is replaced by the next save. The freshness policy is not here but in `app`.
+//!
+//! A store that talks to another process (the Secret Service over D-Bus, the Keychain, Credential
+//! Manager) may never answer: a stopped `dbus-daemon`, a wedged keyring daemon, a keyring waiting
+//! for an unlock prompt. Its calls run on a worker thread and are abandoned well before the get's
+//! deadline (each waits at most a third of the time left, so minting and answering keep the
+//! rest); a store that did not answer is not asked again in this run. A token found meanwhile in a store that cannot hang
+//! is answered without waiting for it.
 
 mod file;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
@@ -16,8 +23,14 @@ use crate::github::Token;
 use crate::secret::Secret;
 use crate::state::{State, digest};
 use crate::trace;
+use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+/// The deadline when the caller gives none (see [`Cache::with_deadline`]).
+const DEFAULT_BUDGET: Duration = crate::config::DEFAULT_TIMEOUT;
 
 /// Which token a cache entry holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +56,13 @@ impl CacheKey {
 }
 
 /// One storage backend.
-trait Store {
+trait Store: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether a call can wait on another process indefinitely (D-Bus, a keychain prompt): such
+    /// calls run on a worker thread, bounded by the deadline.
+    fn may_hang(&self) -> bool {
+        false
+    }
     /// `Ok(None)`: this backend works and has no (usable) entry.
     fn load(&self, key: &CacheKey) -> anyhow::Result<Option<Vec<u8>>>;
     fn save(&self, key: &CacheKey, entry: &[u8], expires_at: u64) -> anyhow::Result<()>;
@@ -87,7 +105,9 @@ fn decode(bytes: &[u8]) -> Option<Token> {
 /// token. A hit in a later store is copied into the earlier ones. The file store is used only
 /// when no keyring-class store takes a token.
 pub struct Cache {
-    stores: Vec<Box<dyn Store>>,
+    stores: Vec<Arc<dyn Store>>,
+    /// No store call is waited for past this instant.
+    deadline: Instant,
     /// How many of `stores` are keyring-class (the rest is the file store).
     keyrings: usize,
     /// Stores that failed in this run (bit per index): not tried again.
@@ -97,19 +117,19 @@ pub struct Cache {
 
 impl Cache {
     pub fn new(mode: CacheMode, state: &State) -> Cache {
-        let mut stores: Vec<Box<dyn Store>> = Vec::new();
+        let mut stores: Vec<Arc<dyn Store>> = Vec::new();
         if matches!(mode, CacheMode::Auto | CacheMode::Keyring) {
             #[cfg(target_os = "linux")]
             {
-                stores.push(Box::new(keyutils::Keyutils));
+                stores.push(Arc::new(keyutils::Keyutils));
                 // Secret Service only where a session bus is announced: without one, libdbus would
                 // try to autolaunch a bus, which fails anyway.
                 if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty()) {
-                    stores.push(Box::new(keyring::OsKeyring::new("secret-service")));
+                    stores.push(Arc::new(keyring::OsKeyring::new("secret-service")));
                 }
             }
             #[cfg(any(target_os = "macos", target_os = "windows"))]
-            stores.push(Box::new(keyring::OsKeyring::new(
+            stores.push(Arc::new(keyring::OsKeyring::new(
                 if cfg!(target_os = "macos") {
                     "keychain"
                 } else {
@@ -119,14 +139,21 @@ impl Cache {
         }
         let keyrings = stores.len();
         if matches!(mode, CacheMode::Auto | CacheMode::File) {
-            stores.push(Box::new(file::FileStore::new(state.clone())));
+            stores.push(Arc::new(file::FileStore::new(state.clone())));
         }
         Cache {
             stores,
+            deadline: Instant::now() + DEFAULT_BUDGET,
             keyrings,
             broken: Cell::new(0),
             mode,
         }
+    }
+
+    /// Never wait for a store past `deadline` (the get's).
+    pub fn with_deadline(mut self, deadline: Instant) -> Cache {
+        self.deadline = deadline;
+        self
     }
 
     fn usable(&self) -> impl Iterator<Item = (usize, &dyn Store)> {
@@ -147,36 +174,123 @@ impl Cache {
         self.broken.set(self.broken.get() | (1 << i));
     }
 
-    /// The cached token, from the first store that holds a readable one.
+    /// Start `f` on store `i`: inline for a store that cannot hang, else on a worker thread.
+    fn start<T: Send + 'static>(
+        &self,
+        i: usize,
+        f: impl FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
+    ) -> Pending<T> {
+        let store = Arc::clone(&self.stores[i]);
+        if !store.may_hang() {
+            return Pending::Done(f(store.as_ref()));
+        }
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name(format!("cache-{}", store.name()))
+            .spawn(move || {
+                let _ = tx.send(f(store.as_ref()));
+            });
+        match spawned {
+            Ok(_) => Pending::Running(rx),
+            Err(e) => Pending::Done(Err(anyhow!("cannot start a worker thread: {e}"))),
+        }
+    }
+
+    /// The result of a started call, waiting at most until `until` (and the deadline).
+    fn finish<T>(&self, pending: Pending<T>, until: Instant) -> anyhow::Result<T> {
+        match pending {
+            Pending::Done(result) => result,
+            Pending::Running(rx) => {
+                let wait = until
+                    .min(self.deadline)
+                    .saturating_duration_since(Instant::now());
+                match rx.recv_timeout(wait) {
+                    Ok(result) => result,
+                    Err(mpsc::RecvTimeoutError::Timeout) => Err(anyhow!(
+                        "no answer within {} ms (a frozen D-Bus, or a keyring waiting to be unlocked?); not waiting longer",
+                        wait.as_millis()
+                    )),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        Err(anyhow!("the worker thread ended without an answer"))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A call to a store that may hang waits at most a third of the time left, so that minting
+    /// and answering keep the rest.
+    fn patience(&self) -> Instant {
+        let now = Instant::now();
+        now + self.deadline.saturating_duration_since(now) / 3
+    }
+
+    fn call<T: Send + 'static>(
+        &self,
+        i: usize,
+        until: Instant,
+        f: impl FnOnce(&dyn Store) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let pending = self.start(i, f);
+        self.finish(pending, until)
+    }
+
+    /// The cached token, from the first store that holds a readable one. Stores that may hang
+    /// are asked in the background while the next ones are tried; a token found in one of those
+    /// is answered at once.
     pub fn load(&self, key: &CacheKey) -> Option<Token> {
         let mut missed = Vec::new();
+        let mut waiting = Vec::new();
+        let until = self.patience();
         for (i, store) in self.usable() {
-            match store.load(key) {
-                Ok(Some(bytes)) => match decode(&bytes) {
-                    Some(token) => {
-                        trace!(
-                            "cache hit in {}: token {} expires at {}",
-                            store.name(),
-                            token.secret.fingerprint(),
-                            token.expires_at
-                        );
-                        self.backfill(&missed, key, &token);
-                        return Some(token);
-                    }
-                    None => {
-                        trace!(
-                            "ignoring a corrupt or foreign entry in {}; it will be replaced",
-                            store.name()
-                        );
-                        missed.push(i);
-                    }
-                },
-                Ok(None) => {
-                    trace!("cache miss in {}", store.name());
+            let k = key.clone();
+            let pending = self.start(i, move |s| s.load(&k));
+            if store.may_hang() && matches!(pending, Pending::Running(_)) {
+                waiting.push((i, pending));
+                continue;
+            }
+            if let Some(token) = self.loaded(i, self.finish(pending, until), &mut missed) {
+                self.backfill(&missed, key, &token);
+                return Some(token);
+            }
+        }
+        for (i, pending) in waiting {
+            if let Some(token) = self.loaded(i, self.finish(pending, until), &mut missed) {
+                self.backfill(&missed, key, &token);
+                return Some(token);
+            }
+        }
+        None
+    }
+
+    /// What store `i` answered to a load: a token, or a miss (noted in `missed`).
+    fn loaded(
+        &self,
+        i: usize,
+        result: anyhow::Result<Option<Vec<u8>>>,
+        missed: &mut Vec<usize>,
+    ) -> Option<Token> {
+        let name = self.stores[i].name();
+        match result {
+            Ok(Some(bytes)) => match decode(&bytes) {
+                Some(token) => {
+                    trace!(
+                        "cache hit in {name}: token {} expires at {}",
+                        token.secret.fingerprint(),
+                        token.expires_at
+                    );
+                    return Some(token);
+                }
+                None => {
+                    trace!("ignoring a corrupt or foreign entry in {name}; it will be replaced");
                     missed.push(i);
                 }
-                Err(e) => self.mark_broken(i, "load", &e),
+            },
+            Ok(None) => {
+                trace!("cache miss in {name}");
+                missed.push(i);
             }
+            Err(e) => self.mark_broken(i, "load", &e),
         }
         None
     }
@@ -184,17 +298,22 @@ impl Cache {
     /// Copy a token found in a slower store into the faster keyring-class stores that missed it.
     fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Token) {
         let entry = encode(token);
+        let until = self.patience();
         for &i in missed.iter().filter(|&&i| i < self.keyrings) {
             // A process holding the mint lock may have put a newer token there meanwhile.
-            let newer = self.stores[i]
-                .load(key)
+            let k = key.clone();
+            let newer = self
+                .call(i, until, move |s| s.load(&k))
                 .ok()
                 .flatten()
                 .and_then(|b| decode(&b));
             if newer.is_some_and(|t| t.expires_at >= token.expires_at) {
                 continue;
             }
-            match self.stores[i].save(key, entry.expose().as_bytes(), token.expires_at) {
+            let (k, e, expires_at) = (key.clone(), entry.clone(), token.expires_at);
+            match self.call(i, until, move |s| {
+                s.save(&k, e.expose().as_bytes(), expires_at)
+            }) {
                 Ok(()) => trace!(
                     "copied token {} into {}",
                     token.secret.fingerprint(),
@@ -206,25 +325,27 @@ impl Cache {
     }
 
     /// Save a token in every keyring-class store that takes it, else in the file. Returns the
-    /// stores that took it.
+    /// stores that took it. Bounded by the deadline: a store that does not answer in time is
+    /// skipped, and the caller answers git with the token anyway.
     pub fn save(&self, key: &CacheKey, token: &Token) -> Vec<&'static str> {
         let entry = encode(token);
         let mut took = Vec::new();
-        for (i, store) in self.usable() {
+        let usable: Vec<(usize, &'static str)> =
+            self.usable().map(|(i, s)| (i, s.name())).collect();
+        for (i, name) in usable {
             if i >= self.keyrings && !took.is_empty() {
                 break; // a keyring holds it: no file copy
             }
-            match store.save(key, entry.expose().as_bytes(), token.expires_at) {
+            let (k, e, expires_at) = (key.clone(), entry.clone(), token.expires_at);
+            match self.call(i, self.patience(), move |s| {
+                s.save(&k, e.expose().as_bytes(), expires_at)
+            }) {
                 Ok(()) => {
-                    trace!(
-                        "cached token {} in {}",
-                        token.secret.fingerprint(),
-                        store.name()
-                    );
-                    took.push(store.name());
+                    trace!("cached token {} in {name}", token.secret.fingerprint());
+                    took.push(name);
                 }
                 Err(e) => {
-                    trace!("cannot cache in {}: {}", store.name(), one_line(&e));
+                    trace!("cannot cache in {name}: {}", one_line(&e));
                     self.broken.set(self.broken.get() | (1 << i));
                 }
             }
@@ -239,12 +360,23 @@ impl Cache {
 
     /// Drop the entry from every store that has it.
     pub fn remove(&self, key: &CacheKey) {
-        for store in &self.stores {
-            if let Err(e) = store.remove(key) {
-                trace!("cannot remove from {}: {}", store.name(), one_line(&e));
+        for i in 0..self.stores.len() {
+            let k = key.clone();
+            if let Err(e) = self.call(i, self.patience(), move |s| s.remove(&k)) {
+                trace!(
+                    "cannot remove from {}: {}",
+                    self.stores[i].name(),
+                    one_line(&e)
+                );
             }
         }
     }
+}
+
+/// A store call: finished (inline), or running on a worker thread.
+enum Pending<T> {
+    Done(anyhow::Result<T>),
+    Running(mpsc::Receiver<anyhow::Result<T>>),
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -289,6 +421,74 @@ mod tests {
         assert_eq!(cache.load(&key).unwrap().secret.expose(), "ghs_x");
         cache.remove(&key);
         assert!(cache.load(&key).is_none());
+    }
+
+    /// A store whose every call waits forever, like the Secret Service behind a stopped bus.
+    struct Frozen;
+
+    impl Store for Frozen {
+        fn name(&self) -> &'static str {
+            "frozen"
+        }
+        fn may_hang(&self) -> bool {
+            true
+        }
+        fn load(&self, _: &CacheKey) -> anyhow::Result<Option<Vec<u8>>> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn save(&self, _: &CacheKey, _: &[u8], _: u64) -> anyhow::Result<()> {
+            loop {
+                std::thread::park();
+            }
+        }
+        fn remove(&self, _: &CacheKey) -> anyhow::Result<()> {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+
+    fn frozen_then_file(state: &State, budget: Duration) -> Cache {
+        Cache {
+            stores: vec![
+                Arc::new(Frozen),
+                Arc::new(file::FileStore::new(state.clone())),
+            ],
+            deadline: Instant::now() + budget,
+            keyrings: 1,
+            broken: Cell::new(0),
+            mode: CacheMode::Auto,
+        }
+    }
+
+    #[test]
+    fn a_store_that_never_answers_is_bounded_by_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().join("c"));
+        let key = CacheKey::new("https://api.github.com", &AppId::Numeric(1), 2, "");
+        let token = Token {
+            secret: Secret::new("ghs_x"),
+            expires_at: 5,
+        };
+        // A miss everywhere: the load gives up after a third of the budget, the save (a minted
+        // token) skips the frozen store and lands in the file.
+        let started = Instant::now();
+        let cache = frozen_then_file(&state, Duration::from_millis(900));
+        assert!(cache.load(&key).is_none());
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(waited < Duration::from_millis(900), "{waited:?}");
+        assert_eq!(cache.save(&key, &token), ["file"]);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let cache = frozen_then_file(&state, Duration::from_millis(300));
+        assert_eq!(cache.save(&key, &token), ["file"]);
+        // A token in a store that cannot hang is answered without waiting for the frozen one.
+        let cache = frozen_then_file(&state, Duration::from_secs(3600));
+        let started = Instant::now();
+        assert_eq!(cache.load(&key).unwrap().secret.expose(), "ghs_x");
+        assert!(started.elapsed() < Duration::from_secs(60));
     }
 
     #[test]

@@ -201,3 +201,451 @@ fn expiry_is_right_whatever_the_date_header_says() {
         get(what);
     }
 }
+
+/// Run `cmd` with `stdin`, killing it if it takes longer than `limit` (a hang fails the test
+/// instead of blocking the suite).
+fn run_within(
+    cmd: &mut std::process::Command,
+    stdin: &[u8],
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .process_group(0) // so that a hung helper under git is killed too
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr so far: {}",
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Files under `dir` with their modes (directories end in '/').
+fn tree(dir: &std::path::Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let entry = entry.unwrap();
+            let meta = std::fs::symlink_metadata(entry.path()).unwrap();
+            let name = entry
+                .path()
+                .strip_prefix(dir)
+                .unwrap()
+                .display()
+                .to_string();
+            if meta.is_dir() {
+                out.push((name + "/", meta.permissions().mode() & 0o7777));
+                stack.push(entry.path());
+            } else {
+                out.push((name, meta.permissions().mode() & 0o7777));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A FIFO where the token, the installation record or the lock file should be: `get` answers
+/// promptly (it mints) instead of blocking in open().
+#[test]
+fn fifos_in_the_cache_do_not_block_a_get() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let first = token_of(&env.fill("octo/dotfiles.git"));
+    let root = env.cache_dir();
+    let mut planted = 0;
+    for sub in ["tokens", "installations", "locks"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::remove_file(&path).unwrap();
+            mkfifo(&path);
+            planted += 1;
+        }
+    }
+    assert!(planted >= 3, "planted {planted}");
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    let out = run_within(
+        env.command("git").args(["credential", "fill"]),
+        input.as_bytes(),
+        std::time::Duration::from_secs(20),
+    );
+    let second = token_of(&out);
+    assert_ne!(first, second, "the FIFO was not read as a token");
+    // The FIFOs were replaced by private regular files.
+    for (name, mode) in tree(&root) {
+        let ok = if name.ends_with('/') { 0o700 } else { 0o600 };
+        assert_eq!(mode, ok, "{name}");
+        if !name.ends_with('/') {
+            assert!(
+                std::fs::metadata(root.join(&name)).unwrap().is_file(),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// Under umask 000 the helper's directories (and a missing ~/.cache) are 0700, its files 0600.
+#[test]
+fn umask_000_still_makes_private_directories_and_files() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    assert!(!env.home.join(".cache").exists());
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    let out = run(
+        env.command("sh")
+            .args(["-c", "umask 000 && exec git credential fill"]),
+        input.as_bytes(),
+    );
+    token_of(&out);
+    let cache = env.home.join(".cache");
+    let files = tree(&cache);
+    assert!(files.len() >= 7, "{files:?}");
+    for (name, mode) in files {
+        let ok = if name.ends_with('/') { 0o700 } else { 0o600 };
+        assert_eq!(mode, ok, "{name}: {mode:o}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "~/.cache");
+}
+
+/// `sudo -E git …`: root with a HOME that belongs to someone else creates nothing there, and the
+/// get still answers (minting), saying why in the trace.
+#[test]
+fn root_with_another_users_home_creates_nothing_there() {
+    if !is_root() {
+        eprintln!("skipping: needs root to run as root with another user's HOME");
+        return;
+    }
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let chown_r = |path: &std::path::Path| {
+        let status = std::process::Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    env.command("true"); // writes the harness's askpass script before the snapshot
+    chown_r(&env.home);
+    let before = tree(&env.home);
+    for round in 0..2 {
+        let out = env.fill("octo/dotfiles.git");
+        token_of(&out);
+        assert!(
+            stderr(&out).contains("which belongs to uid 65534, not to us (uid 0): another user's HOME (sudo -E?); going on without the file cache"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert_eq!(tree(&env.home), before, "round {round}: files appeared");
+    }
+    assert_eq!(gh.mint_count(), 2);
+    // The user's own cache, already there: neither read nor written by root.
+    std::fs::create_dir_all(env.cache_dir()).unwrap();
+    chown_r(&env.home);
+    let before = tree(&env.home);
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    assert!(
+        stderr(&out).contains("belongs to uid 65534, not to us (uid 0)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        tree(&env.home),
+        before,
+        "files appeared in the user's cache"
+    );
+}
+
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// A session bus that accepts connections and never answers (a stopped `dbus-daemon`), with the
+/// default cache: `get` answers within its timeout, twice (the token minted the first time is
+/// answered even though the Secret Service never took it).
+#[test]
+fn a_frozen_session_bus_does_not_hang_a_get() {
+    if !have(&["dbus-daemon"]) {
+        return;
+    }
+    /// The daemon, resumed and stopped even when the test fails.
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.0.id().to_string()])
+                .status();
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut daemon = Daemon(
+        std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut address = String::new();
+    {
+        use std::io::BufRead;
+        let stdout = daemon.0.stdout.take().unwrap();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut address)
+            .unwrap();
+    }
+    let address = address.trim().to_owned();
+    assert!(address.starts_with("unix:"), "{address}");
+    let signal = |sig: &str| {
+        std::process::Command::new("kill")
+            .args([sig, &daemon.0.id().to_string()])
+            .status()
+            .unwrap()
+    };
+    assert!(signal("-STOP").success());
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_flags(&[
+        "--app-id",
+        "1001",
+        "--private-key",
+        &env.key_path.display().to_string(),
+        "--host",
+        &gh.host(),
+        "--timeout",
+        "6s",
+    ]);
+    env.set_env("DBUS_SESSION_BUS_ADDRESS", &address);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let input = format!(
+        "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+        gh.host()
+    );
+    for round in 0..2 {
+        let started = std::time::Instant::now();
+        let out = run_within(
+            env.command("git").args(["credential", "fill"]),
+            input.as_bytes(),
+            std::time::Duration::from_secs(30),
+        );
+        let took = started.elapsed();
+        token_of(&out);
+        eprintln!("frozen bus, get {round}: {took:?}");
+        assert!(
+            took < std::time::Duration::from_secs(6), // the --timeout
+            "round {round}: {took:?}\n{}",
+            stderr(&out)
+        );
+    }
+    assert!(gh.mint_count() >= 1);
+}
+
+/// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
+/// another user and is blocked on a hung API. The kernel then gives its /proc entries to root
+/// (a dumpable process's are its own user's), and no core file or ptrace by that user can read
+/// the key.
+#[test]
+fn the_helper_is_not_dumpable() {
+    if !is_root() || !have(&["setpriv"]) {
+        eprintln!("skipping: needs root and setpriv to run the helper as another user");
+        return;
+    }
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    // The helper runs as nobody (65534): its HOME and key are theirs.
+    let status = std::process::Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&env.home)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let dir = env.home.parent().unwrap();
+    crate::support::chmod(dir, 0o755);
+    gh.inject(local_github::Fault::new(
+        "/api/v3/",
+        local_github::FaultAction::delay_ms(20_000),
+    ));
+    let key = env.key_path.display().to_string();
+    let host = gh.host();
+    let mut child = env
+        .command("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", HELPER])
+        .args(["--app-id", "1001", "--private-key", &key, "--host", &host])
+        .args(["--cache", "none", "--timeout", "30s", "get"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        write!(
+            stdin,
+            "protocol=http\nhost={host}\npath=octo/dotfiles.git\n\n"
+        )
+        .unwrap();
+    }
+    // setpriv execs the helper: same pid. Give it time to be waiting on the API.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let running = child.try_wait().unwrap().is_none();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    let owner = {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(format!("/proc/{}/status", child.id()))
+            .unwrap()
+            .uid()
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        uid_line.contains("65534"),
+        "not running as nobody: {uid_line}"
+    );
+    assert!(running, "the helper did not wait for the hung API");
+    assert_eq!(
+        owner, 0,
+        "/proc entries of a dumpable process belong to its user"
+    );
+}
+
+/// Text from the server (a message, an account login) reaches stderr and traces without terminal
+/// escapes, bidi or zero-width characters.
+#[test]
+fn hostile_server_text_is_escaped() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
+    let hostile = "\u{1b}[2J\u{1b}]0;pwned\u{7}Bad\u{202E}gnp.exe\u{200B}\u{2066}!\u{FEFF}";
+    gh.inject(
+        local_github::Fault::new(
+            "/api/v3/repos/octo/dotfiles/installation",
+            local_github::FaultAction::json(
+                200,
+                serde_json::json!({"id": 12, "account": {"login": hostile}}),
+            ),
+        )
+        .times(1),
+    );
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(r"(account [2J ]0;pwned Bad\u{202e}gnp.exe\u{200b}\u{2066}!\u{feff})"),
+        "{err}"
+    );
+    gh.inject(local_github::Fault::new(
+        "/api/v3/repos/nobody/thing/installation",
+        local_github::FaultAction::github_error(403, hostile),
+    ));
+    let out = env.fill("nobody/thing.git");
+    let err = stderr(&out);
+    assert!(
+        err.contains(r"answered 403 while looking up the app's installation for 'nobody': [2J ]0;pwned Bad\u{202e}gnp.exe\u{200b}\u{2066}!\u{feff}"),
+        "{err}"
+    );
+    for (what, out) in [("lookup", &out)] {
+        let err = stderr(out);
+        for bad in [
+            '\u{1b}', '\u{7}', '\u{202E}', '\u{200B}', '\u{2066}', '\u{FEFF}',
+        ] {
+            assert!(!err.contains(bad), "{what}: {:?} in {err:?}", bad);
+        }
+    }
+}
+
+/// A client that writes the request and the blank line but keeps stdin open gets its answer.
+#[test]
+fn a_blank_line_ends_the_request_while_stdin_stays_open() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let mut child = env
+        .command(HELPER)
+        .args(["--app-id", "1001", "--private-key"])
+        .arg(&env.key_path)
+        .args(["--host", &gh.host(), "--cache", "none", "get"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    {
+        use std::io::Write;
+        write!(
+            stdin,
+            "protocol=http\nhost={}\npath=octo/dotfiles.git\n\n",
+            gh.host()
+        )
+        .unwrap();
+        stdin.flush().unwrap();
+    }
+    let started = std::time::Instant::now();
+    let exited = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(exited.is_some(), "no answer while stdin stayed open");
+    assert!(
+        stdout(&out).starts_with("username=x-access-token\npassword=ghs_"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
