@@ -4,6 +4,7 @@
 use super::{Args, Command, Context, Output, target};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{self, AppId, CacheMode};
+use crate::github::Deadline;
 use crate::index;
 use crate::state::State;
 use anyhow::Result;
@@ -33,8 +34,14 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     let matches = |o: &str| owner.as_deref().is_none_or(|want| want == o);
     let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
     let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
+    // A frozen keyring holds the command up no longer than a get.
+    let deadline = Deadline::after(
+        config
+            .as_ref()
+            .map_or(config::DEFAULT_TIMEOUT, |c| c.timeout),
+    );
     let state = State::open();
-    let cache = Cache::new(mode, &state);
+    let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let (mut tokens, mut installations, mut not_installed) = (0, 0, 0);
     for record in target::cache_entries(&state, config.as_ref()) {
         if !matches(&record.owner) && !matches(&record.account.to_ascii_lowercase()) {

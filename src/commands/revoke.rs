@@ -39,7 +39,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         });
     let deadline = Deadline::after(timeout);
     let state = State::open();
-    let cache = Cache::new(mode, &state);
+    let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let mut failed = 0;
     let mut revoked = 0;
     for record in target::cache_entries(&state, config.as_ref()) {

@@ -4,7 +4,7 @@
 use super::{Args, Command, Context, Opt, Output, target};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{AppId, CacheMode};
-use crate::github::unix_now;
+use crate::github::{Deadline, unix_now};
 use crate::state::{NOT_INSTALLED_TTL, State};
 use crate::{app, config, index};
 use anyhow::Result;
@@ -41,8 +41,14 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     // The configuration if it resolves (for the cache mode and the apps); none is needed to look.
     let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
     let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
+    // A frozen keyring holds the command up no longer than a get.
+    let deadline = Deadline::after(
+        config
+            .as_ref()
+            .map_or(config::DEFAULT_TIMEOUT, |c| c.timeout),
+    );
     let state = State::open();
-    let cache = Cache::new(mode, &state);
+    let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let now = unix_now();
     let mut tokens = Vec::new();
     for record in target::cache_entries(&state, config.as_ref()) {
