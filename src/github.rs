@@ -341,6 +341,8 @@ impl Client {
                     trace!("{method} {path} → {} in {ms:.2} ms", reply.status);
                     None
                 }
+                // Another attempt would meet the same certificate.
+                Err(e) if e.starts_with(CERT_NOT_TRUSTED) => None,
                 Err(e) => {
                     trace!("{method} {path} failed: {e} (attempt {})", attempt + 1);
                     BACKOFF.get(attempt).copied()
@@ -355,6 +357,9 @@ impl Client {
                     return match outcome {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
+                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Failed(
+                            format!("cannot reach {}: {e}", self.api_url),
+                        )),
                         Err(e) => Err(ApiError::Failed(format!(
                             "cannot reach {} ({e}); gave up after {} attempt(s) in {:.1} s",
                             self.api_url,
@@ -568,7 +573,19 @@ fn to_local_clock(mut token: Token, server_date: Option<SystemTime>) -> Token {
     token
 }
 
+const CERT_NOT_TRUSTED: &str = "the server's TLS certificate is not trusted";
+
 fn describe_transport_error(e: &ureq::Error) -> String {
+    let rustls_error = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    if let Some(r @ rustls::Error::InvalidCertificate(_)) = rustls_error {
+        return printable_message(&format!(
+            "{CERT_NOT_TRUSTED} ({r}); if a private CA or a TLS-inspecting proxy signs it, add that CA to the system store or point SSL_CERT_FILE at a bundle that has it"
+        ));
+    }
     printable_message(&e.to_string())
 }
 

@@ -15,5 +15,7 @@ mod faults;
 mod flows;
 /// install.sh into a scratch HOME.
 mod install;
+/// HTTPS with a private CA, an untrusted certificate, an HTTP proxy (tinyproxy).
+mod network;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;

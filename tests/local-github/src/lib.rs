@@ -32,6 +32,7 @@ mod jwt;
 mod keys;
 mod model;
 mod state;
+mod tls;
 mod world_file;
 
 use std::net::SocketAddr;
@@ -232,6 +233,8 @@ pub struct Builder {
     iat_leeway: Option<i64>,
     state_dir: Option<PathBuf>,
     addr: Option<SocketAddr>,
+    https: bool,
+    hostname: Option<String>,
 }
 
 impl Builder {
@@ -284,6 +287,19 @@ impl Builder {
         self
     }
 
+    /// Serve HTTPS (REST and git) with a certificate from a CA made for this run
+    /// ([`GitHub::ca_pem`]); the default is plain http.
+    pub fn https(mut self) -> Builder {
+        self.https = true;
+        self
+    }
+    /// The host name in [`GitHub::url`] and friends instead of the listen IP (e.g. `localhost`,
+    /// so that clients see a DNS name). The name must resolve to the listen address.
+    pub fn hostname(mut self, name: &str) -> Builder {
+        self.hostname = Some(name.to_string());
+        self
+    }
+
     /// Binds, creates the repositories and serves on background threads until dropped.
     pub fn start(self) -> Result<GitHub> {
         let addr = self
@@ -330,7 +346,22 @@ impl Builder {
         }
         let mut secret = vec![0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut secret[..]);
-        let base = format!("http://{local}");
+        let tls = match self.https {
+            true => Some(tls::generate(self.hostname.as_slice())?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let name = match &self.hostname {
+            Some(n) => n.clone(),
+            None if local.is_ipv6() => format!("[{}]", local.ip()),
+            None => local.ip().to_string(),
+        };
+        // A default port is left out, as a user would write the URL (`http://localhost/...`).
+        let host = match (scheme, local.port()) {
+            ("http", 80) | ("https", 443) => name,
+            (_, port) => format!("{name}:{port}"),
+        };
+        let base = format!("{scheme}://{host}");
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             clock_offset: AtomicI64::new(self.clock_offset),
@@ -343,7 +374,7 @@ impl Builder {
             rate: Mutex::new((0, now + 3600)),
             repo_root,
             api: format!("{base}/api/v3"),
-            host: local.to_string(),
+            host,
             base,
             started: now,
             stateless_secret: secret,
@@ -351,8 +382,10 @@ impl Builder {
         shared.set_token_format(self.token_format);
         let handler_shared = shared.clone();
         let handler: Arc<http::Handler> = Arc::new(move |req| dispatch(&handler_shared, req));
-        let server = http::Server::start(listener, handler)?;
+        let server =
+            http::Server::start(listener, handler, tls.as_ref().map(|t| t.config.clone()))?;
         Ok(GitHub {
+            ca_pem: tls.map(|t| t.ca_pem),
             shared,
             addr: local,
             server: Some(server),
@@ -364,6 +397,7 @@ impl Builder {
 /// A running emulator. Serves on background threads; stops (and deletes its
 /// temporary repositories) when dropped.
 pub struct GitHub {
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     addr: SocketAddr,
     server: Option<http::Server>,
@@ -385,6 +419,11 @@ impl std::fmt::Debug for GitHub {
 impl GitHub {
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// The PEM certificate of this run's CA when serving HTTPS ([`Builder::https`]).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// `http://127.0.0.1:PORT`
