@@ -15,6 +15,8 @@ mod faults;
 mod flows;
 /// install.sh into a scratch HOME.
 mod install;
+/// git-lfs: the LFS batch API and basic transfer through the helper.
+mod lfs;
 /// HTTPS with a private CA, an untrusted certificate, an HTTP proxy (tinyproxy).
 mod network;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.

@@ -30,6 +30,7 @@ mod git;
 mod http;
 mod jwt;
 mod keys;
+mod lfs;
 mod model;
 mod state;
 mod tls;
@@ -895,6 +896,8 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
     let now = shared.now();
     let mut r = if req.path == "/api/v3" || req.path.starts_with("/api/v3/") {
         rest(shared, req, now)
+    } else if let Some(lp) = lfs::parse_path(&req.path) {
+        lfs::handle(shared, req, &lp, now)
     } else if let Some(gp) = git::parse_path(&req.path) {
         let auth = {
             let world = shared.world.guard();
