@@ -22,7 +22,18 @@ fn git_lfs_pushes_an_object_and_clones_it_back_through_the_helper() {
     assert_ok(&env.git(&["-C", &d, "lfs", "track", "*.bin"]));
     assert_ok(&env.git(&["-C", &d, "add", ".gitattributes", "model.bin"]));
     assert_ok(&env.git(&["-C", &d, "commit", "--quiet", "-m", "lfs object"]));
+    let log = crate::ecosystems::record_helper_input(&env);
     assert_ok(&env.git(&["-C", &d, "push", "--quiet", "origin", "main"]));
+    // git-lfs's own `git credential fill` (Debian's 3.3: no capabilities, no challenge; the
+    // repository path without `/info/lfs`), then `approve` once the batch worked.
+    let input = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        input.contains(&format!(
+            "== get\nprotocol=http\nhost={}\npath=acme/widgets.git\n== store\n",
+            gh.host()
+        )),
+        "{input}"
+    );
 
     // The repository holds a pointer; the LFS store holds the bytes.
     let oid: String = Sha256::digest(&content)

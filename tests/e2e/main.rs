@@ -9,6 +9,8 @@ mod cache;
 mod clients;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
+/// cargo's libgit2 path, Go modules, npm and uv fetching private git dependencies.
+mod ecosystems;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.

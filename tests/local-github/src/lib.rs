@@ -27,6 +27,7 @@
 mod api;
 mod control;
 mod git;
+mod goget;
 mod http;
 mod jwt;
 mod keys;
@@ -896,6 +897,8 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
     let now = shared.now();
     let mut r = if req.path == "/api/v3" || req.path.starts_with("/api/v3/") {
         rest(shared, req, now)
+    } else if goget::is_go_get(req) {
+        goget::handle(&shared.base, req)
     } else if let Some(lp) = lfs::parse_path(&req.path) {
         lfs::handle(shared, req, &lp, now)
     } else if let Some(gp) = git::parse_path(&req.path) {
