@@ -268,7 +268,8 @@ fn mint(
     );
     let initial_offset = state.clock_offset(api);
     let mut signer = Signer::new(key, app.id.iss(), initial_offset);
-    let client = Client::new(api, host, config.timeout);
+    let client =
+        Client::new(api, host, config.timeout).with_stateless_tokens(config.stateless_tokens);
 
     let result = (|| -> Result<Option<(u64, Token)>> {
         let mut remembered = installation_known(route, state);

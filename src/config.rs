@@ -28,6 +28,7 @@ pub mod env {
     pub const REFRESH_MARGIN: &str = "GIT_CREDENTIAL_GITHUB_APP_REFRESH_MARGIN";
     pub const TIMEOUT: &str = "GIT_CREDENTIAL_GITHUB_APP_TIMEOUT";
     pub const TRACE: &str = "GIT_CREDENTIAL_GITHUB_APP_TRACE";
+    pub const STATELESS_TOKENS: &str = "GIT_CREDENTIAL_GITHUB_APP_STATELESS_TOKENS";
 }
 
 /// The `iss` of the app's JWT: the numeric App ID or the client ID (`Iv1.…`, `Iv23li…`).
@@ -221,6 +222,41 @@ impl App {
     }
 }
 
+/// Which installation-token format to ask GitHub for, with its temporary per-request override
+/// header `X-GitHub-Stateless-S2S-Token` (changelog 2026-05-15): `default` sends no header and
+/// takes what GitHub's rollout gives, `enabled` asks for the stateless `ghs_APPID_JWT` format,
+/// `disabled` for the classic 40-character one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatelessTokens {
+    #[default]
+    Default,
+    Enabled,
+    Disabled,
+}
+
+impl StatelessTokens {
+    pub fn parse(text: &str) -> Result<StatelessTokens> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "default" => StatelessTokens::Default,
+            "enabled" => StatelessTokens::Enabled,
+            "disabled" => StatelessTokens::Disabled,
+            _ => bail!(
+                "stateless_tokens '{}' must be default, enabled or disabled",
+                crate::protocol::printable(text)
+            ),
+        })
+    }
+
+    /// The `X-GitHub-Stateless-S2S-Token` value to send, if any.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            StatelessTokens::Default => None,
+            StatelessTokens::Enabled => Some("enabled"),
+            StatelessTokens::Disabled => Some("disabled"),
+        }
+    }
+}
+
 /// Resolved configuration for one run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -233,6 +269,8 @@ pub struct Config {
     pub timeout: Duration,
     pub username: String,
     pub verbose: bool,
+    /// `X-GitHub-Stateless-S2S-Token` on token requests.
+    pub stateless_tokens: StatelessTokens,
 }
 
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -265,6 +303,7 @@ struct FileConfig {
     refresh_margin: Option<String>,
     timeout: Option<String>,
     username: Option<String>,
+    stateless_tokens: Option<String>,
     #[serde(default, rename = "app")]
     apps: Vec<FileApp>,
 }
@@ -381,6 +420,10 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             crate::protocol::printable(&username)
         );
     }
+    let stateless_tokens = first(&[env(env::STATELESS_TOKENS), file.stateless_tokens.clone()])
+        .map(|s| StatelessTokens::parse(&s))
+        .transpose()?
+        .unwrap_or_default();
     Ok(Config {
         apps,
         cache,
@@ -388,6 +431,7 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         timeout,
         username,
         verbose: flags.verbose,
+        stateless_tokens,
     })
 }
 
@@ -826,5 +870,19 @@ installation_id = 7
             ..flags("1", "/k")
         };
         assert!(resolve(&f, &no_env).is_err());
+    }
+
+    #[test]
+    fn stateless_tokens_values() {
+        assert_eq!(
+            StatelessTokens::parse("enabled").unwrap().header(),
+            Some("enabled")
+        );
+        assert_eq!(
+            StatelessTokens::parse(" Disabled ").unwrap().header(),
+            Some("disabled")
+        );
+        assert_eq!(StatelessTokens::parse("default").unwrap().header(), None);
+        assert!(StatelessTokens::parse("on").is_err());
     }
 }

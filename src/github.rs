@@ -124,6 +124,8 @@ pub struct Client {
     host: String,
     /// All calls of this client (one `get`), retries included, end by then.
     deadline: Instant,
+    /// `X-GitHub-Stateless-S2S-Token` for token requests.
+    stateless_tokens: Option<&'static str>,
 }
 
 impl Client {
@@ -146,7 +148,14 @@ impl Client {
             api_url: api_url.to_owned(),
             host: host.to_owned(),
             deadline: Instant::now() + timeout,
+            stateless_tokens: None,
         }
+    }
+
+    /// Asks for this token format on token requests (`X-GitHub-Stateless-S2S-Token`).
+    pub fn with_stateless_tokens(mut self, mode: crate::config::StatelessTokens) -> Client {
+        self.stateless_tokens = mode.header();
+        self
     }
 
     /// `GET /repos/{owner}/{repo}/installation`, then `GET /users/{owner}/installation` (which
@@ -392,6 +401,11 @@ impl Client {
                 .config()
                 .timeout_global(timeout)
                 .build();
+            // POST is only used to mint tokens.
+            let request = match self.stateless_tokens {
+                Some(value) => request.header("X-GitHub-Stateless-S2S-Token", value),
+                None => request,
+            };
             match body {
                 Some(bytes) => request
                     .header("Content-Type", "application/json")

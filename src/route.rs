@@ -199,6 +199,7 @@ mod tests {
             timeout: Duration::from_secs(30),
             username: "x-access-token".into(),
             verbose: false,
+            stateless_tokens: Default::default(),
         }
     }
 

@@ -23,3 +23,5 @@ mod lfs;
 mod network;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
+/// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
+mod token_format;

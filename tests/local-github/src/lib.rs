@@ -880,6 +880,9 @@ fn dispatch(shared: &Arc<Shared>, req: HttpRequest) -> Outcome {
         time: arrived,
         elapsed_ms: started.elapsed().as_millis() as u64,
         request_id,
+        stateless_s2s_token: req
+            .header("x-github-stateless-s2s-token")
+            .map(str::to_string),
     });
     outcome
 }
