@@ -50,6 +50,7 @@ fn apps(key: &Path) -> Vec<App> {
             .iter()
             .map(|(k, v): &(&str, &str)| (k.to_string(), v.to_string()))
             .collect(),
+        repo_scoped: false,
     };
     vec![
         app(

@@ -49,10 +49,7 @@ mkdir -p "$HOME"
 git config --global user.name "Demo"
 git config --global user.email "demo@example.com"
 git config --global init.defaultBranch main
-git config --global --replace-all "credential.$url.helper" ""
-git config --global --add "credential.$url.helper" "$helper --app-id 4242 --private-key $tmp/demo-app.pem --host $host"
-git config --global "credential.$url.useHttpPath" true
-git config --global --list | grep '^credential' | show
+"$helper" setup --app-id 4242 --private-key "$tmp/demo-app.pem" --host "$host" | show
 
 stats() { curl -s "$url/_emulator/stats" 2>/dev/null || python3 -c "import urllib.request,sys;print(urllib.request.urlopen(sys.argv[1]).read().decode())" "$url/_emulator/stats"; }
 traced() { GIT_CREDENTIAL_GITHUB_APP_TRACE="$tmp/trace.log" "$@"; }

@@ -2,15 +2,16 @@
 //! boundary (stdin, stdout, stderr, exit status). The only place that prints the final error.
 
 use crate::app::{self, Io, one_line};
+use crate::commands::{self, Args, Command, Context, Output};
 use crate::config::{self, Flags};
-use crate::protocol::{MAX_INPUT, Operation};
+use crate::protocol::{self, MAX_INPUT, Operation};
 use crate::state::State;
 use crate::trace;
 use std::ffi::OsString;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-const HELP: &str = "\
+const HELP_HEAD: &str = "\
 git-credential-github-app — git credential helper that authenticates as a GitHub App
 
 git runs it for each HTTPS request that needs credentials. For a configured host it takes the owner
@@ -19,9 +20,12 @@ from the repository path, finds the app's installation for that owner, mints an 
 username=x-access-token with the token. Other hosts and owners are left to the next helper.
 
 USAGE:
-    git-credential-github-app [OPTIONS] <get|store|erase>
+    git-credential-github-app [OPTIONS] <get|store|erase>      git runs these (a request on stdin)
+    git-credential-github-app [OPTIONS] <COMMAND> [ARGS]       you run these
+";
 
-OPTIONS:
+const HELP_OPTIONS: &str = "
+OPTIONS (before or after the operation or command):
     --app-id ID             App ID or client ID (Iv…) of the GitHub App   [env GITHUB_APP_ID]
     --private-key PATH      the app's private key (.pem)      [env GITHUB_APP_PRIVATE_KEY_PATH,
                             or the PEM text itself in GITHUB_APP_PRIVATE_KEY]
@@ -32,8 +36,11 @@ OPTIONS:
     --owner OWNER           serve only this owner (repeatable; default: any owner with the app)
     --cache MODE            auto (keyring, else file), keyring, file or none   (default auto)
     --refresh-margin DUR    mint a new token when the cached one has less left (default 10m)
-    --timeout DUR           time budget for the API calls of one get, retries included (default 30s)
+    --timeout DUR           time budget of one get, start to answer: every app tried, lock
+                            waits, API calls and retries (default 30s)
     --username NAME         username to answer with (default x-access-token)
+    --repo-scoped           mint each token for just the repository git is accessing
+    --permissions LIST      narrow the token's permissions: contents:read,metadata:read
     --config PATH           config file for several apps
                             (default ~/.config/git-credential-github-app/config.toml)
     -v, --verbose           trace each step on stderr, tokens masked
@@ -51,17 +58,46 @@ EXAMPLE (~/.gitconfig):
     Check: printf 'protocol=https\\nhost=github.com\\npath=acme/private-repo.git\\n' | git credential fill
 ";
 
-/// What the command line asks for.
-#[derive(Debug)]
-enum Command {
-    Help,
-    Version,
-    Run(Operation),
-    /// An operation this helper does not implement: ignored silently, as git expects.
-    Ignore,
+/// The word that says what to do.
+#[derive(Clone, Copy)]
+enum Word {
+    /// An operation git sends.
+    Git(Operation),
+    /// A command a person types.
+    Command(&'static Command),
+    /// Anything else. From git it is ignored silently, as git expects (`capability`, future
+    /// operations); from a terminal it is a mistake.
+    Unknown,
 }
 
-fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<(Flags, Command), String> {
+impl std::fmt::Debug for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Word::Git(op) => write!(f, "Git({op:?})"),
+            Word::Command(c) => write!(f, "Command({})", c.name),
+            Word::Unknown => write!(f, "Unknown"),
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Default)]
+struct Parsed {
+    flags: Flags,
+    help: bool,
+    version: bool,
+    word: Option<Word>,
+    /// The word as typed, for messages.
+    word_text: String,
+    args: Args,
+}
+
+/// Parse global options, the word, and the command's own options and words, in any order (git
+/// appends its operation last; people type the command first).
+fn parse_args(
+    args: impl IntoIterator<Item = OsString>,
+    commands: &[&'static Command],
+) -> Result<Parsed, String> {
     use lexopt::prelude::*;
     /// The option's value, as UTF-8 text.
     fn text(parser: &mut lexopt::Parser) -> Result<String, String> {
@@ -70,10 +106,22 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<(Flags, Comman
             .into_string()
             .map_err(|_| "an option value is not UTF-8".to_owned())
     }
-    let mut flags = Flags::default();
-    let mut command = None;
+    let mut p = Parsed::default();
+    let flags = &mut p.flags;
     let mut parser = lexopt::Parser::from_args(args);
-    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+    loop {
+        if let Some(Word::Command(c)) = p.word
+            && c.trailing
+            && let Ok(mut raw) = parser.raw_args()
+            && raw.peek().is_some_and(|a| a == "--")
+        {
+            raw.next();
+            p.args.trailing = raw.collect();
+            break;
+        }
+        let Some(arg) = parser.next().map_err(|e| e.to_string())? else {
+            break;
+        };
         match arg {
             Long("app-id") => flags.app_id = Some(text(&mut parser)?),
             Long("private-key") => flags.private_key = Some(text(&mut parser)?.into()),
@@ -85,51 +133,171 @@ fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<(Flags, Comman
             Long("refresh-margin") => flags.refresh_margin = Some(text(&mut parser)?),
             Long("timeout") => flags.timeout = Some(text(&mut parser)?),
             Long("username") => flags.username = Some(text(&mut parser)?),
+            Long("repo-scoped") => flags.repo_scoped = true,
+            Long("permissions") => flags.permissions = Some(text(&mut parser)?),
             Long("config") => flags.config = Some(text(&mut parser)?.into()),
             Short('v') | Long("verbose") => flags.verbose = true,
-            Short('h') | Long("help") => return Ok((flags, Command::Help)),
-            Short('V') | Long("version") => return Ok((flags, Command::Version)),
-            Value(op) => {
-                // git appends the operation last; a later word replaces an earlier one.
-                let op = op.to_string_lossy().into_owned();
-                command = Some(match Operation::from_arg(&op) {
-                    Some(op) => Command::Run(op),
-                    None => Command::Ignore,
-                });
+            Short('h') | Long("help") => p.help = true,
+            Short('V') | Long("version") => p.version = true,
+            Long(name) => {
+                // A command's own option, before or after the command word. Before it, any
+                // command's spelling is accepted here and checked once the word is known.
+                let known: Vec<&'static Command> = match p.word {
+                    Some(Word::Command(c)) => vec![c],
+                    Some(_) => Vec::new(),
+                    None => commands.to_vec(),
+                };
+                let Some(opt) = known
+                    .iter()
+                    .flat_map(|c| c.options.iter())
+                    .find(|o| o.long == name)
+                    .copied()
+                else {
+                    return Err(match p.word {
+                        Some(Word::Command(c)) => format!("{} has no option --{name}", c.name),
+                        _ => format!("unknown option --{name}"),
+                    });
+                };
+                let value = match opt.value {
+                    Some(_) => Some(text(&mut parser)?),
+                    None => None,
+                };
+                p.args.options.push((opt.long, value));
+            }
+            Value(word) => {
+                let word = word.to_string_lossy().into_owned();
+                match p.word {
+                    Some(Word::Command(c)) => {
+                        if p.args.positional.len() >= c.max_positional {
+                            return Err(format!("{} does not take '{word}'", c.name));
+                        }
+                        p.args.positional.push(word);
+                    }
+                    None if word == "help" && !p.help => p.help = true,
+                    // git appends the operation last; a later word replaces an earlier one.
+                    _ => {
+                        p.word = Some(match Operation::from_arg(&word) {
+                            Some(op) => Word::Git(op),
+                            None => commands
+                                .iter()
+                                .copied()
+                                .find(|c| c.name == word)
+                                .map_or(Word::Unknown, Word::Command),
+                        });
+                        p.word_text = word;
+                    }
+                }
             }
             other => return Err(other.unexpected().to_string()),
         }
     }
-    command
-        .map(|c| (flags, c))
-        .ok_or_else(|| "no operation given (get, store or erase); see --help".to_owned())
+    if !p.args.options.is_empty() {
+        match p.word {
+            Some(Word::Command(c)) => {
+                if let Some((name, _)) = p
+                    .args
+                    .options
+                    .iter()
+                    .find(|(name, _)| !c.options.iter().any(|o| o.long == *name))
+                {
+                    return Err(format!("{} has no option --{name}", c.name));
+                }
+            }
+            _ if p.help => {}
+            _ => return Err(format!("unknown option --{}", p.args.options[0].0)),
+        }
+    }
+    Ok(p)
+}
+
+/// The usage lines, for mistakes.
+fn usage() -> String {
+    let names: Vec<&str> = commands::ALL.iter().map(|c| c.name).collect();
+    format!(
+        "usage: git-credential-github-app [OPTIONS] <get|store|erase>   (git runs these, a request on stdin)\n   \
+         or: git-credential-github-app [OPTIONS] <{}> [ARGS]   (see --help)\n",
+        names.join("|")
+    )
+}
+
+/// The main `--help`: the description, the commands, the global options.
+fn help() -> String {
+    let mut text = String::from(HELP_HEAD);
+    let width = commands::ALL
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0);
+    text.push_str("\nCOMMANDS (COMMAND --help for each):\n");
+    for c in commands::ALL {
+        text.push_str(&format!("    {:width$}  {}\n", c.name, c.summary));
+    }
+    text.push_str(HELP_OPTIONS);
+    text
+}
+
+/// `COMMAND --help`.
+fn command_help(c: &Command) -> String {
+    format!(
+        "usage: git-credential-github-app {}\n\n{}\nThe helper's options (--app-id, --private-key, --host, --config, …; see\ngit-credential-github-app --help) are accepted before or after the command word.\n",
+        c.usage, c.help
+    )
 }
 
 /// The whole process: parse argv, read stdin, run, print the one error line, choose the exit code.
 pub fn main() -> ExitCode {
     install_panic_hook();
-    let (flags, command) = match parse_args(std::env::args_os().skip(1)) {
+    let parsed = match parse_args(std::env::args_os().skip(1), commands::ALL) {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("git-credential-github-app: {e}");
             return ExitCode::from(2);
         }
     };
-    let op = match command {
-        Command::Help => {
-            let _ = std::io::stdout().write_all(HELP.as_bytes());
-            return ExitCode::SUCCESS;
+    if parsed.version {
+        println!("git-credential-github-app {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    if parsed.help {
+        let text = match parsed.word {
+            Some(Word::Command(c)) => command_help(c),
+            _ => help(),
+        };
+        let _ = std::io::stdout().write_all(text.as_bytes());
+        return ExitCode::SUCCESS;
+    }
+    let op = match parsed.word {
+        None => {
+            eprint!(
+                "git-credential-github-app: no operation or command given\n{}",
+                usage()
+            );
+            return ExitCode::from(2);
         }
-        Command::Version => {
-            println!("git-credential-github-app {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
+        Some(Word::Command(c)) => return run_command(c, parsed),
+        // A person typing a word: never wait for a request that will not come.
+        Some(word) if std::io::stdin().is_terminal() => {
+            match word {
+                Word::Git(_) => eprint!(
+                    "git-credential-github-app: {} reads a request from git on stdin, not from a terminal (try: git credential fill)\n{}",
+                    parsed.word_text,
+                    usage()
+                ),
+                _ => eprint!(
+                    "git-credential-github-app: unknown command '{}'\n{}",
+                    protocol::printable(&parsed.word_text),
+                    usage()
+                ),
+            }
+            return ExitCode::from(2);
         }
-        Command::Ignore => {
+        Some(Word::Unknown) => {
             let _ = read_stdin();
             return ExitCode::SUCCESS;
         }
-        Command::Run(op) => op,
+        Some(Word::Git(op)) => op,
     };
+    let flags = parsed.flags;
     let input = read_stdin();
     if op == Operation::Store {
         return ExitCode::SUCCESS; // nothing to store, nothing to say (git's lib-credential checks stderr)
@@ -161,6 +329,30 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Run a command: its result on stdout, its messages and its one error line on stderr.
+fn run_command(c: &Command, parsed: Parsed) -> ExitCode {
+    trace::init(parsed.flags.verbose, std::env::var(config::env::TRACE).ok());
+    let ctx = Context {
+        flags: parsed.flags,
+        getenv: commands::real_env,
+    };
+    let stdout = &mut std::io::stdout().lock();
+    let stderr = &mut std::io::stderr();
+    let mut output = Output {
+        out: stdout,
+        err: stderr,
+    };
+    let result = (c.run)(&ctx, &parsed.args, &mut output);
+    let _ = output.out.flush();
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(output.err, "git-credential-github-app: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Read stdin up to one byte past the protocol's size limit (the parser refuses that).
 fn read_stdin() -> std::io::Result<Vec<u8>> {
     let mut input = Vec::new();
@@ -185,14 +377,44 @@ fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::Opt;
 
-    fn parse(args: &[&str]) -> Result<(Flags, Command), String> {
-        parse_args(args.iter().map(OsString::from))
+    fn nothing(_: &Context, _: &Args, _: &mut Output<'_>) -> anyhow::Result<ExitCode> {
+        Ok(ExitCode::SUCCESS)
+    }
+    static DOC: Command = Command {
+        name: "doc",
+        summary: "",
+        usage: "doc [--repo R] [--json]",
+        help: "",
+        options: &[Opt::value("repo", "R"), Opt::flag("json")],
+        max_positional: 0,
+        trailing: false,
+        run: nothing,
+    };
+    static EXEC: Command = Command {
+        name: "exec",
+        summary: "",
+        usage: "exec OWNER -- CMD…",
+        help: "",
+        options: &[Opt::flag("json")],
+        max_positional: 1,
+        trailing: true,
+        run: nothing,
+    };
+    const TABLE: &[&Command] = &[&DOC, &EXEC];
+
+    fn parse(args: &[&str]) -> Result<Parsed, String> {
+        parse_args(args.iter().map(OsString::from), TABLE)
+    }
+
+    fn word(args: &[&str]) -> String {
+        format!("{:?}", parse(args).unwrap().word)
     }
 
     #[test]
     fn operation_is_the_last_word() {
-        let (flags, cmd) = parse(&[
+        let p = parse(&[
             "--app-id",
             "1",
             "--private-key=/k.pem",
@@ -203,26 +425,116 @@ mod tests {
             "get",
         ])
         .unwrap();
-        assert!(matches!(cmd, Command::Run(Operation::Get)));
-        assert_eq!(flags.app_id.as_deref(), Some("1"));
+        assert!(matches!(p.word, Some(Word::Git(Operation::Get))));
+        assert_eq!(p.flags.app_id.as_deref(), Some("1"));
         assert_eq!(
-            flags.private_key.as_deref(),
+            p.flags.private_key.as_deref(),
             Some(std::path::Path::new("/k.pem"))
         );
-        assert_eq!(flags.owners, ["a", "b"]);
-        assert!(matches!(parse(&["capability"]).unwrap().1, Command::Ignore));
-        assert!(matches!(
-            parse(&["get", "erase"]).unwrap().1,
-            Command::Run(Operation::Erase)
-        ));
+        assert_eq!(p.flags.owners, ["a", "b"]);
+        assert_eq!(word(&["capability"]), "Some(Unknown)");
+        assert_eq!(word(&["get", "erase"]), "Some(Git(Erase))");
+    }
+
+    #[test]
+    fn options_before_or_after_the_command_word() {
+        for args in [
+            &["--app-id", "7", "doc", "--repo", "a/b", "--json"][..],
+            &["--repo=a/b", "--json", "doc", "--app-id", "7"],
+            &["--json", "--repo", "a/b", "--app-id=7", "doc"],
+        ] {
+            let p = parse(args).unwrap();
+            assert_eq!(format!("{:?}", p.word), "Some(Command(doc))", "{args:?}");
+            assert_eq!(p.flags.app_id.as_deref(), Some("7"));
+            assert_eq!(p.args.value("repo"), Some("a/b"));
+            assert!(p.args.flag("json"));
+            assert!(!p.args.flag("repo-x"));
+        }
+    }
+
+    #[test]
+    fn words_and_trailing_arguments() {
+        let p = parse(&["exec", "acme", "--json", "--", "gh", "-v", "--json", "--"]).unwrap();
+        assert_eq!(p.args.positional, ["acme"]);
+        assert!(p.args.flag("json"));
+        assert_eq!(p.args.trailing, ["gh", "-v", "--json", "--"]);
+        // a global option after the words still counts
+        let p = parse(&["exec", "acme", "-v", "--", "x"]).unwrap();
+        assert!(p.flags.verbose);
+        assert_eq!(p.args.trailing, ["x"]);
+        assert!(
+            parse(&["exec", "a", "b"])
+                .unwrap_err()
+                .contains("does not take 'b'")
+        );
+        assert!(
+            parse(&["doc", "x"])
+                .unwrap_err()
+                .contains("does not take 'x'")
+        );
+    }
+
+    #[test]
+    fn help_for_a_command_or_for_all() {
+        let p = parse(&["doc", "--help"]).unwrap();
+        assert!(p.help && matches!(p.word, Some(Word::Command(c)) if c.name == "doc"));
+        let p = parse(&["-h", "doc"]).unwrap();
+        assert!(p.help && matches!(p.word, Some(Word::Command(c)) if c.name == "doc"));
+        let p = parse(&["help", "exec"]).unwrap();
+        assert!(p.help && matches!(p.word, Some(Word::Command(c)) if c.name == "exec"));
+        let p = parse(&["--help"]).unwrap();
+        assert!(p.help && p.word.is_none());
     }
 
     #[test]
     fn bad_command_lines() {
-        assert!(parse(&[]).unwrap_err().contains("no operation"));
+        assert!(parse(&[]).unwrap().word.is_none());
         assert!(parse(&["--nope", "get"]).is_err());
         assert!(parse(&["--app-id"]).is_err());
-        assert!(matches!(parse(&["--help"]).unwrap().1, Command::Help));
-        assert!(matches!(parse(&["-V"]).unwrap().1, Command::Version));
+        assert_eq!(
+            parse(&["exec", "--repo", "x"]).unwrap_err(),
+            "exec has no option --repo"
+        );
+        // an option of another command, given before the word
+        assert_eq!(
+            parse(&["--repo", "x", "exec"]).unwrap_err(),
+            "exec has no option --repo"
+        );
+        // git's operations take no command options
+        assert_eq!(
+            parse(&["--json", "get"]).unwrap_err(),
+            "unknown option --json"
+        );
+        assert_eq!(
+            parse(&["get", "--json"]).unwrap_err(),
+            "unknown option --json"
+        );
+        assert!(parse(&["-V"]).unwrap().version);
+    }
+
+    #[test]
+    fn commands_do_not_shadow_global_options() {
+        const GLOBAL: &[&str] = &[
+            "app-id",
+            "private-key",
+            "installation-id",
+            "host",
+            "api-url",
+            "owner",
+            "cache",
+            "refresh-margin",
+            "timeout",
+            "username",
+            "config",
+            "verbose",
+            "help",
+            "version",
+        ];
+        for c in commands::ALL {
+            for o in c.options {
+                assert!(!GLOBAL.contains(&o.long), "{} --{}", c.name, o.long);
+            }
+            assert!(!["get", "store", "erase", "help"].contains(&c.name));
+        }
     }
 }

@@ -55,14 +55,14 @@ impl AppId {
         if looks_like_client_id {
             return Ok(AppId::ClientId(text.to_owned()));
         }
-        let shown = crate::protocol::printable(text);
-        if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if let Some(what) = secret_kind(text) {
             bail!(
-                "the app id looks like a client secret (not shown); give the numeric App ID or the client ID (Iv…) from the app's settings page"
+                "the app id is {what} (not shown); give the numeric App ID or the client ID (Iv…) from the app's settings page"
             );
         }
         bail!(
-            "app id '{shown}' is neither a numeric App ID nor a client ID (Iv…); both are on the app's settings page"
+            "app id {} is neither a numeric App ID nor a client ID (Iv…); both are on the app's settings page",
+            quoted(text)
         )
     }
 
@@ -106,9 +106,9 @@ impl CacheMode {
             "keyring" => CacheMode::Keyring,
             "file" => CacheMode::File,
             "none" | "off" => CacheMode::None,
-            other => bail!(
-                "unknown cache mode '{}': use auto, keyring, file or none",
-                crate::protocol::printable(other)
+            _ => bail!(
+                "unknown cache mode {}: use auto, keyring, file or none",
+                quoted(text)
             ),
         })
     }
@@ -122,17 +122,16 @@ impl Host {
     /// Accepts `github.com`, `GitHub.com:443`, `https://ghe.example.com/`, `127.0.0.1:8080`.
     pub fn parse(text: &str) -> Result<Host> {
         let text = text.trim();
+        if let Some(what) = secret_kind(text) {
+            bail!("the host is {what} (not shown), not a host name");
+        }
         let (scheme, rest) = match text.split_once("://") {
             Some((s, r)) => (Some(s), r),
             None => (None, text),
         };
         let host = rest.trim_end_matches('/');
-        let valid = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b));
-        if !valid {
-            bail!("'{}' is not a host name", crate::protocol::printable(text));
+        if split_host_port(host).is_none() {
+            bail!("{} is not a host name", quoted(text));
         }
         Ok(Host::normalize(scheme.unwrap_or("https"), host))
     }
@@ -155,16 +154,15 @@ impl Host {
 
     /// The name without port or IPv6 brackets.
     pub fn name(&self) -> &str {
-        let h = &self.0;
-        if let Some(rest) = h.strip_prefix('[') {
-            return rest.split(']').next().unwrap_or(rest);
-        }
-        h.rsplit_once(':').map_or(h.as_str(), |(name, _)| name)
+        split_host_port(&self.0).map_or(self.0.as_str(), |(name, _)| name)
     }
 
-    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for.
+    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for. Only a
+    /// well-formed host counts: `[::1]evil.example` is not loopback.
     pub fn is_loopback(&self) -> bool {
-        let name = self.name();
+        let Some((name, _)) = split_host_port(&self.0) else {
+            return false;
+        };
         if name == "localhost" {
             return true;
         }
@@ -186,6 +184,37 @@ impl Host {
     }
 }
 
+/// `name[:port]` or `[ipv6][:port]` split into name (without brackets) and port; `None` unless
+/// the text is exactly that shape: a DNS name or IPv4 address of letters, digits, `-`, `.` and
+/// `_`; an IPv6 address inside brackets; a port of digits.
+fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
+    let (name, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']')?;
+        inside.parse::<std::net::Ipv6Addr>().ok()?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        (inside, port)
+    } else {
+        match text.split_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (text, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    let name_ok = text.starts_with('[')
+        || (!name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)));
+    name_ok.then_some((name, port))
+}
+
 /// One GitHub App and what it serves.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -201,6 +230,8 @@ pub struct App {
     pub owners: Vec<String>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
     pub permissions: BTreeMap<String, String>,
+    /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
+    pub repo_scoped: bool,
 }
 
 impl App {
@@ -241,8 +272,8 @@ impl StatelessTokens {
             "enabled" => StatelessTokens::Enabled,
             "disabled" => StatelessTokens::Disabled,
             _ => bail!(
-                "stateless_tokens '{}' must be default, enabled or disabled",
-                crate::protocol::printable(text)
+                "unknown token format {}: use default, enabled or disabled",
+                quoted(text)
             ),
         })
     }
@@ -293,6 +324,10 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub username: Option<String>,
     pub verbose: bool,
+    /// `--repo-scoped`: tokens for just the repository.
+    pub repo_scoped: bool,
+    /// `--permissions contents:read,metadata:read`.
+    pub permissions: Option<String>,
 }
 
 /// The config file's shape.
@@ -320,6 +355,8 @@ struct FileApp {
     owners: Vec<String>,
     #[serde(default)]
     permissions: BTreeMap<String, String>,
+    #[serde(default)]
+    repo_scoped: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,12 +383,20 @@ pub fn default_config_path() -> Option<PathBuf> {
 /// Merge flags, environment (through `getenv`) and the config file into a [`Config`].
 pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let env = |name: &str| getenv(name).filter(|v| !v.trim().is_empty());
-    let (file_path, explicit) = match flags
-        .config
-        .clone()
-        .or_else(|| env(env::CONFIG).map(PathBuf::from))
-    {
-        Some(p) => (Some(expand_home(&p)), true),
+    let (file_path, explicit) = match first_named(&[
+        (
+            flags.config.clone().map(PathBuf::into_os_string),
+            "--config",
+        ),
+        (env(env::CONFIG).map(Into::into), env::CONFIG),
+    ]) {
+        Some((p, setting)) => {
+            let text = p.to_string_lossy();
+            if let Some(what) = secret_kind(&text).filter(|_| !text.contains('/')) {
+                bail!("{setting} is {what} (not shown), not the path of a config file");
+            }
+            (Some(expand_home(Path::new(&p))), true)
+        }
         None => (default_config_path(), false),
     };
     let file = match &file_path {
@@ -380,16 +425,20 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         apps.push(app);
     }
 
-    let cache = first(&[flags.cache.clone(), env(env::CACHE), file.cache.clone()])
-        .map(|s| CacheMode::parse(&s))
-        .transpose()?
-        .unwrap_or(CacheMode::Auto);
-    let refresh_margin = first(&[
-        flags.refresh_margin.clone(),
-        env(env::REFRESH_MARGIN),
-        file.refresh_margin.clone(),
+    let cache = first_named(&[
+        (flags.cache.clone(), "--cache"),
+        (env(env::CACHE), env::CACHE),
+        (file.cache.clone(), "config file: cache"),
     ])
-    .map(|s| parse_duration(&s, "refresh margin"))
+    .map(|(s, setting)| CacheMode::parse(&s).context(setting))
+    .transpose()?
+    .unwrap_or(CacheMode::Auto);
+    let refresh_margin = first_named(&[
+        (flags.refresh_margin.clone(), "--refresh-margin"),
+        (env(env::REFRESH_MARGIN), env::REFRESH_MARGIN),
+        (file.refresh_margin.clone(), "config file: refresh_margin"),
+    ])
+    .map(|(s, setting)| parse_duration(&s, "refresh margin").context(setting))
     .transpose()?
     .unwrap_or(DEFAULT_MARGIN);
     if refresh_margin >= Duration::from_secs(55 * 60) {
@@ -398,12 +447,12 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             humantime::format_duration(refresh_margin)
         );
     }
-    let timeout = first(&[
-        flags.timeout.clone(),
-        env(env::TIMEOUT),
-        file.timeout.clone(),
+    let timeout = first_named(&[
+        (flags.timeout.clone(), "--timeout"),
+        (env(env::TIMEOUT), env::TIMEOUT),
+        (file.timeout.clone(), "config file: timeout"),
     ])
-    .map(|s| parse_duration(&s, "timeout"))
+    .map(|(s, setting)| parse_duration(&s, "timeout").context(setting))
     .transpose()?
     .unwrap_or(DEFAULT_TIMEOUT);
     if timeout.is_zero() || timeout > MAX_TIMEOUT {
@@ -412,18 +461,32 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             humantime::format_duration(MAX_TIMEOUT)
         );
     }
-    let username = first(&[flags.username.clone(), file.username.clone()])
-        .unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
-    if username.is_empty() || !username.bytes().all(|b| b.is_ascii_graphic()) {
+    let (username, setting) = first_named(&[
+        (flags.username.clone(), "--username"),
+        (file.username.clone(), "config file: username"),
+    ])
+    .unwrap_or_else(|| (DEFAULT_USERNAME.to_owned(), "username"));
+    if let Some(what) = secret_kind(&username) {
         bail!(
-            "username '{}' must be printable ASCII without spaces",
-            crate::protocol::printable(&username)
+            "{setting} is {what} (not shown), not a user name; the default x-access-token is what GitHub expects"
         );
     }
-    let stateless_tokens = first(&[env(env::STATELESS_TOKENS), file.stateless_tokens.clone()])
-        .map(|s| StatelessTokens::parse(&s))
-        .transpose()?
-        .unwrap_or_default();
+    if username.is_empty() || !username.bytes().all(|b| b.is_ascii_graphic()) {
+        bail!(
+            "{setting}: username {} must be printable ASCII without spaces",
+            quoted(&username)
+        );
+    }
+    let stateless_tokens = first_named(&[
+        (env(env::STATELESS_TOKENS), env::STATELESS_TOKENS),
+        (
+            file.stateless_tokens.clone(),
+            "config file: stateless_tokens",
+        ),
+    ])
+    .map(|(s, setting)| StatelessTokens::parse(&s).context(setting))
+    .transpose()?
+    .unwrap_or_default();
     Ok(Config {
         apps,
         cache,
@@ -435,8 +498,11 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     })
 }
 
-fn first(options: &[Option<String>]) -> Option<String> {
-    options.iter().flatten().next().cloned()
+/// The first value given, with the name of the setting it came from (for messages).
+fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'static str)> {
+    options
+        .iter()
+        .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
 fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
@@ -455,16 +521,73 @@ fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
         let at = e.span().map_or(String::new(), |span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!(" line {line}, column {column}:")
+            let line_start = before.rsplit('\n').next().unwrap_or("");
+            let column = line_start.chars().count() + 1;
+            // The key whose value is wrong: the last name before a '=' on that line.
+            let key = line_start
+                .rsplit_once('=')
+                .map(|(left, _)| {
+                    let left = left.trim_end();
+                    let start = left
+                        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                        .map_or(0, |i| i + 1);
+                    &left[start..]
+                })
+                .filter(|k| !k.is_empty())
+                .map_or(String::new(), |k| {
+                    format!(", {}", quoted(k).trim_matches('\''))
+                });
+            format!(" line {line}, column {column}{key}:")
         });
-        let message: String = e
-            .message()
+        let message: String = hide_quoted_values(e.message())
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
         anyhow!("config file {}:{at} {}", path.display(), message.trim())
     })
+}
+
+/// serde's and toml's messages quote the value they did not expect (`invalid type: string
+/// "-----BEGIN…", expected u64`) and the names they do not know (`` unknown field `x` ``): replace
+/// each quoted part by [`quoted`]'s form of it, so no pasted secret is echoed.
+fn hide_quoted_values(message: &str) -> String {
+    let mut out = String::new();
+    let mut rest = message;
+    while let Some(start) = rest.find(['"', '`']) {
+        let close = rest.as_bytes()[start] as char;
+        out.push_str(&rest[..start]);
+        let body = &rest[start + 1..];
+        // Find the closing quote, skipping Rust-escaped characters inside "…".
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in body.char_indices() {
+            match c {
+                '\\' if close == '"' && !escaped => escaped = true,
+                c if c == close && !escaped => {
+                    end = Some(i);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        let Some(end) = end else {
+            out.push_str("(value not shown)");
+            return out;
+        };
+        let value = &body[..end];
+        let unescaped = value.replace("\\n", "\n").replace("\\\"", "\"");
+        match quoted(&unescaped).strip_prefix('\'') {
+            Some(plain) => {
+                out.push(close);
+                out.push_str(plain.strip_suffix('\'').unwrap_or(plain));
+                out.push(close);
+            }
+            None => out.push_str(&quoted(&unescaped)),
+        }
+        rest = &body[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn app_from_flags_and_env(
@@ -484,7 +607,7 @@ fn app_from_flags_and_env(
             return Ok(None);
         }
     };
-    let id = AppId::parse(&id_text).with_context(|| format!("from {origin}"))?;
+    let id = AppId::parse(&id_text).context(origin)?;
     let key = if let Some(path) = &flags.private_key {
         KeySource::File(key_path(path, "--private-key")?)
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
@@ -498,31 +621,34 @@ fn app_from_flags_and_env(
             env::PRIVATE_KEY_PATH
         );
     };
-    let installation_id = match flags
-        .installation_id
-        .clone()
-        .or_else(|| env(env::INSTALLATION_ID))
-    {
-        Some(text) => Some(parse_installation_id(&text)?),
+    let installation_id = match first_named(&[
+        (flags.installation_id.clone(), "--installation-id"),
+        (env(env::INSTALLATION_ID), env::INSTALLATION_ID),
+    ]) {
+        Some((text, setting)) => Some(parse_installation_id(&text).context(setting)?),
         None => None,
     };
-    let host_text = flags
-        .host
-        .clone()
-        .or_else(|| env(env::HOST))
-        .unwrap_or_else(|| "github.com".to_owned());
-    let host = Host::parse(&host_text)?;
     let api_url = flags
         .api_url
         .clone()
-        .or_else(|| env(env::API_URL))
-        .map(|u| check_api_url(&u))
+        .map(|u| check_api_url(&u, "--api-url"))
+        .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
         .transpose()?;
+    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
+        Some((text, setting)) => Host::parse(&text).context(setting)?,
+        None => host_for(api_url.as_deref())?,
+    };
+    let permissions = flags
+        .permissions
+        .as_deref()
+        .map(parse_permissions)
+        .transpose()?
+        .unwrap_or_default();
     let owners = flags
         .owners
         .iter()
-        .map(|o| o.trim().to_ascii_lowercase())
-        .collect();
+        .map(|o| check_owner(o).context("--owner"))
+        .collect::<Result<_>>()?;
     Ok(Some(App {
         origin: if flags.app_id.is_some() {
             "command line".into()
@@ -535,23 +661,85 @@ fn app_from_flags_and_env(
         api_url,
         installation_id,
         owners,
-        permissions: BTreeMap::new(),
+        permissions,
+        repo_scoped: flags.repo_scoped,
     }))
 }
 
+/// The host an app serves when only its API URL is given: `api.github.com` → `github.com`,
+/// `api.SUB.ghe.com` → `SUB.ghe.com`, `https://H/api/v3` → `H` (GitHub Enterprise Server, or the
+/// local test GitHub over loopback http). Without an API URL: `github.com`.
+pub fn host_for(api_url: Option<&str>) -> Result<Host> {
+    let Some(url) = api_url else {
+        return Host::parse("github.com");
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| anyhow!("the API URL has no scheme"))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = Host::parse(&format!("{scheme}://{authority}"))?;
+    let name = host.as_str();
+    if name == "api.github.com" {
+        return Host::parse("github.com");
+    }
+    if let Some(sub) = name.strip_prefix("api.")
+        && sub.ends_with(".ghe.com")
+    {
+        return Host::parse(sub);
+    }
+    Ok(host)
+}
+
+/// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
+pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (name, level) = item
+            .split_once([':', '='])
+            .map(|(n, l)| (n.trim(), l.trim()))
+            .ok_or_else(|| {
+                anyhow!("--permissions takes NAME:LEVEL pairs, like contents:read,metadata:read")
+            })?;
+        let valid_name = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        if !valid_name || !matches!(level, "read" | "write" | "admin") {
+            bail!(
+                "--permissions: each entry is a permission name (like contents) and read, write or admin"
+            );
+        }
+        out.insert(name.to_owned(), level.to_owned());
+    }
+    if out.is_empty() {
+        bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
+    }
+    Ok(out)
+}
+
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
-    let id = AppId::parse(&fa.app_id.text())?;
+    let id = AppId::parse(&fa.app_id.text()).context("app_id")?;
     let mut key_path = key_path(&fa.private_key_path, "private_key_path")?;
     if key_path.is_relative()
         && let Some(base) = base
     {
         key_path = base.join(key_path);
     }
-    let host = Host::parse(fa.host.as_deref().unwrap_or("github.com"))?;
-    let api_url = fa.api_url.as_deref().map(check_api_url).transpose()?;
+    let api_url = fa
+        .api_url
+        .as_deref()
+        .map(|u| check_api_url(u, "api_url"))
+        .transpose()?;
+    let host = match fa.host.as_deref() {
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref()).context("api_url")?,
+    };
     for (perm, level) in &fa.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!("permission '{perm} = {level}' must be read, write or admin");
+            bail!(
+                "permissions: {} = {} must be read, write or admin",
+                quoted(perm),
+                quoted(level)
+            );
         }
     }
     Ok(App {
@@ -564,36 +752,76 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
         owners: fa
             .owners
             .iter()
-            .map(|o| o.trim().to_ascii_lowercase())
-            .collect(),
+            .map(|o| check_owner(o).context("owners"))
+            .collect::<Result<_>>()?,
         permissions: fa.permissions.clone(),
+        repo_scoped: fa.repo_scoped,
     })
+}
+
+/// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
+fn check_owner(text: &str) -> Result<String> {
+    let owner = text.trim();
+    if let Some(what) = secret_kind(owner) {
+        bail!("the owner is {what} (not shown), not a user or organisation name");
+    }
+    let valid = !owner.is_empty()
+        && owner.len() <= 100
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !valid {
+        bail!(
+            "owner {} is not a GitHub user or organisation name",
+            quoted(owner)
+        );
+    }
+    Ok(owner.to_ascii_lowercase())
 }
 
 fn parse_installation_id(text: &str) -> Result<u64> {
     match text.trim().parse::<u64>() {
         Ok(n) if n > 0 => Ok(n),
-        _ => bail!(
-            "installation id '{}' is not a positive number",
-            crate::protocol::printable(text)
-        ),
+        _ => match secret_kind(text) {
+            Some(what) => bail!("the installation id is {what} (not shown), not a number"),
+            None => bail!("installation id {} is not a positive number", quoted(text)),
+        },
     }
 }
 
-/// An API URL must be https, except on loopback hosts (the local test GitHub).
-fn check_api_url(url: &str) -> Result<String> {
+/// An API URL must be `https://host[:port][/path]` (plain http only on loopback hosts): no
+/// query, fragment, user name or password, nothing but printable ASCII. `setting` names where it
+/// came from; the value itself is never echoed (it may be a pasted secret).
+fn check_api_url(url: &str, setting: &str) -> Result<String> {
     let url = url.trim().trim_end_matches('/');
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("API URL '{url}' has no scheme"))?;
-    let host = Host::parse(rest.split('/').next().unwrap_or(""))?;
-    match scheme {
+    let refuse = |why: &str| -> Result<String> {
+        bail!("{setting} {why}; give the REST API base, like https://ghe.example.com/api/v3")
+    };
+    if let Some(what) = secret_kind(url) {
+        return refuse(&format!("is {what} (not shown), not a URL"));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return refuse("contains spaces, control or non-ASCII characters");
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return refuse("is not a URL (no https://)");
+    };
+    if rest.contains(['?', '#']) {
+        return refuse("has a query or fragment (?… or #…), which an API base cannot have");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return refuse("contains a user name or password (…@), which the helper never sends");
+    }
+    let host = match Host::parse(authority) {
+        Ok(host) => host,
+        Err(_) => return refuse("does not have a valid host name"),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
         "https" => Ok(url.to_owned()),
         "http" if host.is_loopback() => Ok(url.to_owned()),
-        "http" => bail!(
-            "API URL '{url}' is plain http; only https is allowed (http only for loopback hosts)"
-        ),
-        _ => bail!("API URL '{url}' must start with https://"),
+        "http" => refuse("is plain http; only https is allowed (http only for loopback hosts)"),
+        _ => refuse("must start with https://"),
     }
 }
 
@@ -603,17 +831,17 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
     if let Ok(secs) = text.parse::<u64>() {
         return Ok(Duration::from_secs(secs));
     }
-    humantime::parse_duration(text).map_err(|_| {
-        anyhow!(
-            "{what} '{}' is not a duration like 10m or 90s",
-            crate::protocol::printable(text)
-        )
-    })
+    humantime::parse_duration(text)
+        .map_err(|_| anyhow!("{what} {} is not a duration like 10m or 90s", quoted(text)))
 }
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
     let raw = text.to_string_lossy();
+    // A file name of a token's shape, without any directory, is a token pasted into a path.
+    if let Some(what) = secret_kind(&raw).filter(|_| !raw.contains(['/', '-'])) {
+        bail!("{setting} is {what} (not shown), not a path to a private key file");
+    }
     if raw.contains("-----BEGIN") || raw.contains('\n') || raw.len() > 4096 {
         bail!(
             "{setting} holds the key itself, not a path to it; put the PEM text in {} instead",
@@ -621,6 +849,44 @@ fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
         );
     }
     Ok(expand_home(text))
+}
+
+/// What a value a user gave looks like if it could be a secret pasted into the wrong place: a
+/// PEM key, a GitHub token, a client secret or another long random string. Such values are never
+/// echoed in a message, whatever the setting.
+pub fn secret_kind(text: &str) -> Option<&'static str> {
+    let t = text.trim();
+    if t.contains("-----BEGIN") || t.contains("PRIVATE KEY") {
+        return Some("a private key");
+    }
+    let token_prefixes = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+    if token_prefixes.iter().any(|p| t.starts_with(p)) {
+        return Some("a GitHub token");
+    }
+    let random =
+        |min: usize, allowed: &dyn Fn(u8) -> bool| t.len() >= min && t.bytes().all(allowed);
+    if random(20, &|b| b.is_ascii_hexdigit()) && !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("what looks like a client secret");
+    }
+    let mixed = t.bytes().any(|b| b.is_ascii_uppercase())
+        && t.bytes().any(|b| b.is_ascii_lowercase())
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if mixed && random(24, &|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
+        return Some("what looks like a token or secret");
+    }
+    None
+}
+
+/// A value a user gave, as it may appear in a message: quoted with control characters escaped,
+/// or `(not shown)` when it could be a secret (see [`secret_kind`]).
+pub fn quoted(text: &str) -> String {
+    match secret_kind(text) {
+        Some(what) => format!("({what}, not shown)"),
+        None if text.contains(['\n', '\r']) || text.chars().count() > 64 => {
+            "(a long or multi-line value, not shown)".to_owned()
+        }
+        None => format!("'{}'", crate::protocol::printable(text)),
+    }
 }
 
 fn expand_home(path: &Path) -> PathBuf {
@@ -646,6 +912,49 @@ mod tests {
             private_key: Some(key.into()),
             config: Some("/dev/null".into()),
             ..Flags::default()
+        }
+    }
+
+    #[test]
+    fn the_host_comes_from_the_api_url_unless_given() {
+        for (url, host) in [
+            ("https://api.github.com", "github.com"),
+            ("https://api.acme.ghe.com/", "acme.ghe.com"),
+            ("https://ghe.example.com/api/v3", "ghe.example.com"),
+            (
+                "https://ghe.example.com:8443/api/v3",
+                "ghe.example.com:8443",
+            ),
+            ("http://127.0.0.1:8080/api/v3", "127.0.0.1:8080"),
+        ] {
+            assert_eq!(host_for(Some(url)).unwrap().as_str(), host, "{url}");
+            let f = Flags {
+                api_url: Some(url.into()),
+                ..flags("1", "/k.pem")
+            };
+            let c = resolve(&f, &no_env).unwrap();
+            assert_eq!(c.apps[0].host.as_str(), host, "{url}");
+        }
+        assert_eq!(host_for(None).unwrap().as_str(), "github.com");
+        let f = Flags {
+            api_url: Some("https://ghe.example.com/api/v3".into()),
+            host: Some("git.example.com".into()),
+            ..flags("1", "/k.pem")
+        };
+        assert_eq!(
+            resolve(&f, &no_env).unwrap().apps[0].host.as_str(),
+            "git.example.com",
+            "an explicit --host is honoured"
+        );
+    }
+
+    #[test]
+    fn permissions_from_the_command_line() {
+        let p = parse_permissions("contents:read, metadata=read").unwrap();
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["contents"], "read");
+        for bad in ["", "contents", "contents:all", "Contents:read", "a:b:c"] {
+            assert!(parse_permissions(bad).is_err(), "{bad}");
         }
     }
 
@@ -755,10 +1064,49 @@ mod tests {
 
     #[test]
     fn api_url_must_be_https_except_loopback() {
-        assert!(check_api_url("https://ghe.example.com/api/v3/").is_ok());
-        assert!(check_api_url("http://127.0.0.1:9/api/v3").is_ok());
-        assert!(check_api_url("http://ghe.example.com/api/v3").is_err());
-        assert!(check_api_url("ftp://x").is_err());
+        let ok = |u| check_api_url(u, "--api-url").unwrap();
+        let err = |u| format!("{:#}", check_api_url(u, "--api-url").unwrap_err());
+        assert_eq!(
+            ok("https://ghe.example.com/api/v3/"),
+            "https://ghe.example.com/api/v3"
+        );
+        assert_eq!(ok("http://127.0.0.1:9/api/v3"), "http://127.0.0.1:9/api/v3");
+        assert_eq!(ok("http://[::1]:9/api/v3"), "http://[::1]:9/api/v3");
+        assert_eq!(ok("http://localhost/api/v3"), "http://localhost/api/v3");
+        assert!(err("http://ghe.example.com/api/v3").contains("plain http"));
+        assert!(err("ftp://x").contains("must start with https://"));
+        // A query or fragment would end up in every request (and in the cache keys).
+        for url in [
+            "https://ghe.example.com/api/v3?x=1",
+            "https://ghe.example.com/api/v3#frag",
+            "https://ghe.example.com?/api/v3",
+        ] {
+            let e = err(url);
+            assert!(
+                e.starts_with("--api-url has a query or fragment"),
+                "{url}: {e}"
+            );
+        }
+        // Not loopback, and not a host at all.
+        for url in [
+            "http://[::1]evil.example/api/v3",
+            "http://[::1]evil.example:80/api/v3",
+            "https://[::1]evil.example/api/v3",
+            "http://127.0.0.1:80:80/api/v3",
+            "http://[nothex]/api/v3",
+            "http:///api/v3",
+        ] {
+            let e = err(url);
+            assert!(
+                e.starts_with("--api-url does not have a valid host name"),
+                "{url}: {e}"
+            );
+        }
+        assert!(err("https://user:pw@ghe.example.com/api/v3").contains("user name or password"));
+        assert!(err("https://ghe.example.com/api v3").contains("spaces"));
+        assert!(!Host::normalize("http", "[::1]evil.example").is_loopback());
+        assert!(!Host::normalize("http", "[::1]:x").is_loopback());
+        assert!(Host::normalize("http", "[::1]:8080").is_loopback());
     }
 
     #[test]
@@ -855,6 +1203,160 @@ installation_id = 7
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("config.toml"), "{err:#}");
+    }
+
+    const PEM: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEAzSECRETPEMBODY0123456789\n-----END RSA PRIVATE KEY-----\n";
+    const PAT: &str = "ghp_SECRETpat0123456789abcdefghijklmnopq";
+    const CLIENT_SECRET: &str = "c0ffee5ec7e7c0ffee5ec7e70123456789abcdef";
+
+    /// Whether `message` shows any recognisable part of `secret`.
+    fn echoes(message: &str, secret: &str) -> bool {
+        let chars: Vec<char> = secret.chars().filter(|c| !c.is_whitespace()).collect();
+        let flat: String = message.chars().filter(|c| !c.is_whitespace()).collect();
+        chars
+            .windows(8)
+            .map(|w| w.iter().collect::<String>())
+            .filter(|w| !w.starts_with("-----") && !w.contains("PRIVATE") && !w.contains("KEY-"))
+            .any(|w| flat.contains(&w))
+    }
+
+    #[test]
+    fn no_setting_echoes_a_secret_and_each_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        for secret in [PEM, PAT, CLIENT_SECRET] {
+            // Flags: each one set to the secret on an otherwise valid command line.
+            type Set = fn(&mut Flags, &str);
+            let flag_cases: &[(&str, Set)] = &[
+                ("--app-id", |f, v| f.app_id = Some(v.into())),
+                ("--private-key", |f, v| f.private_key = Some(v.into())),
+                ("--installation-id", |f, v| {
+                    f.installation_id = Some(v.into())
+                }),
+                ("--api-url", |f, v| f.api_url = Some(v.into())),
+                ("--host", |f, v| f.host = Some(v.into())),
+                ("--owner", |f, v| f.owners = vec![v.into()]),
+                ("--cache", |f, v| f.cache = Some(v.into())),
+                ("--refresh-margin", |f, v| f.refresh_margin = Some(v.into())),
+                ("--timeout", |f, v| f.timeout = Some(v.into())),
+                ("--config", |f, v| f.config = Some(v.into())),
+                ("--username", |f, v| f.username = Some(v.into())),
+            ];
+            for (name, set) in flag_cases {
+                let mut f = flags("1", "/k.pem");
+                set(&mut f, secret);
+                let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}");
+                assert!(e.contains(name), "{name} not named: {e}");
+            }
+            // Environment variables.
+            for name in [
+                env::APP_ID,
+                env::PRIVATE_KEY_PATH,
+                env::INSTALLATION_ID,
+                env::API_URL,
+                env::HOST,
+                env::CONFIG,
+                env::CACHE,
+                env::REFRESH_MARGIN,
+                env::TIMEOUT,
+            ] {
+                let getenv = |n: &str| match n {
+                    _ if n == name => Some(secret.to_owned()),
+                    env::APP_ID => Some("1".to_owned()),
+                    env::PRIVATE_KEY_PATH => Some("/k.pem".to_owned()),
+                    env::CONFIG => Some("/dev/null".to_owned()),
+                    _ => None,
+                };
+                let e = format!("{:#}", resolve(&Flags::default(), &getenv).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}");
+                assert!(e.contains(name), "{name} not named: {e}");
+            }
+            // Config file fields, as a string where a string belongs and where another type does.
+            let q = serde_json::to_string(secret).unwrap(); // a valid TOML basic string
+            let app = |field: &str| {
+                let mut lines = vec![
+                    "[[app]]".to_owned(),
+                    "app_id = 1".to_owned(),
+                    "private_key_path = \"/k.pem\"".to_owned(),
+                ];
+                lines.retain(|l| !l.starts_with(&format!("{field} ")));
+                lines
+            };
+            let field_cases: Vec<(&str, Vec<String>)> = vec![
+                (
+                    "app_id",
+                    [app("app_id"), vec![format!("app_id = {q}")]].concat(),
+                ),
+                (
+                    "private_key_path",
+                    [
+                        app("private_key_path"),
+                        vec![format!("private_key_path = {q}")],
+                    ]
+                    .concat(),
+                ),
+                ("host", [app(""), vec![format!("host = {q}")]].concat()),
+                (
+                    "api_url",
+                    [app(""), vec![format!("api_url = {q}")]].concat(),
+                ),
+                (
+                    "installation_id",
+                    [app(""), vec![format!("installation_id = {q}")]].concat(),
+                ),
+                ("owners", [app(""), vec![format!("owners = {q}")]].concat()),
+                (
+                    "owners",
+                    [app(""), vec![format!("owners = [{q}]")]].concat(),
+                ),
+                (
+                    "permissions",
+                    [app(""), vec![format!("permissions = {q}")]].concat(),
+                ),
+                (
+                    "contents",
+                    [app(""), vec![format!("permissions = {{ contents = {q} }}")]].concat(),
+                ),
+                ("cache", vec![format!("cache = {q}")]),
+                ("refresh_margin", vec![format!("refresh_margin = {q}")]),
+                ("timeout", vec![format!("timeout = {q}")]),
+                ("username", vec![format!("username = {q}")]),
+                ("timeout", vec![format!("timeout = [{q}]")]),
+            ];
+            for (name, lines) in field_cases {
+                // Top-level keys go before the first table.
+                let text = lines.join("\n") + "\n";
+                let path = dir.path().join("config.toml");
+                std::fs::write(&path, &text).unwrap();
+                let f = Flags {
+                    config: Some(path),
+                    ..Flags::default()
+                };
+                let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+                assert!(!echoes(&e, secret), "{name} echoes: {e}\n{text}");
+                assert!(e.contains(name), "{name} not named: {e}\n{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn harmless_values_are_still_shown() {
+        let e = format!("{:#}", CacheMode::parse("fast").unwrap_err());
+        assert!(e.contains("'fast'"), "{e}");
+        let e = format!("{:#}", parse_duration("soon", "timeout").unwrap_err());
+        assert!(e.contains("'soon'"), "{e}");
+        assert_eq!(
+            quoted(&"x".repeat(65)),
+            "(a long or multi-line value, not shown)"
+        );
+        assert_eq!(
+            hide_quoted_values("invalid type: string \"ghp_abc\", expected u64"),
+            "invalid type: string (a GitHub token, not shown), expected u64"
+        );
+        assert_eq!(
+            hide_quoted_values("unknown field `private_key`, expected `app_id`"),
+            "unknown field `private_key`, expected `app_id`"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The GitHub REST API calls the helper makes, with the app's JWT: find the installation for an
-//! owner, mint an installation token. Nothing here knows about git's protocol.
+//! The GitHub REST API calls the helper makes: with the app's JWT, find the installation for an
+//! owner, mint an installation token, read the app and list its installations; with an
+//! installation token, revoke it. Nothing here knows about git's protocol.
 //!
-//! Every call has a timeout; connection failures and 5xx are retried with backoff inside one time
+//! Every call ends by the caller's [`Deadline`] (one per get, shared by every app tried); connection failures and 5xx are retried with backoff inside one time
 //! budget; short rate-limit waits are honoured; redirects are never followed (so the JWT never goes
 //! to another host); answers are size-limited. A 401 for the JWT's times is answered by re-signing
 //! with GitHub's clock (from its `Date` header) once.
@@ -42,25 +43,140 @@ pub struct Installation {
     pub account: String,
 }
 
-/// Why a call failed, classified for the caller.
+/// The end of the time budget of one run (`--timeout`, counted from the start of a get): every
+/// API call, retry, rate-limit wait and lock wait of the run ends by then.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    /// `timeout` from now.
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now() + timeout)
+    }
+
+    pub fn at(&self) -> Instant {
+        self.0
+    }
+
+    /// What is left, zero once passed.
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        self.remaining().is_zero()
+    }
+}
+
+/// An HTTP method the client sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why GitHub refused the app's JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtProblem {
+    /// Its `iat`/`exp` times: this machine's clock is off (after one re-signed retry).
+    Clock,
+    /// The signature: the key does not belong to the app, or was deleted from it.
+    WrongKey,
+    /// No app with this ID or client ID on this host.
+    UnknownApp,
+}
+
+/// Why a call failed, classified for the caller. Every variant carries one line ready for stderr
+/// (its `Display`), naming the host and what to do.
 #[derive(Debug)]
 pub enum ApiError {
+    /// No usable answer: connection refused, reset, TLS, timeout, or the time budget ran out.
+    Transport(String),
+    /// GitHub's rate limit, with the Unix time to retry at.
+    RateLimited { retry_at: u64, text: String },
+    /// The app's JWT was refused.
+    JwtRejected { problem: JwtProblem, text: String },
+    /// The app is not installed where it was asked for (an owner, a repository).
+    NotInstalled(String),
+    /// The installation is suspended by an owner of the account.
+    Suspended(String),
     /// The installation id is unknown to this app, or access to it was lost (404/401 on mint).
     InstallationGone { status: u16, message: String },
-    /// Anything the user must act on; the text is one line, ready for stderr.
-    Failed(String),
+    /// Anything else (422, unexpected statuses, unreadable answers).
+    Other(String),
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::InstallationGone { status, message } => write!(f, "{status} {message}"),
-            ApiError::Failed(text) => f.write_str(text),
+            ApiError::Transport(text)
+            | ApiError::RateLimited { text, .. }
+            | ApiError::JwtRejected { text, .. }
+            | ApiError::NotInstalled(text)
+            | ApiError::Suspended(text)
+            | ApiError::Other(text) => f.write_str(text),
         }
     }
 }
 
 impl std::error::Error for ApiError {}
+
+/// The app itself, from `GET /app`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AppInfo {
+    pub id: u64,
+    #[serde(default)]
+    pub slug: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One installation of the app, from `GET /app/installations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallationInfo {
+    pub id: u64,
+    pub account: String,
+    /// `User` or `Organization`.
+    pub account_type: String,
+    /// `all` or `selected`.
+    pub repository_selection: String,
+    pub suspended: bool,
+}
+
+/// A minted token and what GitHub said about it.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    pub token: Token,
+    /// The token's permissions as GitHub granted them.
+    pub permissions: BTreeMap<String, String>,
+}
+
+/// What `DELETE /installation/token` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// 204: revoked now.
+    Revoked,
+    /// 401: the token was already expired or revoked.
+    AlreadyInvalid,
+}
 
 /// One HTTP answer, reduced to what we look at.
 #[derive(Debug)]
@@ -71,6 +187,8 @@ struct Reply {
     retry_after: Option<u64>,
     ratelimit_remaining: Option<u64>,
     ratelimit_reset: Option<u64>,
+    /// The `Link` header's `rel="next"` URL.
+    next: Option<String>,
 }
 
 impl Reply {
@@ -116,26 +234,31 @@ fn printable_message(text: &str) -> String {
     one_line.trim().to_owned()
 }
 
+/// Installations per page when listing them (GitHub's maximum).
+const PER_PAGE: usize = 100;
+/// Pages followed at most when listing installations (10,000 installations).
+const MAX_PAGES: usize = 100;
+
 /// A REST client for one API base URL.
 pub struct Client {
     agent: ureq::Agent,
     api_url: String,
     /// For messages: "github.com".
     host: String,
-    /// All calls of this client (one `get`), retries included, end by then.
-    deadline: Instant,
+    /// All calls of this client, retries included, end by then.
+    deadline: Deadline,
     /// `X-GitHub-Stateless-S2S-Token` for token requests.
     stateless_tokens: Option<&'static str>,
 }
 
 impl Client {
-    pub fn new(api_url: &str, host: &str, timeout: Duration) -> Client {
-        let connect = (timeout / 3).min(Duration::from_secs(10));
+    pub fn new(api_url: &str, host: &str, deadline: Deadline) -> Client {
+        let connect =
+            (deadline.remaining() / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::PlatformVerifier)
             .build();
         let config = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
             .timeout_connect(Some(connect))
             .http_status_as_error(false)
             .max_redirects(0)
@@ -147,7 +270,7 @@ impl Client {
             agent: config.into(),
             api_url: api_url.to_owned(),
             host: host.to_owned(),
-            deadline: Instant::now() + timeout,
+            deadline,
             stateless_tokens: None,
         }
     }
@@ -172,7 +295,7 @@ impl Client {
         }
         paths.push(format!("/users/{owner}/installation"));
         for path in paths {
-            let reply = self.with_jwt(signer, "GET", &path, None)?;
+            let reply = self.with_jwt(signer, Method::Get, &path, None)?;
             match reply.status {
                 200 => {
                     #[derive(Deserialize)]
@@ -184,16 +307,11 @@ impl Client {
                         id: u64,
                         account: Option<Account>,
                     }
-                    let body: Body = serde_json::from_slice(&reply.body).map_err(|e| {
-                        ApiError::Failed(format!(
-                            "{} answered GET {path} with JSON the helper cannot read ({e})",
-                            self.host
-                        ))
-                    })?;
+                    let body: Body = self.json(&reply, Method::Get, &path)?;
                     let account = body.account.map_or_else(|| owner.to_owned(), |a| a.login);
                     return Ok(Some(Installation {
                         id: body.id,
-                        account,
+                        account: printable_message(&account),
                     }));
                 }
                 404 | 301 => {
@@ -215,29 +333,36 @@ impl Client {
         Ok(None)
     }
 
-    /// `POST /app/installations/{id}/access_tokens`.
+    /// `POST /app/installations/{id}/access_tokens`, narrowed to `permissions` (none: all the
+    /// installation has) and to `repositories` (none: all the installation covers).
     pub fn create_token(
         &self,
         signer: &mut Signer,
         installation: u64,
         permissions: &BTreeMap<String, String>,
-    ) -> Result<Token, ApiError> {
+        repositories: &[String],
+    ) -> Result<Minted, ApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
-        let body = if permissions.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::json!({ "permissions": permissions })
-                    .to_string()
-                    .into_bytes(),
-            )
-        };
-        let reply = self.with_jwt(signer, "POST", &path, body.as_deref())?;
+        let mut request = serde_json::Map::new();
+        if !permissions.is_empty() {
+            request.insert("permissions".into(), serde_json::json!(permissions));
+        }
+        if !repositories.is_empty() {
+            request.insert("repositories".into(), serde_json::json!(repositories));
+        }
+        let body = (!request.is_empty())
+            .then(|| serde_json::Value::Object(request).to_string().into_bytes());
+        // Before any attempt: the token's lifetime is counted from here, never from later.
+        let sent = unix_now();
+        let reply = self.with_jwt(signer, Method::Post, &path, body.as_deref())?;
         match reply.status {
             200 | 201 => parse_token(&reply.body)
-                .map(|token| to_local_clock(token, reply.date))
+                .map(|token| Minted {
+                    token: to_local_clock(token, reply.date, sent),
+                    permissions: parse_permissions(&reply.body),
+                })
                 .map_err(|why| {
-                    ApiError::Failed(format!(
+                    ApiError::Other(format!(
                         "{} answered the token request for installation {installation} with {why}",
                         self.host
                     ))
@@ -251,13 +376,13 @@ impl Client {
                 message: reply.message(),
             }),
             403 if reply.message().to_ascii_lowercase().contains("suspend") => {
-                Err(ApiError::Failed(format!(
+                Err(ApiError::Suspended(format!(
                     "installation {installation} on {} is suspended ({}); an owner of the account can unsuspend it in the app's installation settings",
                     self.host,
                     reply.message()
                 )))
             }
-            422 => Err(ApiError::Failed(format!(
+            422 => Err(ApiError::Other(format!(
                 "{} refused a token for installation {installation}: {} (ask only for permissions and repositories the installation has)",
                 self.host,
                 reply.message()
@@ -270,17 +395,111 @@ impl Client {
         }
     }
 
+    /// `GET /app`: the app the key signs for.
+    pub fn app(&self, signer: &mut Signer) -> Result<AppInfo, ApiError> {
+        let reply = self.with_jwt(signer, Method::Get, "/app", None)?;
+        match reply.status {
+            200 => {
+                let mut info: AppInfo = self.json(&reply, Method::Get, "/app")?;
+                info.slug = printable_message(&info.slug);
+                info.name = printable_message(&info.name);
+                Ok(info)
+            }
+            _ => Err(self.failure(&reply, "reading the app (GET /app)", signer)),
+        }
+    }
+
+    /// `GET /app/installations`, every page (following the `Link` header's `rel="next"`),
+    /// without enterprise installations (they cannot read repositories).
+    pub fn installations(&self, signer: &mut Signer) -> Result<Vec<InstallationInfo>, ApiError> {
+        let mut all = Vec::new();
+        let mut path = format!("/app/installations?per_page={PER_PAGE}");
+        for _ in 0..MAX_PAGES {
+            let reply = self.with_jwt(signer, Method::Get, &path, None)?;
+            if reply.status != 200 {
+                return Err(self.failure(&reply, "listing the app's installations", signer));
+            }
+            all.extend(parse_installations(&reply.body).map_err(|e| {
+                ApiError::Other(format!(
+                    "{} answered GET {path} with JSON the helper cannot read ({e})",
+                    self.host
+                ))
+            })?);
+            match reply
+                .next
+                .as_deref()
+                .and_then(|next| self.same_api_path(next))
+            {
+                Some(next) => path = next,
+                None => return Ok(all),
+            }
+        }
+        Err(ApiError::Other(format!(
+            "{} listed more than {} pages of installations; stopped",
+            self.host, MAX_PAGES
+        )))
+    }
+
+    /// `DELETE /installation/token`, authenticated with the token itself.
+    pub fn revoke(&self, token: &Secret) -> Result<Revoked, ApiError> {
+        let reply = self.send(Method::Delete, "/installation/token", token, None)?;
+        match reply.status {
+            204 | 200 => Ok(Revoked::Revoked),
+            401 => Ok(Revoked::AlreadyInvalid),
+            403 if reply.message().to_ascii_lowercase().contains("suspend") => {
+                Err(ApiError::Suspended(format!(
+                    "{} did not revoke token {}: the installation is suspended ({})",
+                    self.host,
+                    token.fingerprint(),
+                    reply.message()
+                )))
+            }
+            _ => {
+                let status = reply.status;
+                if reply.is_rate_limited() {
+                    return Err(self.rate_limited(&reply));
+                }
+                Err(ApiError::Other(format!(
+                    "{} answered {status} to revoking token {}: {}",
+                    self.host,
+                    token.fingerprint(),
+                    reply.message()
+                )))
+            }
+        }
+    }
+
+    /// A `Link` URL back to a path under our API base; anything else is not followed.
+    fn same_api_path(&self, url: &str) -> Option<String> {
+        let rest = url.strip_prefix(&self.api_url)?;
+        (rest.starts_with('/') && !rest.contains(['\r', '\n', ' '])).then(|| rest.to_owned())
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        reply: &Reply,
+        method: Method,
+        path: &str,
+    ) -> Result<T, ApiError> {
+        serde_json::from_slice(&reply.body).map_err(|e| {
+            ApiError::Other(format!(
+                "{} answered {method} {path} with JSON the helper cannot read ({e})",
+                self.host
+            ))
+        })
+    }
+
     /// Send with a fresh JWT; on a 401 about the JWT's times, learn GitHub's clock and retry once.
     fn with_jwt(
         &self,
         signer: &mut Signer,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<Reply, ApiError> {
         let jwt = signer
             .sign(jwt::now())
-            .map_err(|e| ApiError::Failed(format!("{e:#}")))?;
+            .map_err(|e| ApiError::Other(format!("{e:#}")))?;
         let reply = self.send(method, path, &jwt, body)?;
         if reply.status != 401 || !is_clock_message(&reply.message()) {
             return Ok(reply);
@@ -302,31 +521,32 @@ impl Client {
         signer.offset = offset;
         let jwt = signer
             .sign(jwt::now())
-            .map_err(|e| ApiError::Failed(format!("{e:#}")))?;
+            .map_err(|e| ApiError::Other(format!("{e:#}")))?;
         self.send(method, path, &jwt, body)
     }
 
-    /// One call with retries for transport errors, 5xx and short rate limits, inside the time budget.
+    /// One call with retries for transport errors, 5xx and short rate limits, inside the time
+    /// budget. `bearer` is the JWT or, for revoking, the installation token.
     fn send(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
-        jwt: &Secret,
+        bearer: &Secret,
         body: Option<&[u8]>,
     ) -> Result<Reply, ApiError> {
         let url = format!("{}{path}", self.api_url);
         let started = Instant::now();
         let mut attempt = 0;
         loop {
-            let remaining = self.deadline.saturating_duration_since(Instant::now());
+            let remaining = self.deadline.remaining();
             if remaining.is_zero() {
-                return Err(ApiError::Failed(format!(
+                return Err(ApiError::Transport(format!(
                     "no answer from {} within the time budget (--timeout); gave up",
                     self.api_url
                 )));
             }
             let sent = Instant::now();
-            let outcome = self.send_once(method, &url, jwt, body, remaining);
+            let outcome = self.send_once(method, &url, bearer, body, remaining);
             let ms = sent.elapsed().as_secs_f64() * 1000.0;
             let wait = match &outcome {
                 Ok(reply) if reply.status >= 500 => {
@@ -358,7 +578,7 @@ impl Client {
                 }
             };
             match wait {
-                Some(wait) if Instant::now() + wait < self.deadline => {
+                Some(wait) if Instant::now() + wait < self.deadline.at() => {
                     std::thread::sleep(wait);
                     attempt += 1;
                 }
@@ -366,12 +586,17 @@ impl Client {
                     return match outcome {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
-                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Failed(
+                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Transport(
                             format!("cannot reach {}: {e}", self.api_url),
                         )),
-                        Err(e) => Err(ApiError::Failed(format!(
-                            "cannot reach {} ({e}); gave up after {} attempt(s) in {:.1} s",
+                        Err(e) => Err(ApiError::Transport(format!(
+                            "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
                             self.api_url,
+                            if self.deadline.passed() {
+                                " within the time budget (--timeout)"
+                            } else {
+                                ""
+                            },
                             attempt + 1,
                             started.elapsed().as_secs_f32()
                         ))),
@@ -383,45 +608,51 @@ impl Client {
 
     fn send_once(
         &self,
-        method: &str,
+        method: Method,
         url: &str,
-        jwt: &Secret,
+        bearer: &Secret,
         body: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Reply, String> {
         let timeout = Some(timeout.max(Duration::from_millis(100)));
-        let auth = format!("Bearer {}", jwt.expose());
-        let result = if method == "POST" {
-            let request = self
-                .agent
-                .post(url)
-                .header("Authorization", &auth)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", API_VERSION)
-                .config()
-                .timeout_global(timeout)
-                .build();
-            // POST is only used to mint tokens.
-            let request = match self.stateless_tokens {
-                Some(value) => request.header("X-GitHub-Stateless-S2S-Token", value),
-                None => request,
-            };
-            match body {
-                Some(bytes) => request
-                    .header("Content-Type", "application/json")
-                    .send(bytes),
-                None => request.send_empty(),
+        let auth = format!("Bearer {}", bearer.expose());
+        let result = match method {
+            Method::Post => {
+                let request = self
+                    .agent
+                    .post(url)
+                    .header("Authorization", &auth)
+                    .header("Accept", "application/vnd.github+json")
+                    .header("X-GitHub-Api-Version", API_VERSION)
+                    .config()
+                    .timeout_global(timeout)
+                    .build();
+                // POST is only used to mint tokens.
+                let request = match self.stateless_tokens {
+                    Some(value) => request.header("X-GitHub-Stateless-S2S-Token", value),
+                    None => request,
+                };
+                match body {
+                    Some(bytes) => request
+                        .header("Content-Type", "application/json")
+                        .send(bytes),
+                    None => request.send_empty(),
+                }
             }
-        } else {
-            self.agent
-                .get(url)
-                .header("Authorization", &auth)
-                .header("Accept", "application/vnd.github+json")
-                .header("X-GitHub-Api-Version", API_VERSION)
-                .config()
-                .timeout_global(timeout)
-                .build()
-                .call()
+            Method::Get | Method::Delete => {
+                let request = match method {
+                    Method::Delete => self.agent.delete(url),
+                    _ => self.agent.get(url),
+                };
+                request
+                    .header("Authorization", &auth)
+                    .header("Accept", "application/vnd.github+json")
+                    .header("X-GitHub-Api-Version", API_VERSION)
+                    .config()
+                    .timeout_global(timeout)
+                    .build()
+                    .call()
+            }
         };
         let mut response = result.map_err(|e| describe_transport_error(&e))?;
         let header = |name: &str| {
@@ -436,6 +667,7 @@ impl Client {
         let retry_after = number("retry-after");
         let ratelimit_remaining = number("x-ratelimit-remaining");
         let ratelimit_reset = number("x-ratelimit-reset");
+        let next = header("link").and_then(|l| next_link(&l));
         let status = response.status().as_u16();
         let body = match response
             .body_mut()
@@ -455,6 +687,7 @@ impl Client {
                     retry_after: None,
                     ratelimit_remaining: None,
                     ratelimit_reset: None,
+                    next: None,
                 });
             }
             Err(e) => {
@@ -471,6 +704,7 @@ impl Client {
             retry_after,
             ratelimit_remaining,
             ratelimit_reset,
+            next,
         })
     }
 
@@ -478,41 +712,54 @@ impl Client {
         let now = unix_now();
         let wait = reply.rate_limit_wait(now);
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(now + wait));
-        ApiError::Failed(format!(
-            "{} rate-limited the app ({} {}); retry after {when} (in {})",
-            self.host,
-            reply.status,
-            reply.message(),
-            humantime::format_duration(Duration::from_secs(wait))
-        ))
+        ApiError::RateLimited {
+            retry_at: now + wait,
+            text: format!(
+                "{} rate-limited the app ({} {}); retry after {when} (in {})",
+                self.host,
+                reply.status,
+                reply.message(),
+                humantime::format_duration(Duration::from_secs(wait))
+            ),
+        }
     }
 
     /// The JWT itself was refused: wrong key for the app, or no such app on this host.
     fn jwt_refused(&self, reply: &Reply, signer: &Signer) -> ApiError {
         let message = reply.message();
         let id = signer.issuer();
-        if message == "Integration not found" {
-            return ApiError::Failed(format!(
-                "{} knows no GitHub App with ID {id} ({message}); check the app id and the host",
-                self.host
-            ));
-        }
-        if is_clock_message(&message) {
-            return ApiError::Failed(format!(
-                "{} rejected the app's JWT for its times ({message}); check this machine's clock",
-                self.host
-            ));
-        }
-        ApiError::Failed(format!(
-            "{} rejected the app's JWT ({message}): the private key does not belong to app {id} — check the app id, or generate a new key on the app's settings page",
-            self.host
-        ))
+        let (problem, text) = if message == "Integration not found" {
+            (
+                JwtProblem::UnknownApp,
+                format!(
+                    "{} knows no GitHub App with ID {id} ({message}); check the app id and the host",
+                    self.host
+                ),
+            )
+        } else if is_clock_message(&message) {
+            (
+                JwtProblem::Clock,
+                format!(
+                    "{} rejected the app's JWT for its times ({message}); check this machine's clock",
+                    self.host
+                ),
+            )
+        } else {
+            (
+                JwtProblem::WrongKey,
+                format!(
+                    "{} rejected the app's JWT ({message}): the private key does not belong to app {id} or was deleted from it — check the app id, or generate a new key on the app's settings page",
+                    self.host
+                ),
+            )
+        };
+        ApiError::JwtRejected { problem, text }
     }
 
     fn failure(&self, reply: &Reply, doing: &str, signer: &Signer) -> ApiError {
         let message = reply.message();
         if reply.status == 0 {
-            return ApiError::Failed(format!("{} sent {message} while {doing}", self.host));
+            return ApiError::Transport(format!("{} sent {message} while {doing}", self.host));
         }
         if reply.status == 401 || is_jwt_message(&message) || message == "Integration not found" {
             return self.jwt_refused(reply, signer);
@@ -525,11 +772,28 @@ impl Client {
         } else {
             message
         };
-        ApiError::Failed(format!(
+        ApiError::Other(format!(
             "{} answered {} while {doing}: {message}",
             self.host, reply.status
         ))
     }
+}
+
+/// The `rel="next"` URL of a `Link` header
+/// (`<https://api.github.com/resource?page=2>; rel="next", <…>; rel="last"`).
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
+        params
+            .split(';')
+            .any(|p| {
+                p.trim()
+                    .strip_prefix("rel=")
+                    .is_some_and(|v| v.trim_matches('"').split(' ').any(|r| r == "next"))
+            })
+            .then(|| url.to_owned())
+    })
 }
 
 /// GitHub's 401 messages about a JWT's `iat`/`exp` (see shared/github-api/errors.json).
@@ -570,20 +834,106 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
     })
 }
 
-/// GitHub's `expires_at` is on GitHub's clock; git compares `password_expiry_utc` with ours. Shift
-/// it by the difference the answer's `Date` shows, and never trust more than two hours (tokens
-/// live one).
-fn to_local_clock(mut token: Token, server_date: Option<SystemTime>) -> Token {
-    let now = unix_now();
-    if let Some(date) = server_date.and_then(|d| d.duration_since(UNIX_EPOCH).ok()) {
-        let offset = date.as_secs() as i64 - now as i64;
-        // `Date` has one-second resolution and the answer took time: ignore differences that small.
-        if offset.abs() > 2 {
-            trace!("GitHub's clock is {offset:+} s from ours; expiry shifted to our clock");
-            token.expires_at = (token.expires_at as i64 - offset).max(0) as u64;
-        }
+/// One page of `GET /app/installations`, without enterprise installations (they cannot read
+/// repositories). Server text is made printable.
+fn parse_installations(body: &[u8]) -> Result<Vec<InstallationInfo>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Account {
+        login: Option<String>,
+        slug: Option<String>,
+        #[serde(rename = "type")]
+        kind: Option<String>,
     }
-    token.expires_at = token.expires_at.min(now + 2 * 3600);
+    #[derive(Deserialize)]
+    struct Item {
+        id: u64,
+        account: Option<Account>,
+        target_type: Option<String>,
+        repository_selection: Option<String>,
+        suspended_at: Option<String>,
+    }
+    let items: Vec<Item> = serde_json::from_slice(body)?;
+    Ok(items
+        .into_iter()
+        .filter_map(|item| {
+            let account = item.account.as_ref();
+            let kind = item
+                .target_type
+                .clone()
+                .or_else(|| account.and_then(|a| a.kind.clone()))
+                .unwrap_or_default();
+            if kind.eq_ignore_ascii_case("enterprise") {
+                trace!("leaving out enterprise installation {}", item.id);
+                return None;
+            }
+            let login = account
+                .and_then(|a| a.login.clone().or_else(|| a.slug.clone()))
+                .unwrap_or_default();
+            Some(InstallationInfo {
+                id: item.id,
+                account: printable_message(&login),
+                account_type: printable_message(&kind),
+                repository_selection: printable_message(
+                    item.repository_selection.as_deref().unwrap_or(""),
+                ),
+                suspended: item.suspended_at.is_some(),
+            })
+        })
+        .collect())
+}
+
+/// The `permissions` object of a token answer (empty when absent or unreadable).
+fn parse_permissions(body: &[u8]) -> BTreeMap<String, String> {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        permissions: BTreeMap<String, serde_json::Value>,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| {
+            b.permissions
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    v.as_str()
+                        .map(|v| (printable_message(&k), printable_message(v)))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// GitHub's documented lifetime of an installation token.
+pub const TOKEN_LIFETIME: u64 = 3600;
+/// The shortest lifetime we ever claim for a token GitHub just minted, when its answer does not
+/// say how long the token lives on our clock.
+const FALLBACK_LIFETIME: u64 = 5 * 60;
+
+/// GitHub's `expires_at` is on GitHub's clock; git compares `password_expiry_utc` with ours. The
+/// token lives `expires_at − Date` (GitHub's own clock, both from the same answer), at most
+/// GitHub's documented hour, counted on our clock from `sent`, when we sent the request (a little
+/// before GitHub minted it, so never later than the real expiry). A `Date` that is missing,
+/// unreadable or not before `expires_at` is unusable: then `expires_at` is read on our clock,
+/// again at most an hour from `sent`, and at least [`FALLBACK_LIFETIME`] (GitHub just minted
+/// it). Never 0, never in the past, never longer than the token lives.
+fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) -> Token {
+    let date = server_date
+        .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .filter(|&date| date < token.expires_at);
+    let lifetime = match date {
+        Some(date) => {
+            let offset = date as i64 - sent as i64;
+            if offset.abs() > 2 {
+                trace!("GitHub's clock is about {offset:+} s from ours; expiry counted on ours");
+            }
+            token.expires_at - date
+        }
+        None => {
+            trace!("GitHub's Date header is missing or unusable; reading expires_at on our clock");
+            token.expires_at.saturating_sub(sent).max(FALLBACK_LIFETIME)
+        }
+    };
+    token.expires_at = sent + lifetime.clamp(1, TOKEN_LIFETIME);
     token
 }
 
@@ -643,6 +993,99 @@ mod tests {
     }
 
     #[test]
+    fn next_links_are_found() {
+        assert_eq!(
+            next_link(r#"<https://api.github.com/resource?page=2>; rel="next", <https://api.github.com/resource?page=5>; rel="last""#).as_deref(),
+            Some("https://api.github.com/resource?page=2")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/a?page=1>; rel="prev", <https://x/a?page=3>; rel="next""#)
+                .as_deref(),
+            Some("https://x/a?page=3")
+        );
+        assert_eq!(next_link(r#"<https://x/a?page=1>; rel="first""#), None);
+        assert_eq!(next_link("junk"), None);
+    }
+
+    #[test]
+    fn installations_are_read_without_enterprise_ones() {
+        // Shaped like GET_app_installations.json's example, plus an enterprise installation.
+        let body = br#"[
+            {"id":1,"account":{"login":"octocat","id":1,"type":"User"},"repository_selection":"all",
+             "target_type":"Organization","suspended_at":null},
+            {"id":2,"account":{"slug":"big-corp","name":"Big Corp"},"repository_selection":"selected",
+             "target_type":"Enterprise"},
+            {"id":3,"account":{"login":"evil\u001b[31m","type":"User"},"repository_selection":"selected",
+             "suspended_at":"2024-01-01T00:00:00Z"}
+        ]"#;
+        let list = parse_installations(body).unwrap();
+        assert_eq!(
+            list[0],
+            InstallationInfo {
+                id: 1,
+                account: "octocat".into(),
+                account_type: "Organization".into(),
+                repository_selection: "all".into(),
+                suspended: false,
+            }
+        );
+        assert_eq!(list.iter().map(|i| i.id).collect::<Vec<_>>(), [1, 3]);
+        assert!(list[1].suspended && list[1].account.starts_with("evil"));
+        assert!(
+            !list[1].account.chars().any(char::is_control),
+            "{:?}",
+            list[1]
+        );
+        assert!(parse_installations(b"{}").is_err());
+    }
+
+    #[test]
+    fn token_permissions_are_read() {
+        let p = parse_permissions(
+            br#"{"token":"t","permissions":{"contents":"read","metadata":"read","x":1}}"#,
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p["contents"], "read");
+        assert!(parse_permissions(b"{}").is_empty());
+    }
+
+    #[test]
+    fn expiry_is_counted_on_our_clock_from_the_lifetime_github_states() {
+        let sent = 1_700_000_000;
+        let token = |expires_at| Token {
+            secret: Secret::new("ghs_x"),
+            expires_at,
+        };
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        let expiry = |expires_at, date| to_local_clock(token(expires_at), date, sent).expires_at;
+        // Same clocks, GitHub answering a second later.
+        assert_eq!(expiry(sent + 3601, at(sent + 1)), sent + 3600);
+        // GitHub's whole clock ahead or behind: only the lifetime counts.
+        for skew in [7200_i64, -7200, 10 * 365 * 86400, -86400] {
+            let g = (sent as i64 + skew) as u64;
+            assert_eq!(expiry(g + 3600, at(g)), sent + 3600, "skew {skew}");
+        }
+        // A shorter lifetime (a GHES setting, the test GitHub) is kept.
+        assert_eq!(expiry(sent + 600, at(sent)), sent + 600);
+        // Only the Date is off: far ahead, 2 h ahead (both after expires_at: unusable).
+        assert_eq!(
+            expiry(sent + 3600, at(sent + 10 * 365 * 86400)),
+            sent + 3600
+        );
+        assert_eq!(expiry(sent + 3600, at(sent + 7200)), sent + 3600);
+        // Date behind: never more than the documented hour.
+        assert_eq!(expiry(sent + 3600, at(sent - 3600)), sent + 3600);
+        assert_eq!(expiry(sent + 1800, at(sent - 3600)), sent + 3600);
+        // No Date: expires_at on our clock, within the hour, never in the past or 0.
+        assert_eq!(expiry(sent + 3600, None), sent + 3600);
+        assert_eq!(expiry(sent + 999_999, None), sent + 3600);
+        assert_eq!(expiry(sent + 1200, None), sent + 1200);
+        assert_eq!(expiry(sent - 7200, None), sent + FALLBACK_LIFETIME);
+        assert_eq!(expiry(0, None), sent + FALLBACK_LIFETIME);
+        assert_eq!(expiry(0, at(sent)), sent + FALLBACK_LIFETIME);
+    }
+
+    #[test]
     fn clock_messages_are_recognised() {
         assert!(is_clock_message(
             "'Expiration time' claim ('exp') is too far in the future"
@@ -666,6 +1109,7 @@ mod tests {
             retry_after,
             ratelimit_remaining: remaining,
             ratelimit_reset: reset,
+            next: None,
         };
         assert_eq!(reply(Some(7), None, None).rate_limit_wait(100), 7);
         assert_eq!(reply(None, Some(0), Some(160)).rate_limit_wait(100), 60);

@@ -8,8 +8,11 @@
 pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod gitconfig;
 pub mod github;
+pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod protocol;

@@ -37,6 +37,19 @@ impl<'a> Route<'a> {
             .collect()
     }
 
+    /// What the token for this route is narrowed to, as part of its cache key: the app's
+    /// permissions, and for a repository-scoped app the repository. Scoped and unscoped tokens
+    /// never share an entry.
+    pub fn scope(&self) -> String {
+        let mut scope = self.app.scope();
+        if self.app.repo_scoped {
+            let owner = self.owner.as_deref().unwrap_or_default();
+            let repo = self.repo.as_deref().unwrap_or_default();
+            scope.push_str(&format!("|repo={owner}/{}", repo.to_ascii_lowercase()));
+        }
+        scope
+    }
+
     /// A short description for messages: `owner 'acme' on github.com`.
     pub fn describe(&self) -> String {
         match &self.owner {
@@ -120,6 +133,47 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
     })
 }
 
+/// Why [`route`] does not serve `request` (it answered [`Decision::NotMine`]), for the trace and
+/// for `doctor`.
+pub fn not_ours_reason(request: &Request, config: &Config) -> String {
+    let host = Host::normalize(&request.protocol, &request.host);
+    match request.protocol.as_str() {
+        "https" => {}
+        "http" if host.is_loopback() => {}
+        "http" => {
+            return format!(
+                "plain http to {} (only https, or http to a loopback host, is served)",
+                printable(host.as_str())
+            );
+        }
+        other => return format!("protocol '{}' is not https", printable(other)),
+    }
+    if let Some(user) = request
+        .username
+        .as_deref()
+        .filter(|u| *u != config.username)
+    {
+        return format!(
+            "the remote URL names user '{}': a URL with a username means that user's own credential, so it is left to other helpers by design (the helper answers only for '{}' or no username)",
+            printable(user),
+            config.username
+        );
+    }
+    if !config.apps.iter().any(|a| a.host == host) {
+        return format!("no configured app serves host {}", printable(host.as_str()));
+    }
+    match request.path.as_deref() {
+        None => {
+            "git sent no repository path, and no app for this host has a fixed installation".into()
+        }
+        Some(path) => format!(
+            "no app for {} serves the owner of '{}' (see the apps' owners lists)",
+            printable(host.as_str()),
+            printable(path)
+        ),
+    }
+}
+
 /// `owner/repo.git[/more]` → (owner, repo). Owner alone is fine; traversal and junk are refused.
 fn parse_path(path: &str) -> Result<(String, Option<String>), String> {
     let refuse = |what: &str| {
@@ -188,6 +242,7 @@ mod tests {
             installation_id: installation,
             owners: owners.iter().map(|s| s.to_string()).collect(),
             permissions: BTreeMap::new(),
+            repo_scoped: false,
         }
     }
 
@@ -330,8 +385,29 @@ mod tests {
         let mut r = req("https", "github.com", Some("a/b"));
         r.username = Some("alice".into());
         assert!(matches!(route(&r, &c), Decision::NotMine(None)));
+        assert!(
+            not_ours_reason(&r, &c).contains("names user 'alice'"),
+            "{}",
+            not_ours_reason(&r, &c)
+        );
         r.username = Some("x-access-token".into());
         assert!(matches!(route(&r, &c), Decision::Serve(_)));
+    }
+
+    #[test]
+    fn the_scope_holds_permissions_and_the_repository_of_a_scoped_app() {
+        let mut a = app("github.com", &[], None);
+        a.permissions.insert("contents".into(), "read".into());
+        let plain = config(vec![a.clone()]);
+        a.repo_scoped = true;
+        let scoped = config(vec![a]);
+        let r = req("https", "github.com", Some("Acme/Widgets.git"));
+        let scope = |c: &Config| match route(&r, c) {
+            Decision::Serve(r) => r.scope(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(scope(&plain), "contents:read");
+        assert_eq!(scope(&scoped), "contents:read|repo=acme/widgets");
     }
 
     #[test]

@@ -174,6 +174,68 @@ impl State {
         true
     }
 
+    /// Like [`State::lookup_record`], with the time (Unix seconds) it was recorded.
+    pub fn lookup_record_at(
+        &self,
+        api: &str,
+        app: &AppId,
+        owner: &str,
+    ) -> Option<(Remembered, u64)> {
+        let remembered = self.lookup_record(api, app, owner)?;
+        let path = self.file("installations", &digest(&[api, &app.iss(), owner]))?;
+        let checked_at = read_private(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InstallationRecord>(&b).ok())
+            .map_or(0, |r| r.checked_at);
+        Some((remembered, checked_at))
+    }
+
+    /// Every remembered installation and "not installed" record that is still believed, for
+    /// `status` and `forget`.
+    pub fn installation_records(&self) -> Vec<InstallationEntry> {
+        let Some(dir) = self.root.as_ref().map(|r| r.join("installations")) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let now = crate::github::unix_now();
+        let mut out: Vec<InstallationEntry> = entries
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .filter_map(|e| read_private(&e.path()).ok())
+            .filter_map(|b| serde_json::from_slice::<InstallationRecord>(&b).ok())
+            .filter(|r| r.id != 0 || now.saturating_sub(r.checked_at) < NOT_INSTALLED_TTL)
+            .map(|r| InstallationEntry {
+                api: r.api,
+                app: r.app,
+                owner: r.owner,
+                installation: (r.id != 0).then_some(r.id),
+                checked_at: r.checked_at,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.api, &a.app, &a.owner).cmp(&(&b.api, &b.app, &b.owner)));
+        out
+    }
+
+    /// True at most once per `every` for `notice` (per user), so a reminder does not flood
+    /// stderr. True as well when nothing can be remembered.
+    pub fn at_most_every(&self, notice: &str, every: Duration) -> bool {
+        let name = digest(&["every", notice]);
+        if let Some(path) = self.file("notices", &name)
+            && let Ok(meta) = std::fs::symlink_metadata(&path)
+            && meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|age| age < every)
+        {
+            return false;
+        }
+        self.write_json("notices", &name, &notice);
+        true
+    }
+
     /// Take the cross-process lock `name`, waiting at most `wait`. `None` if locking is impossible
     /// (no directory) or timed out: the caller goes on without it, at worst minting twice.
     pub fn lock(&self, name: &str, wait: Duration) -> Option<File> {
@@ -228,6 +290,18 @@ struct InstallationRecord {
     id: u64,
     #[serde(default)]
     checked_at: u64,
+}
+
+/// A remembered installation record, as listed by [`State::installation_records`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallationEntry {
+    pub api: String,
+    /// The app's `iss` (App ID or client ID).
+    pub app: String,
+    pub owner: String,
+    /// `None`: the app is not installed there (as of `checked_at`).
+    pub installation: Option<u64>,
+    pub checked_at: u64,
 }
 
 /// What [`State::lookup_record`] knows of an app on an owner.

@@ -2,20 +2,28 @@ use crate::flows::world;
 use crate::support::*;
 
 #[test]
-fn install_sh_installs_and_configures_git_idempotently() {
+fn install_sh_installs_and_configures_git_idempotently_keeping_the_users_helpers() {
     let gh = world();
     let env = Env::new(&gh, 1001);
-    // start from a HOME whose git config has no helper for the host
+    // start from a HOME whose git config has the user's own helper for the host (the pattern
+    // `gh auth setup-git` writes): install.sh used to delete it
+    let theirs = env.home.join("theirs.sh");
     std::fs::write(
-        env.home.join(".gitconfig"),
-        "[user]\n\tname = T\n\temail = t@example.com\n",
+        &theirs,
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 0\ncat >/dev/null\necho username=me\necho password=theirs\n",
     )
     .unwrap();
+    chmod(&theirs, 0o755);
+    let url = format!("http://{}", env.host);
+    let before = format!(
+        "[user]\n\tname = T\n\temail = t@example.com\n[credential \"{url}\"]\n\thelper =\n\thelper = !{}\n",
+        theirs.display()
+    );
+    std::fs::write(env.home.join(".gitconfig"), &before).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
     let prefix = env.home.join("bin");
-    let url = format!("http://{}", env.host);
     let key = env.key_path.display().to_string();
-    for _ in 0..2 {
+    for run_no in 0..2 {
         let out = run(
             env.command("bash").args([
                 script,
@@ -33,7 +41,12 @@ fn install_sh_installs_and_configures_git_idempotently() {
             b"",
         );
         assert_ok(&out);
-        assert!(stdout(&out).contains("Configured git"), "{}", stdout(&out));
+        let configured = if run_no == 0 {
+            "Configured git"
+        } else {
+            "Reconfigured git"
+        };
+        assert!(stdout(&out).contains(configured), "{}", stdout(&out));
     }
     let installed = prefix.join("git-credential-github-app");
     assert!(installed.exists());
@@ -41,32 +54,46 @@ fn install_sh_installs_and_configures_git_idempotently() {
         "config",
         "--global",
         "--get-all",
-        &format!("credential.{url}.helper"),
+        &format!("credential.{url}/.helper"),
     ]);
     let lines: Vec<String> = stdout(&helpers).lines().map(str::to_owned).collect();
     assert_eq!(
-        lines.len(),
-        2,
-        "an empty reset line and ours, once: {lines:?}"
-    );
-    assert_eq!(lines[0], "");
-    assert!(
-        lines[1].starts_with(&installed.display().to_string())
-            && lines[1].contains("--app-id 1001"),
-        "{lines:?}"
+        lines,
+        [
+            String::new(),
+            format!(
+                "{} --app-id 1001 --private-key {key} --host {url}",
+                installed.display()
+            ),
+            format!("!{}", theirs.display()),
+        ],
+        "the empty reset, ours once, then the user's helper"
     );
     assert_eq!(
         stdout(&env.git(&[
             "config",
             "--global",
-            &format!("credential.{url}.useHttpPath")
+            &format!("credential.{url}/.useHttpPath")
         ]))
         .trim(),
         "true"
     );
-    // and git now clones through the installed helper
+    // git now clones through the installed helper, and owners the app does not serve still get
+    // the user's helper's answer
     assert_ok(&env.clone_repo("octo", "dotfiles"));
     assert_eq!(gh.mint_count(), 1);
+    let other = env.fill("nobody/thing.git");
+    assert_eq!(field(&other, "password").as_deref(), Some("theirs"));
+    // and the installed binary undoes it
+    assert_ok(&run(
+        env.command(&installed.display().to_string())
+            .args(["unsetup", "--host", &url]),
+        b"",
+    ));
+    assert_eq!(
+        std::fs::read_to_string(env.home.join(".gitconfig")).unwrap(),
+        before
+    );
 }
 
 #[test]

@@ -3,10 +3,16 @@
 
 mod support;
 
+/// One time budget per get: every app, lock wait and API call inside --timeout.
+mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// The command line: commands, help, a terminal on stdin.
+mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
 mod clients;
+/// token, exec, status, installations, revoke, forget; least privilege; the not-installed notice.
+mod commands;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
 /// cargo's libgit2 path, Go modules, npm and uv fetching private git dependencies.
@@ -15,6 +21,8 @@ mod ecosystems;
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
 mod flows;
+/// Hostile and unlucky cases (issue "never stuck, never echoing").
+mod hardening;
 /// install.sh into a scratch HOME.
 mod install;
 /// git-lfs: the LFS batch API and basic transfer through the helper.
@@ -23,5 +31,7 @@ mod lfs;
 mod network;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
+/// setup and unsetup under real git: the user's helpers kept, the file restored.
+mod setup;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;

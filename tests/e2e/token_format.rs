@@ -162,7 +162,7 @@ fn a_bad_stateless_tokens_value_is_one_clear_line() {
     assert_eq!(stdout(&out), "");
     assert_eq!(
         stderr(&out),
-        "git-credential-github-app: stateless_tokens 'yes' must be default, enabled or disabled\n"
+        "git-credential-github-app: GIT_CREDENTIAL_GITHUB_APP_STATELESS_TOKENS: unknown token format 'yes': use default, enabled or disabled\n"
     );
     assert_eq!(gh.mint_count(), 0);
 }

@@ -1,0 +1,79 @@
+//! `forget [OWNER]`: drop what the helper remembers — installations, "not installed" owners and
+//! cached tokens — without asking GitHub. The next get looks everything up again.
+
+use super::{Args, Command, Context, Output};
+use crate::cache::{Cache, CacheKey};
+use crate::config::{self, AppId, CacheMode};
+use crate::index;
+use crate::state::State;
+use anyhow::Result;
+use std::process::ExitCode;
+
+pub const COMMAND: Command = Command {
+    name: "forget",
+    summary: "drop remembered installations, \"not installed\" owners and cached tokens",
+    usage: "forget [OWNER]",
+    help: "\
+Drops what the helper remembers for every owner (or OWNER): the installation found for it, the
+memory that the app is not installed there (so an app installed a minute ago answers at once),
+and the cached tokens (from every cache tier). GitHub is not asked; the tokens stay valid until
+they expire (use `revoke` to end them).
+",
+    options: &[],
+    max_positional: 1,
+    trailing: false,
+    run,
+};
+
+fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
+    let owner = args
+        .positional
+        .first()
+        .map(|o| o.trim().to_ascii_lowercase());
+    let matches = |o: &str| owner.as_deref().is_none_or(|want| want == o);
+    let mode = config::resolve(&ctx.flags, &|name| ctx.env(name))
+        .map(|c| c.cache)
+        .unwrap_or(CacheMode::Auto);
+    let state = State::open();
+    let cache = Cache::new(mode, &state);
+    let (mut tokens, mut installations, mut not_installed) = (0, 0, 0);
+    for record in index::all(&state) {
+        if !matches(&record.owner) && !matches(&record.account.to_ascii_lowercase()) {
+            continue;
+        }
+        if let Ok(app_id) = AppId::parse(&record.app) {
+            cache.remove(&CacheKey::new(
+                &record.api,
+                &app_id,
+                record.installation,
+                &record.scope,
+            ));
+        }
+        index::forget_key(&state, &record.key);
+        tokens += 1;
+    }
+    for record in state.installation_records() {
+        if !matches(&record.owner) {
+            continue;
+        }
+        let Ok(app_id) = AppId::parse(&record.app) else {
+            continue;
+        };
+        state.forget_installation(&record.api, &app_id, &record.owner);
+        match record.installation {
+            Some(_) => installations += 1,
+            None => not_installed += 1,
+        }
+    }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    writeln!(
+        out.out,
+        "forgot {}, {} and {} \"not installed\" record{}{}",
+        plural(tokens, "cached token"),
+        plural(installations, "remembered installation"),
+        not_installed,
+        if not_installed == 1 { "" } else { "s" },
+        owner.map_or_else(String::new, |o| format!(" for '{o}'"))
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

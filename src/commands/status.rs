@@ -1,0 +1,172 @@
+//! `status [--json]`: what the helper holds for this user — cached tokens (by fingerprint, never
+//! the token), remembered installations and "not installed" owners. No GitHub call.
+
+use super::{Args, Command, Context, Opt, Output, target};
+use crate::cache::{Cache, CacheKey};
+use crate::config::{AppId, CacheMode};
+use crate::github::unix_now;
+use crate::state::{NOT_INSTALLED_TTL, State};
+use crate::{app, config, index};
+use anyhow::Result;
+use std::process::ExitCode;
+
+pub const COMMAND: Command = Command {
+    name: "status",
+    summary: "show cached tokens (fingerprints only) and remembered installations",
+    usage: "status [--json]",
+    help: "\
+Shows what the helper keeps for you, per host, app, owner and installation: each cached token's
+fingerprint (never the token), when it expires (local time and \"in 42 min\") and where it is
+cached; the installations remembered for owners; and the owners remembered as \"not installed\"
+(they are looked up again after 5 minutes, or at once after `forget OWNER`). Nothing is asked
+of GitHub.
+
+OPTIONS:
+    --json      the same as a JSON object
+",
+    options: &[Opt::flag("json")],
+    max_positional: 0,
+    trailing: false,
+    run,
+};
+
+/// One cached token, described.
+struct Cached {
+    record: index::TokenRecord,
+    fingerprint: String,
+    expires_at: u64,
+}
+
+fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
+    // The cache mode as configured; no app is needed to look.
+    let mode = config::resolve(&ctx.flags, &|name| ctx.env(name))
+        .map(|c| c.cache)
+        .unwrap_or(CacheMode::Auto);
+    let state = State::open();
+    let cache = Cache::new(mode, &state);
+    let now = unix_now();
+    let mut tokens = Vec::new();
+    for record in index::all(&state) {
+        let Ok(app_id) = AppId::parse(&record.app) else {
+            continue;
+        };
+        let key = CacheKey::new(&record.api, &app_id, record.installation, &record.scope);
+        match cache.load(&key) {
+            Some(token) if token.expires_at > now => tokens.push(Cached {
+                fingerprint: token.secret.fingerprint(),
+                expires_at: token.expires_at,
+                record,
+            }),
+            _ => index::forget_key(&state, &record.key),
+        }
+    }
+    let records = state.installation_records();
+    let cache_dir = state
+        .root()
+        .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string());
+
+    if args.flag("json") {
+        let value = serde_json::json!({
+            "cache_dir": cache_dir,
+            "tokens": tokens.iter().map(|t| serde_json::json!({
+                "host": t.record.host,
+                "api_url": t.record.api,
+                "app_id": t.record.app,
+                "owner": t.record.owner,
+                "installation_id": t.record.installation,
+                "account": t.record.account,
+                "scope": t.record.scope,
+                "fingerprint": t.fingerprint,
+                "expires_at": target::rfc3339(t.expires_at),
+                "expires_in_seconds": t.expires_at.saturating_sub(now),
+                "backends": t.record.stores,
+                "permissions": t.record.permissions,
+            })).collect::<Vec<_>>(),
+            "installations": records.iter().filter_map(|r| r.installation.map(|id| serde_json::json!({
+                "api_url": r.api,
+                "app_id": r.app,
+                "owner": r.owner,
+                "installation_id": id,
+                "remembered_since": target::rfc3339(r.checked_at),
+            }))).collect::<Vec<_>>(),
+            "not_installed": records.iter().filter(|r| r.installation.is_none()).map(|r| serde_json::json!({
+                "api_url": r.api,
+                "app_id": r.app,
+                "owner": r.owner,
+                "remembered_since": target::rfc3339(r.checked_at),
+                "asked_again_at": target::rfc3339(r.checked_at + NOT_INSTALLED_TTL),
+            })).collect::<Vec<_>>(),
+        });
+        writeln!(out.out, "{value:#}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    let o = &mut *out.out;
+    writeln!(o, "Cached tokens:")?;
+    if tokens.is_empty() {
+        writeln!(o, "  none")?;
+    }
+    for t in &tokens {
+        let r = &t.record;
+        writeln!(
+            o,
+            "  {} app {} owner '{}' installation {}: token {}, expires {} ({}), cached in {}{}",
+            r.host,
+            r.app,
+            r.owner,
+            r.installation,
+            t.fingerprint,
+            app::local_time(t.expires_at),
+            target::relative(t.expires_at, now),
+            r.stores.join(", "),
+            if r.scope.is_empty() {
+                String::new()
+            } else {
+                format!("; narrowed to {}", r.scope)
+            }
+        )?;
+    }
+    writeln!(o, "Remembered installations:")?;
+    let installed: Vec<_> = records
+        .iter()
+        .filter(|r| r.installation.is_some())
+        .collect();
+    if installed.is_empty() {
+        writeln!(o, "  none")?;
+    }
+    for r in installed {
+        writeln!(
+            o,
+            "  {} app {} owner '{}': installation {} (looked up {})",
+            r.api,
+            r.app,
+            r.owner,
+            r.installation.unwrap_or_default(),
+            target::relative(r.checked_at, now)
+        )?;
+    }
+    writeln!(
+        o,
+        "Not installed (asked again after 5 min, or now after `forget OWNER`):"
+    )?;
+    let missing: Vec<_> = records
+        .iter()
+        .filter(|r| r.installation.is_none())
+        .collect();
+    if missing.is_empty() {
+        writeln!(o, "  none")?;
+    }
+    for r in missing {
+        writeln!(
+            o,
+            "  {} app {} owner '{}': since {} ({})",
+            r.api,
+            r.app,
+            r.owner,
+            app::local_time(r.checked_at),
+            target::relative(r.checked_at, now)
+        )?;
+    }
+    writeln!(o, "Cache directory: {cache_dir}")?;
+    Ok(ExitCode::SUCCESS)
+}

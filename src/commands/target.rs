@@ -1,0 +1,142 @@
+//! What the token-handling commands share: the configuration as `get` would see it, and a route
+//! for `OWNER[/REPO]` typed by a person, exactly as git's request for that repository would be
+//! routed (so `token` and git share one cache entry and one mint).
+
+use super::Context;
+use crate::config::{self, Config, Host};
+use crate::protocol::{Request, printable};
+use crate::route::{self, Decision, Route};
+use anyhow::{Result, anyhow, bail};
+
+/// The configuration from the global options, the environment and the config file.
+pub fn config(ctx: &Context) -> Result<Config> {
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name))?;
+    if config.apps.is_empty() {
+        bail!(
+            "no GitHub App configured: pass --app-id and --private-key, set GITHUB_APP_ID, or list apps in {}",
+            config::default_config_path()
+                .map_or("the config file".into(), |p| p.display().to_string())
+        );
+    }
+    Ok(config)
+}
+
+/// The host a command works on: `--host` (or `GITHUB_APP_HOST`), else the one host the apps
+/// serve.
+pub fn host(ctx: &Context, config: &Config) -> Result<Host> {
+    if let Some(text) = ctx
+        .flags
+        .host
+        .clone()
+        .or_else(|| ctx.env(config::env::HOST).filter(|v| !v.trim().is_empty()))
+    {
+        return Host::parse(&text);
+    }
+    let mut hosts: Vec<&Host> = config.apps.iter().map(|a| &a.host).collect();
+    hosts.dedup();
+    match hosts.as_slice() {
+        [one] => Ok((*one).clone()),
+        _ => {
+            let mut names: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            if names.len() == 1 {
+                return Host::parse(names[0]);
+            }
+            bail!(
+                "the configured apps serve several hosts ({}); choose one with --host",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+/// The protocol git uses for `host`: https, or http for the loopback hosts (the local test GitHub).
+pub fn protocol(host: &Host) -> &'static str {
+    if host.is_loopback() { "http" } else { "https" }
+}
+
+/// `OWNER` or `OWNER/REPO` (a trailing `.git` is fine), as git's request for it.
+pub fn request(host: &Host, target: &str) -> Request {
+    let path = target.trim().trim_matches('/');
+    Request {
+        protocol: protocol(host).to_owned(),
+        host: host.as_str().to_owned(),
+        path: Some(path.to_owned()),
+        ..Request::default()
+    }
+}
+
+/// The route git's request for `target` would take.
+pub fn route<'a>(config: &'a Config, host: &Host, target: &str) -> Result<Route<'a>> {
+    let request = request(host, target);
+    match route::route(&request, config) {
+        Decision::Serve(route) => Ok(route),
+        Decision::NotMine(_) => Err(anyhow!(
+            "no configured app serves '{}' on {}: {}",
+            printable(target),
+            host.as_str(),
+            route::not_ours_reason(&request, config)
+        )),
+        Decision::Refuse(why) => Err(anyhow!(why)),
+    }
+}
+
+/// The one required `OWNER[/REPO]` word.
+pub fn target<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
+    args.positional.first().map(String::as_str).ok_or_else(|| {
+        anyhow!("give the owner (or OWNER/REPO); usage: git-credential-github-app {usage}")
+    })
+}
+
+/// A route for one configured app alone, for calls that are about the app, not an owner.
+pub fn app_route<'a>(app: &'a config::App) -> Route<'a> {
+    Route {
+        app,
+        api_url: app.api_url(protocol(&app.host)),
+        owner: None,
+        repo: None,
+        fallbacks: Vec::new(),
+    }
+}
+
+/// "in 42 min", "in 1h 3m", "5 min ago", "just now" (whole minutes, rounded up into the future
+/// and down into the past).
+pub fn relative(unix: u64, now: u64) -> String {
+    let hours = |m: u64| {
+        if m >= 60 {
+            format!("{}h {}m", m / 60, m % 60)
+        } else {
+            format!("{m} min")
+        }
+    };
+    if unix > now {
+        format!("in {}", hours((unix - now).div_ceil(60)))
+    } else if now - unix < 60 {
+        "just now".to_owned()
+    } else {
+        format!("{} ago", hours((now - unix) / 60))
+    }
+}
+
+/// RFC 3339 in UTC, seconds precision.
+pub fn rfc3339(unix: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(relative(1000 + 42 * 60, 1000), "in 42 min");
+        assert_eq!(relative(1000 + 41 * 60 + 1, 1000), "in 42 min");
+        assert_eq!(relative(1000 + 63 * 60, 1000), "in 1h 3m");
+        assert_eq!(relative(1000, 1000 + 300), "5 min ago");
+        assert_eq!(relative(1000, 1000 + 59), "just now");
+        assert_eq!(relative(1000, 1000), "just now");
+        assert_eq!(rfc3339(1468275250), "2016-07-11T22:14:10Z");
+    }
+}

@@ -1,0 +1,77 @@
+//! `token OWNER[/REPO] [--json]`: print the installation token git would get for that owner —
+//! the same cache entry, the same single mint under the same lock — for curl, gh and scripts.
+
+use super::{Args, Command, Context, Opt, Output, target};
+use crate::app::{self, Obtained};
+use crate::github::Deadline;
+use crate::index;
+use crate::state::State;
+use anyhow::Result;
+use std::process::ExitCode;
+
+pub const COMMAND: Command = Command {
+    name: "token",
+    summary: "print the installation token for an owner (for curl, gh, scripts)",
+    usage: "token OWNER[/REPO] [--json]",
+    help: "\
+Prints the installation token git gets for OWNER (or OWNER/REPO): the same cached token, minted
+once when none is cached, so that
+
+    GH_TOKEN=$(git-credential-github-app token acme) gh pr list
+    curl -H \"Authorization: Bearer $(git-credential-github-app token acme)\" https://api.github.com/...
+
+work as the app. The token is the only thing on stdout. With --repo-scoped or --permissions the
+token is narrowed as git's would be.
+
+OPTIONS:
+    --json      an object instead: token, expires_at (RFC 3339), installation_id, account,
+                permissions (when known), app_id, host, minted
+",
+    options: &[Opt::flag("json")],
+    max_positional: 1,
+    trailing: false,
+    run,
+};
+
+/// Obtain the token for the command's `OWNER[/REPO]` as `get` would.
+pub fn obtain_for(
+    ctx: &Context,
+    args: &Args,
+    usage: &str,
+    out: &mut Output<'_>,
+) -> Result<Obtained> {
+    let which = target::target(args, usage)?;
+    let config = target::config(ctx)?;
+    let deadline = Deadline::after(config.timeout);
+    let host = target::host(ctx, &config)?;
+    let route = target::route(&config, &host, which)?;
+    let state = State::open();
+    let mut say = |line: &str| {
+        let _ = writeln!(out.err, "git-credential-github-app: {line}");
+    };
+    let mut obtained = app::obtain(&route, &config, &state, deadline, &mut say)?;
+    if obtained.permissions.is_none() {
+        obtained.permissions = index::find(&state, &obtained.cache_key).map(|r| r.permissions);
+    }
+    Ok(obtained)
+}
+
+fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
+    let obtained = obtain_for(ctx, args, COMMAND.usage, out)?;
+    if args.flag("json") {
+        let value = serde_json::json!({
+            "token": obtained.token.secret.expose(),
+            "expires_at": target::rfc3339(obtained.token.expires_at),
+            "installation_id": obtained.installation,
+            "account": obtained.account,
+            "permissions": obtained.permissions,
+            "app_id": obtained.app.iss(),
+            "api_url": obtained.api_url,
+            "minted": obtained.minted,
+        });
+        writeln!(out.out, "{value:#}")?;
+    } else {
+        writeln!(out.out, "{}", obtained.token.secret.expose())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

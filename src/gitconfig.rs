@@ -1,0 +1,402 @@
+//! git's own configuration, read and written through the real `git config` command: which
+//! credential helpers git will run for a URL (in git's order, with its empty-value resets), and
+//! what a helper does with the credentials it is sent.
+
+use anyhow::{Context as _, Result, bail};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Where a config entry comes from, in the order git reads them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    System,
+    Global,
+    Local,
+    Worktree,
+    Command,
+}
+
+impl Scope {
+    fn parse(text: &str) -> Scope {
+        match text {
+            "system" => Scope::System,
+            "global" => Scope::Global,
+            "local" => Scope::Local,
+            "worktree" => Scope::Worktree,
+            _ => Scope::Command,
+        }
+    }
+
+    /// The `git config` option that selects this file.
+    pub fn option(self) -> &'static str {
+        match self {
+            Scope::System => "--system",
+            Scope::Global => "--global",
+            Scope::Local => "--local",
+            Scope::Worktree => "--worktree",
+            Scope::Command => "",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::System => "system",
+            Scope::Global => "global",
+            Scope::Local => "local",
+            Scope::Worktree => "worktree",
+            Scope::Command => "command",
+        }
+    }
+}
+
+/// One config entry as git sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub scope: Scope,
+    /// `file:/home/me/.gitconfig`, `command line:`, …
+    pub origin: String,
+    /// Section and key lower case, subsection as written: `credential.https://github.com.helper`.
+    pub key: String,
+    /// `None` for a key written without `=`.
+    pub value: Option<String>,
+}
+
+impl Entry {
+    /// The file the entry is in, when it is in one.
+    pub fn file(&self) -> Option<PathBuf> {
+        self.origin.strip_prefix("file:").map(PathBuf::from)
+    }
+
+    /// The subsection of `section.SUB.key`, or `None` for `section.key`.
+    pub fn subsection(&self) -> Option<&str> {
+        let (_, rest) = self.key.split_once('.')?;
+        let (sub, _) = rest.rsplit_once('.')?;
+        Some(sub)
+    }
+
+    /// The key's last part, lower case (`helper`, `usehttppath`).
+    pub fn name(&self) -> &str {
+        self.key.rsplit('.').next().unwrap_or(&self.key)
+    }
+}
+
+/// `git ARGS` in the current directory; stdout on success, git's own message on failure.
+pub fn git(args: &[&str]) -> Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .output()
+        .context("cannot run git (is it installed and on PATH?)")?;
+    if !out.status.success() {
+        let message = String::from_utf8_lossy(&out.stderr);
+        let message = message.trim().trim_start_matches("fatal: ").trim();
+        bail!(
+            "git {} failed: {}",
+            args.first().copied().unwrap_or(""),
+            if message.is_empty() {
+                out.status.to_string()
+            } else {
+                message.to_owned()
+            }
+        );
+    }
+    String::from_utf8(out.stdout).context("git printed something that is not UTF-8")
+}
+
+/// Entries whose key matches `regex`, from every file git reads (system, global, local, …,
+/// included files where they are included), in git's order. `scope` limits it to one file.
+pub fn entries(regex: &str, scope: Option<Scope>) -> Result<Vec<Entry>> {
+    let mut args = vec!["config"];
+    if let Some(s) = scope {
+        args.push(s.option());
+    }
+    args.extend(["--show-scope", "--show-origin", "-z", "--get-regexp", regex]);
+    let out = Command::new("git")
+        .args(&args)
+        .output()
+        .context("cannot run git (is it installed and on PATH?)")?;
+    // Status 1: no such key. Anything else is git refusing (a broken config file, --local
+    // outside a repository).
+    match out.status.code() {
+        Some(0) => {}
+        Some(1) => return Ok(Vec::new()),
+        _ => bail!(
+            "git config failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .trim_start_matches("fatal: ")
+        ),
+    }
+    Ok(parse_entries(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Parse `--show-scope --show-origin -z` output: `scope NUL origin NUL key [LF value] NUL`.
+fn parse_entries(text: &str) -> Vec<Entry> {
+    let mut fields = text.split('\0');
+    let mut entries = Vec::new();
+    while let (Some(scope), Some(origin), Some(kv)) = (fields.next(), fields.next(), fields.next())
+    {
+        let (key, value) = match kv.split_once('\n') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (kv, None),
+        };
+        entries.push(Entry {
+            scope: Scope::parse(scope),
+            origin: origin.to_owned(),
+            key: key.to_owned(),
+            value,
+        });
+    }
+    entries
+}
+
+/// Every `credential.helper` and `credential.<url>.helper` entry.
+pub fn helper_entries(scope: Option<Scope>) -> Result<Vec<Entry>> {
+    entries(r"^credential\.(.*\.)?helper$", scope)
+}
+
+/// How a `credential.<pattern>` subsection relates to requests for `scheme://host` (any path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlMatch {
+    /// Applies to every request for the host.
+    All,
+    /// Applies to some paths on the host only.
+    SomePaths,
+    No,
+}
+
+/// git's matching of a credential config URL (full `https://host[:port][/path]`, or partial
+/// `host[/path]`; `*` matches one host label; a user name in the pattern needs one in the request,
+/// and ours carry none) against `scheme://host[:port]`. `None` (plain `credential.helper`) matches.
+pub fn url_matches(pattern: Option<&str>, scheme: &str, host: &str) -> UrlMatch {
+    let Some(pattern) = pattern else {
+        return UrlMatch::All;
+    };
+    let (p_scheme, rest) = match pattern.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, pattern),
+    };
+    if p_scheme.is_some_and(|s| !s.eq_ignore_ascii_case(scheme)) {
+        return UrlMatch::No;
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return UrlMatch::No;
+    }
+    let default_port = if scheme.eq_ignore_ascii_case("http") {
+        "80"
+    } else {
+        "443"
+    };
+    let split = |a: &str| -> (String, String) {
+        let a = a.to_ascii_lowercase();
+        match a.rsplit_once(':') {
+            Some((h, p))
+                if p.bytes().all(|b| b.is_ascii_digit())
+                    && (!h.starts_with('[') || h.ends_with(']')) =>
+            {
+                (h.to_owned(), p.to_owned())
+            }
+            _ => (a, default_port.to_owned()),
+        }
+    };
+    let (p_host, p_port) = split(authority);
+    let (host, port) = split(host);
+    let p_port = if p_port.is_empty() {
+        default_port.to_owned()
+    } else {
+        p_port
+    };
+    if p_port != port {
+        return UrlMatch::No;
+    }
+    let p_labels: Vec<&str> = p_host.split('.').collect();
+    let labels: Vec<&str> = host.split('.').collect();
+    if p_labels.len() != labels.len()
+        || p_labels
+            .iter()
+            .zip(&labels)
+            .any(|(p, l)| *p != "*" && p != l)
+    {
+        return UrlMatch::No;
+    }
+    if path.trim_matches('/').is_empty() {
+        UrlMatch::All
+    } else {
+        UrlMatch::SomePaths
+    }
+}
+
+/// The helpers git runs for every request to `scheme://host`, in order, from `entries` (helper
+/// entries in git's order): an empty value clears the list so far.
+pub fn effective_helpers<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+    scheme: &str,
+    host: &str,
+) -> Vec<&'a Entry> {
+    let mut list: Vec<&Entry> = Vec::new();
+    for e in entries {
+        if e.name() != "helper" || url_matches(e.subsection(), scheme, host) != UrlMatch::All {
+            continue;
+        }
+        match e.value.as_deref() {
+            Some("") | None => list.clear(),
+            Some(_) => list.push(e),
+        }
+    }
+    list
+}
+
+/// Whether a helper line runs this program.
+pub fn is_ours(helper: &str) -> bool {
+    let first = helper.trim_start_matches('!').trim_start();
+    first.contains("git-credential-github-app")
+        || first.split_whitespace().next() == Some("github-app")
+}
+
+/// What a helper does with the credentials git sends it after they worked (`store`): `Some`
+/// describes how it keeps them, `None` for a helper that does not keep credentials it did not
+/// make.
+pub fn stores(helper: &str) -> Option<&'static str> {
+    let line = helper.trim();
+    if line.starts_with('!') {
+        // A shell snippet: gh's `auth git-credential` ignores store; others are unknown.
+        return None;
+    }
+    let word = line.split_whitespace().next().unwrap_or("");
+    let word = word.trim_matches(['\'', '"']);
+    let base = word.rsplit(['/', '\\']).next().unwrap_or(word);
+    let base = base.strip_suffix(".exe").unwrap_or(base);
+    let name = base.strip_prefix("git-credential-").unwrap_or(base);
+    match name {
+        "store" => Some("writes them in plain text to ~/.git-credentials"),
+        "cache" => Some("keeps them in memory (git credential-cache)"),
+        "osxkeychain" => Some("saves them in the macOS keychain"),
+        "libsecret" | "gnome-keyring" => Some("saves them in the Secret Service keyring"),
+        "wincred" => Some("saves them in the Windows Credential Manager"),
+        "manager" | "manager-core" => {
+            Some("saves them in its credential store (Git Credential Manager)")
+        }
+        "oauth" => None,
+        _ => None,
+    }
+}
+
+/// Quote a word for the shell git runs helper lines through.
+pub fn shell_quote(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./:@%+=,-".contains(&b))
+    {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// git's version as (major, minor), from `git version`.
+pub fn version() -> Result<(String, (u32, u32))> {
+    let text = git(&["version"])?;
+    let full = text.trim().trim_start_matches("git version ").to_owned();
+    let mut parts = full.split(['.', ' ']).map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => Ok((full, (major, minor))),
+        _ => bail!("cannot read git's version from '{}'", text.trim()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_match_as_git_matches_them() {
+        use UrlMatch::*;
+        let m = |p: &str| url_matches(Some(p), "https", "github.com");
+        assert_eq!(url_matches(None, "https", "github.com"), All);
+        assert_eq!(m("https://github.com"), All);
+        assert_eq!(m("https://github.com/"), All);
+        assert_eq!(m("HTTPS://GitHub.com:443/"), All);
+        assert_eq!(m("github.com"), All);
+        assert_eq!(m("https://*.com"), All);
+        assert_eq!(m("https://github.com/acme"), SomePaths);
+        assert_eq!(m("http://github.com"), No);
+        assert_eq!(m("https://gitlab.com"), No);
+        assert_eq!(m("https://me@github.com"), No);
+        assert_eq!(m("https://github.com:8443"), No);
+        assert_eq!(m("https://api.github.com"), No);
+        assert_eq!(
+            url_matches(Some("http://127.0.0.1:8080/"), "http", "127.0.0.1:8080"),
+            All
+        );
+        assert_eq!(
+            url_matches(Some("http://127.0.0.1:8081"), "http", "127.0.0.1:8080"),
+            No
+        );
+    }
+
+    #[test]
+    fn resets_clear_the_list_in_order() {
+        let e = |key: &str, value: &str| Entry {
+            scope: Scope::Global,
+            origin: "file:/x".into(),
+            key: key.into(),
+            value: Some(value.into()),
+        };
+        let entries = [
+            e("credential.helper", "osxkeychain"),
+            e("credential.https://github.com.helper", ""),
+            e(
+                "credential.https://github.com.helper",
+                "!gh auth git-credential",
+            ),
+            e("credential.helper", "store"),
+            e("credential.https://gitlab.com.helper", "x"),
+            e("credential.https://github.com/acme.helper", "y"),
+            e("credential.https://github.com.usehttppath", "true"),
+        ];
+        let list: Vec<&str> = effective_helpers(&entries, "https", "github.com")
+            .iter()
+            .filter_map(|e| e.value.as_deref())
+            .collect();
+        assert_eq!(list, ["!gh auth git-credential", "store"]);
+    }
+
+    #[test]
+    fn entries_from_git_output() {
+        let parsed = parse_entries(
+            "global\0file:/h/.gitconfig\0credential.https://github.com.helper\n\0global\0file:/h/.gitconfig\0credential.helper\nstore --file /a b\0local\0file:.git/config\0credential.usehttppath\0",
+        );
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[0].value.as_deref(), Some(""));
+        assert_eq!(parsed[0].subsection(), Some("https://github.com"));
+        assert_eq!(parsed[1].value.as_deref(), Some("store --file /a b"));
+        assert_eq!(parsed[1].subsection(), None);
+        assert_eq!(parsed[2].scope, Scope::Local);
+        assert_eq!(parsed[2].value, None);
+        assert_eq!(parsed[0].file(), Some(PathBuf::from("/h/.gitconfig")));
+    }
+
+    #[test]
+    fn storing_helpers_and_ours() {
+        assert!(stores("store").is_some());
+        assert!(stores("store --file ~/x").is_some());
+        assert!(stores("/usr/lib/git-core/git-credential-libsecret").is_some());
+        assert!(stores("cache --timeout 3600").is_some());
+        assert!(stores("manager").is_some());
+        assert!(stores("osxkeychain").is_some());
+        assert!(stores("!gh auth git-credential").is_none());
+        assert!(stores("github-app --app-id 1").is_none());
+        assert!(is_ours("'/a b/git-credential-github-app' --app-id 1"));
+        assert!(is_ours("github-app --app-id 1"));
+        assert!(!is_ours("store"));
+    }
+
+    #[test]
+    fn quoting_for_the_shell() {
+        assert_eq!(shell_quote("/usr/bin/x"), "/usr/bin/x");
+        assert_eq!(shell_quote("/a b/x"), "'/a b/x'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
