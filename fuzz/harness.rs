@@ -76,6 +76,7 @@ fn config(cache: CacheMode, key: &Path) -> Config {
         username: USERNAME.to_owned(),
         verbose: false,
         stateless_tokens: Default::default(),
+        public_fallback: None,
     }
 }
 

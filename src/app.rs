@@ -96,7 +96,10 @@ pub fn run(
         route.app.id, route.app.origin, route.api_url
     );
     match op {
-        Operation::Get => get(&route, config, state, deadline, io),
+        Operation::Get => {
+            let public = route::public_fallback(&request, &route, config);
+            get(&route, public.as_ref(), config, state, deadline, io)
+        }
         Operation::Erase => {
             erase(&request, &route, config, state, io);
             Ok(Outcome::Done)
@@ -538,6 +541,7 @@ fn lookup(
 /// owner).
 fn get(
     route: &Route<'_>,
+    public_fallback: Option<&Route<'_>>,
     config: &Config,
     state: &State,
     deadline: Deadline,
@@ -555,6 +559,10 @@ fn get(
             })
         }
         Err(e) => match e.downcast::<NotInstalled>() {
+            Ok(not_installed) if public_fallback.is_some() => {
+                trace!("{not_installed}; answering with the public fallback app's token");
+                answer_public_fallback(public_fallback, config, state, deadline, io)
+            }
             Ok(not_installed) => {
                 // Said when GitHub was asked; when remembered, reminded at most once a minute.
                 let due = state.at_most_every(
@@ -576,6 +584,27 @@ fn get(
             Err(e) => Err(e),
         },
     }
+}
+
+/// Answer with the token of `[public_fallback]`'s installation (no route: nothing to answer).
+fn answer_public_fallback(
+    fallback: Option<&Route<'_>>,
+    config: &Config,
+    state: &State,
+    deadline: Deadline,
+    io: &mut Io<'_>,
+) -> Result<Outcome> {
+    let Some(fallback) = fallback else {
+        return Ok(Outcome::Passed);
+    };
+    let obtained = {
+        let mut say = |line: &str| io.say(line);
+        obtain(fallback, config, state, deadline, &mut say)?
+    };
+    answer(&obtained.token, config, io)?;
+    Ok(Outcome::Answered {
+        minted: obtained.minted,
+    })
 }
 
 /// The "not installed" reminder for one owner is shown at most this often.

@@ -302,6 +302,9 @@ pub struct Config {
     pub verbose: bool,
     /// `X-GitHub-Stateless-S2S-Token` on token requests.
     pub stateless_tokens: StatelessTokens,
+    /// `[public_fallback]`: an app with a fixed installation that answers for owners none of
+    /// `apps` is installed on (public repositories, with `http.<url>.proactiveAuth`).
+    pub public_fallback: Option<App>,
 }
 
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -341,6 +344,7 @@ struct FileConfig {
     stateless_tokens: Option<String>,
     #[serde(default, rename = "app")]
     apps: Vec<FileApp>,
+    public_fallback: Option<FileApp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -424,6 +428,29 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         let app = app_from_file(fa, base.as_deref(), origin.clone()).with_context(|| origin)?;
         apps.push(app);
     }
+    let public_fallback = match &file.public_fallback {
+        Some(fa) => {
+            let origin = format!(
+                "{} [public_fallback]",
+                file_path
+                    .as_deref()
+                    .unwrap_or(Path::new("config"))
+                    .display()
+            );
+            let app = app_from_file(fa, base.as_deref(), origin.clone())
+                .with_context(|| origin.clone())?;
+            if app.installation_id.is_none() {
+                bail!(
+                    "{origin}: installation_id is required (the installation whose tokens answer for owners without one of your apps)"
+                );
+            }
+            if !app.owners.is_empty() || app.repo_scoped {
+                bail!("{origin}: owners and repo_scoped do not apply to the public fallback");
+            }
+            Some(app)
+        }
+        None => None,
+    };
 
     let cache = first_named(&[
         (flags.cache.clone(), "--cache"),
@@ -495,6 +522,7 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         username,
         verbose: flags.verbose,
         stateless_tokens,
+        public_fallback,
     })
 }
 

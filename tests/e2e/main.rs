@@ -29,6 +29,8 @@ mod install;
 mod lfs;
 /// HTTPS with a private CA, an untrusted certificate, an HTTP proxy (tinyproxy).
 mod network;
+/// Public repositories, proactive authentication and the public fallback app.
+mod public;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.

@@ -33,6 +33,7 @@ mod jwt;
 mod keys;
 mod lfs;
 mod model;
+mod public;
 mod state;
 mod tls;
 mod world_file;
@@ -116,6 +117,8 @@ pub(crate) struct Shared {
     pub host: String,
     pub started: i64,
     pub stateless_secret: Vec<u8>,
+    /// Public repositories (`owner/name`, lower case): fetched without credentials.
+    pub public: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Shared {
@@ -237,6 +240,7 @@ pub struct Builder {
     addr: Option<SocketAddr>,
     https: bool,
     hostname: Option<String>,
+    public: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -253,6 +257,11 @@ impl Builder {
     pub fn repo(mut self, owner: &str, name: &str) -> Builder {
         self.repos.push((owner.to_string(), name.to_string()));
         self
+    }
+    /// A public repository `owner/name`: anyone may clone it, with or without a token.
+    pub fn public_repo(mut self, owner: &str, name: &str) -> Builder {
+        self.public.push((owner.to_string(), name.to_string()));
+        self.repo(owner, name)
     }
     pub fn installation(mut self, inst: Installation) -> Builder {
         self.installations.push(inst);
@@ -380,6 +389,7 @@ impl Builder {
             base,
             started: now,
             stateless_secret: secret,
+            public: Mutex::new(self.public.iter().map(|(o, n)| public::key(o, n)).collect()),
         });
         shared.set_token_format(self.token_format);
         let handler_shared = shared.clone();
@@ -907,7 +917,11 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
     } else if let Some(gp) = git::parse_path(&req.path) {
         let auth = {
             let world = shared.world.guard();
-            git::authorize(&world, req, &gp, now)
+            let public = shared.public.guard();
+            match public::authorize(&world, &public, req, &gp, now) {
+                Some(anyone) => Ok(anyone),
+                None => git::authorize(&world, req, &gp, now),
+            }
         };
         match auth {
             Ok(auth) => git::run_backend(&shared.repo_root, req, &auth).unwrap_or_else(|e| {
