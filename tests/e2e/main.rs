@@ -7,6 +7,8 @@ mod support;
 mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// The README's CI recipes: Actions' extraheader, submodules across organisations, the shell steps.
+mod ci_recipes;
 /// The command line: commands, help, a terminal on stdin.
 mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
