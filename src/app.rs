@@ -102,6 +102,10 @@ pub fn run(
         }
         Operation::Erase => {
             erase(&request, &route, config, state, io);
+            // A rejected public-fallback token is dropped too (it is cached under its own app).
+            if let Some(public) = route::public_fallback(&request, &route, config) {
+                erase(&request, &public, config, state, io);
+            }
             Ok(Outcome::Done)
         }
         Operation::Store => Ok(Outcome::Done),

@@ -55,6 +55,10 @@ fn env_with(gh: &GitHub, fallback: bool) -> Env {
 
 /// `git clone` with `http.<url>.proactiveAuth = basic` (git ≥ 2.46).
 fn proactive_clone(env: &Env, owner: &str, repo: &str) -> std::process::Output {
+    proactive_clone_into(env, owner, repo, &format!("{owner}-{repo}"))
+}
+
+fn proactive_clone_into(env: &Env, owner: &str, repo: &str, dest: &str) -> std::process::Output {
     let url = format!("{}/{owner}/{repo}.git", env.git_url);
     env.git(&[
         "-c",
@@ -62,7 +66,7 @@ fn proactive_clone(env: &Env, owner: &str, repo: &str) -> std::process::Output {
         "clone",
         "--quiet",
         &url,
-        &format!("{owner}-{repo}"),
+        dest,
     ])
 }
 
@@ -190,4 +194,23 @@ fn a_public_fallback_without_installation_id_is_refused() {
             config.display()
         )
     );
+}
+
+#[test]
+fn a_rejected_fallback_token_is_dropped_and_replaced() {
+    let gh = world();
+    let env = env_with(&gh, true);
+    assert_ok(&proactive_clone(&env, "stranger", "tool"));
+    gh.revoke_all_tokens();
+    // git sends the cached (now revoked) token, gets 401 and erases it: the helper drops it...
+    let out = proactive_clone_into(&env, "stranger", "tool", "second");
+    assert!(
+        stderr(&out).contains("git rejected token"),
+        "{}",
+        stderr(&out)
+    );
+    // ...so the next request gets a fresh fallback token.
+    assert_ok(&proactive_clone_into(&env, "stranger", "tool", "third"));
+    let fallback_mints = gh.tokens().iter().filter(|t| t.app_id == 3003).count();
+    assert_eq!(fallback_mints, 2);
 }
