@@ -163,12 +163,19 @@ impl NotInstalled {
         self.apps.iter().any(|(_, since)| since.is_none())
     }
 
+    /// `app 1 is` or `apps 1, 2 are`.
     fn app_list(&self) -> String {
-        self.apps
+        let ids = self
+            .apps
             .iter()
             .map(|(id, _)| id.to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        if self.apps.len() == 1 {
+            format!("app {ids} is")
+        } else {
+            format!("apps {ids} are")
+        }
     }
 
     /// The stderr line for an owner remembered as "not installed" (item: say so, and how to
@@ -182,7 +189,7 @@ impl NotInstalled {
             .unwrap_or(now);
         let age = humantime::format_duration(Duration::from_secs(now.saturating_sub(since)));
         format!(
-            "app {} is not installed on '{}' ({}), as remembered since {} ({age} ago); leaving this request to other helpers. If the app was installed since, run: git-credential-github-app forget {}",
+            "{} not installed on '{}' ({}), as remembered since {} ({age} ago); leaving this request to other helpers. If the app was installed since, run: git-credential-github-app forget {}",
             self.app_list(),
             self.owner,
             self.host,
@@ -196,7 +203,7 @@ impl std::fmt::Display for NotInstalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "app {} is not installed on '{}' ({})",
+            "{} not installed on '{}' ({})",
             self.app_list(),
             self.owner,
             self.host
@@ -672,4 +679,71 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, i
 
 pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_stuck_lock_holder_is_waited_for_half_the_budget_then_one_waiter_takes_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().to_path_buf());
+        let held = state.lock("mint", Duration::from_secs(1)).unwrap();
+        let started = Instant::now();
+        let deadline = Deadline::after(Duration::from_millis(400));
+        let takeover = take_mint_lock(&state, "mint", deadline);
+        let waited = started.elapsed();
+        assert!(takeover.is_some(), "the first waiter takes over");
+        assert!(
+            waited >= Duration::from_millis(180) && waited < Duration::from_millis(400),
+            "waited {waited:?}: about half of the budget"
+        );
+        // A second waiter finds both taken and gives up at the deadline, not later.
+        let started = Instant::now();
+        let second = take_mint_lock(&state, "mint", Deadline::after(Duration::from_millis(300)));
+        assert!(second.is_none());
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(280) && waited < Duration::from_millis(600),
+            "{waited:?}"
+        );
+        drop((held, takeover));
+    }
+
+    #[test]
+    fn not_installed_messages_name_the_apps_the_owner_and_how_to_retry() {
+        let n = NotInstalled {
+            owner: "acme".into(),
+            host: "github.com".into(),
+            apps: vec![
+                (AppId::Numeric(1), Some(1_000)),
+                (AppId::Numeric(2), Some(1_030)),
+            ],
+        };
+        assert!(!n.asked_github());
+        assert_eq!(
+            n.to_string(),
+            "apps 1, 2 are not installed on 'acme' (github.com)"
+        );
+        let text = n.remembered_message(1_000 + 150);
+        assert!(
+            text.starts_with(&format!(
+                "apps 1, 2 are not installed on 'acme' (github.com), as remembered since {} (2m 30s ago);",
+                local_time(1_000)
+            )),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("run: git-credential-github-app forget acme"),
+            "{text}"
+        );
+        let asked = NotInstalled {
+            apps: vec![(AppId::Numeric(1), None)],
+            ..n
+        };
+        assert!(asked.asked_github());
+    }
 }

@@ -48,6 +48,10 @@ OPTIONS (before or after the operation or command):
     -h, --help              this text
     -V, --version           the version
 
+SET UP (writes the lines below, keeping your other helpers after ours; check with doctor):
+    git-credential-github-app setup --app-id 123456 --private-key ~/.config/my-app.pem
+    git-credential-github-app doctor
+
 EXAMPLE (~/.gitconfig):
     [credential \"https://github.com\"]
         helper =
@@ -208,6 +212,11 @@ fn parse_args(
         }
     }
     Ok(p)
+}
+
+/// The helper's flags in the words of a helper line (after the program), as git passes them.
+pub fn flags_from_words(words: impl IntoIterator<Item = String>) -> Result<Flags, String> {
+    parse_args(words.into_iter().map(OsString::from), &[]).map(|p| p.flags)
 }
 
 /// The usage lines, for mistakes.

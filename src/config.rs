@@ -295,8 +295,9 @@ pub struct Config {
     pub cache: CacheMode,
     /// A cached token with less than this left is replaced.
     pub refresh_margin: Duration,
-    /// Time budget for all API calls of one get, retries included; connecting gets a third of
-    /// it, at most 10 s.
+    /// Time budget of one get, from its start to its answer (a [`crate::github::Deadline`]):
+    /// every candidate app, the wait for another process's lock, API calls and retries; a
+    /// connection attempt gets a third of what is left, at most 10 s.
     pub timeout: Duration,
     pub username: String,
     pub verbose: bool,

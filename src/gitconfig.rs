@@ -294,6 +294,66 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// Split a helper line into words as `sh` would (quotes and backslashes; no expansions).
+/// `None` when a quote is not closed.
+pub fn shell_words(line: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '\'' => break,
+                        c => word.push(c),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next()? {
+                        '"' => break,
+                        '\\' => match chars.next()? {
+                            c @ ('"' | '\\' | '$' | '`') => word.push(c),
+                            '\n' => {}
+                            c => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                        },
+                        c => word.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') | None => {}
+                    Some(c) => word.push(c),
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Some(words)
+}
+
 /// git's version as (major, minor), from `git version`.
 pub fn version() -> Result<(String, (u32, u32))> {
     let text = git(&["version"])?;
@@ -390,6 +450,22 @@ mod tests {
         assert!(is_ours("'/a b/git-credential-github-app' --app-id 1"));
         assert!(is_ours("github-app --app-id 1"));
         assert!(!is_ours("store"));
+    }
+
+    #[test]
+    fn words_as_the_shell_splits_them() {
+        let words = |l: &str| shell_words(l).unwrap();
+        assert_eq!(words("a  b\tc"), ["a", "b", "c"]);
+        assert_eq!(
+            words("'/a b/x' --k \"v w\" z\\ y"),
+            ["/a b/x", "--k", "v w", "z y"]
+        );
+        assert_eq!(words(&shell_quote("it's")), ["it's"]);
+        assert_eq!(words("''"), [""]);
+        assert!(shell_words("'open").is_none());
+        for w in ["/a b/x", "it's", "", "a\"b", "$HOME"] {
+            assert_eq!(words(&shell_quote(w)), [w]);
+        }
     }
 
     #[test]

@@ -382,6 +382,12 @@ impl Client {
                     reply.message()
                 )))
             }
+            422 if !repositories.is_empty() => Err(ApiError::NotInstalled(format!(
+                "{} refused a token for installation {installation} limited to repository {}: {} (add the repository to the installation's selection, or mint without --repo-scoped)",
+                self.host,
+                repositories.join(", "),
+                reply.message()
+            ))),
             422 => Err(ApiError::Other(format!(
                 "{} refused a token for installation {installation}: {} (ask only for permissions and repositories the installation has)",
                 self.host,
@@ -438,6 +444,35 @@ impl Client {
             "{} listed more than {} pages of installations; stopped",
             self.host, MAX_PAGES
         )))
+    }
+
+    /// `GET /repos/{owner}/{repo}/installation` alone: the installation that can reach this
+    /// repository (`None`: the app is not installed there, or the repository is not among those
+    /// the installation was given). For `doctor --repo`.
+    pub fn repo_installation(
+        &self,
+        signer: &mut Signer,
+        owner: &str,
+        repo: &str,
+    ) -> Result<Option<u64>, ApiError> {
+        let path = format!("/repos/{owner}/{repo}/installation");
+        let reply = self.with_jwt(signer, Method::Get, &path, None)?;
+        match reply.status {
+            200 => {
+                #[derive(Deserialize)]
+                struct Body {
+                    id: u64,
+                }
+                let body: Body = self.json(&reply, Method::Get, &path)?;
+                Ok(Some(body.id))
+            }
+            404 | 301 if reply.message() != "Integration not found" => Ok(None),
+            _ => Err(self.failure(
+                &reply,
+                &format!("looking up the installation for {owner}/{repo}"),
+                signer,
+            )),
+        }
     }
 
     /// `DELETE /installation/token`, authenticated with the token itself.

@@ -1,7 +1,9 @@
 //! What the helper minted and cached, without the tokens: one small 0600 record per cache entry
 //! (`<cache dir>/minted/`), written when a token is minted and dropped with it. The keyrings
 //! cannot be listed by what they hold, so `status`, `revoke` and `forget` read this index to find
-//! the cache entries; a record whose entry is gone, or whose token expired, is simply skipped.
+//! the cache entries (and, for entries without a record, work them out from the configured apps
+//! and the remembered installations); a record whose entry is gone, or whose token expired, is
+//! simply skipped.
 
 use crate::cache::CacheKey;
 use crate::github::{Minted, unix_now};

@@ -1,7 +1,7 @@
 //! `forget [OWNER]`: drop what the helper remembers — installations, "not installed" owners and
 //! cached tokens — without asking GitHub. The next get looks everything up again.
 
-use super::{Args, Command, Context, Output};
+use super::{Args, Command, Context, Output, target};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{self, AppId, CacheMode};
 use crate::index;
@@ -31,26 +31,23 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         .first()
         .map(|o| o.trim().to_ascii_lowercase());
     let matches = |o: &str| owner.as_deref().is_none_or(|want| want == o);
-    let mode = config::resolve(&ctx.flags, &|name| ctx.env(name))
-        .map(|c| c.cache)
-        .unwrap_or(CacheMode::Auto);
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
+    let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
     let state = State::open();
     let cache = Cache::new(mode, &state);
     let (mut tokens, mut installations, mut not_installed) = (0, 0, 0);
-    for record in index::all(&state) {
+    for record in target::cache_entries(&state, config.as_ref()) {
         if !matches(&record.owner) && !matches(&record.account.to_ascii_lowercase()) {
             continue;
         }
         if let Ok(app_id) = AppId::parse(&record.app) {
-            cache.remove(&CacheKey::new(
-                &record.api,
-                &app_id,
-                record.installation,
-                &record.scope,
-            ));
+            let key = CacheKey::new(&record.api, &app_id, record.installation, &record.scope);
+            if cache.load(&key).is_some() {
+                cache.remove(&key);
+                tokens += 1;
+            }
         }
         index::forget_key(&state, &record.key);
-        tokens += 1;
     }
     for record in state.installation_records() {
         if !matches(&record.owner) {

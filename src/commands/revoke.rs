@@ -1,7 +1,7 @@
 //! `revoke [OWNER]`: revoke the cached tokens on GitHub (`DELETE /installation/token`) and drop
 //! them from every cache tier.
 
-use super::{Args, Command, Context, Output};
+use super::{Args, Command, Context, Output, target};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{self, AppId, CacheMode};
 use crate::github::{Client, Deadline, Revoked};
@@ -31,16 +31,18 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         .positional
         .first()
         .map(|o| o.trim().to_ascii_lowercase());
-    let (mode, timeout) = match config::resolve(&ctx.flags, &|name| ctx.env(name)) {
-        Ok(c) => (c.cache, c.timeout),
-        Err(_) => (CacheMode::Auto, config::DEFAULT_TIMEOUT),
-    };
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
+    let (mode, timeout) = config
+        .as_ref()
+        .map_or((CacheMode::Auto, config::DEFAULT_TIMEOUT), |c| {
+            (c.cache, c.timeout)
+        });
     let deadline = Deadline::after(timeout);
     let state = State::open();
     let cache = Cache::new(mode, &state);
     let mut failed = 0;
     let mut revoked = 0;
-    for record in index::all(&state) {
+    for record in target::cache_entries(&state, config.as_ref()) {
         if owner
             .as_deref()
             .is_some_and(|o| o != record.owner && o != record.account.to_ascii_lowercase())

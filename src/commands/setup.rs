@@ -235,20 +235,17 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
     let scope = scope_of(args)?;
     let target = Target::from_flags(&ctx.flags)?;
     let url = target.section_url();
-    // The helper line must be complete on its own: git runs it without this environment.
-    let config = config::resolve(&ctx.flags, &|_| None)?;
-    if !config.apps.iter().any(|a| a.host == target.host) {
-        let from_env = [config::env::APP_ID, config::env::PRIVATE_KEY_PATH]
-            .iter()
-            .any(|n| ctx.env(n).is_some());
+    if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() {
         bail!(
-            "no GitHub App configured for {}: pass --app-id ID --private-key PATH{}, or list the app in {}",
+            "--app-id needs --private-key PATH here: the helper line must name the key file (the key in {} is not written into git's config)",
+            config::env::PRIVATE_KEY
+        );
+    }
+    let config = config::resolve(&ctx.flags, &|n| ctx.env(n))?;
+    if !config.apps.iter().any(|a| a.host == target.host) {
+        bail!(
+            "no GitHub App configured for {}: pass --app-id ID --private-key PATH, or list the app in {}",
             target.host.as_str(),
-            if from_env {
-                " (setup does not copy GITHUB_APP_* variables into git's config)"
-            } else {
-                ""
-            },
             ctx.flags
                 .config
                 .as_ref()
@@ -257,6 +254,7 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
                 .unwrap_or_else(|| "the config file".into())
         );
     }
+    let from_env = ctx.flags.app_id.is_none() && ctx.env(config::env::APP_ID).is_some();
     let proactive = args.flag("proactive");
     if proactive {
         let (text, version) = gitconfig::version()?;
@@ -337,6 +335,13 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         }
     )?;
     writeln!(o.out, "Undo it:  git-credential-github-app unsetup")?;
+    if from_env {
+        writeln!(
+            o.err,
+            "git-credential-github-app: note: the app comes from {} in this environment; the helper line does not carry it, so git finds the app only where those variables are set",
+            config::env::APP_ID
+        )?;
+    }
 
     // The helpers that will run after ours, wherever they come from: git sends each of them the
     // token that worked (`store`).

@@ -38,15 +38,14 @@ struct Cached {
 }
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    // The cache mode as configured; no app is needed to look.
-    let mode = config::resolve(&ctx.flags, &|name| ctx.env(name))
-        .map(|c| c.cache)
-        .unwrap_or(CacheMode::Auto);
+    // The configuration if it resolves (for the cache mode and the apps); none is needed to look.
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
+    let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
     let state = State::open();
     let cache = Cache::new(mode, &state);
     let now = unix_now();
     let mut tokens = Vec::new();
-    for record in index::all(&state) {
+    for record in target::cache_entries(&state, config.as_ref()) {
         let Ok(app_id) = AppId::parse(&record.app) else {
             continue;
         };
@@ -110,7 +109,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         let r = &t.record;
         writeln!(
             o,
-            "  {} app {} owner '{}' installation {}: token {}, expires {} ({}), cached in {}{}",
+            "  {} app {} owner '{}' installation {}: token {}, expires {} ({}), {}{}",
             r.host,
             r.app,
             r.owner,
@@ -118,7 +117,11 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             t.fingerprint,
             app::local_time(t.expires_at),
             target::relative(t.expires_at, now),
-            r.stores.join(", "),
+            if r.stores.is_empty() {
+                "cached".to_owned()
+            } else {
+                format!("cached in {}", r.stores.join(", "))
+            },
             if r.scope.is_empty() {
                 String::new()
             } else {

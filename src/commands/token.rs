@@ -49,7 +49,17 @@ pub fn obtain_for(
     let mut say = |line: &str| {
         let _ = writeln!(out.err, "git-credential-github-app: {line}");
     };
-    let mut obtained = app::obtain(&route, &config, &state, deadline, &mut say)?;
+    let mut obtained =
+        app::obtain(&route, &config, &state, deadline, &mut say).map_err(|e| {
+            match e.downcast_ref::<app::NotInstalled>() {
+                // Remembered from an earlier lookup: say how to ask GitHub again now.
+                Some(n) if !n.asked_github() => anyhow::anyhow!(
+                    "{n} (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget {})",
+                    n.owner
+                ),
+                _ => e,
+            }
+        })?;
     if obtained.permissions.is_none() {
         obtained.permissions = index::find(&state, &obtained.cache_key).map(|r| r.permissions);
     }

@@ -106,6 +106,7 @@ fn concurrent_gets_against_a_hung_api_end_within_the_budget() {
 }
 
 #[test]
+#[cfg(unix)]
 fn a_stopped_lock_holder_costs_one_extra_token_not_one_per_waiter() {
     let gh = one_app();
     // The holder's mint hangs; later mints are fast.
@@ -145,11 +146,8 @@ fn a_stopped_lock_holder_costs_one_extra_token_not_one_per_waiter() {
     }
     std::thread::sleep(Duration::from_millis(300));
     // Ctrl-Z: the holder keeps its lock and never finishes.
-    let stop = std::process::Command::new("kill")
-        .args(["-STOP", &holder.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stop.success());
+    let pid = rustix::process::Pid::from_raw(holder.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();
     let mut waiters = env;
     waiters.add_flags(&["--timeout", "4s"]);
     let started = Instant::now();
@@ -160,9 +158,7 @@ fn a_stopped_lock_holder_costs_one_extra_token_not_one_per_waiter() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let took = started.elapsed();
-    let _ = std::process::Command::new("kill")
-        .args(["-CONT", &holder.id().to_string()])
-        .status();
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::CONT);
     let _ = holder.kill();
     let _ = holder.wait();
     let tokens: std::collections::BTreeSet<String> = outputs.iter().map(token_of).collect();

@@ -14,6 +14,7 @@ fn world() -> GitHub {
         .repo("octo", "dotfiles")
         .repo("octo", "notes")
         .repo("nobody", "thing")
+        .repo("nobody", "other")
         .installation(Installation::new(12, 1001, "octo").all().permissions([
             ("contents", "write"),
             ("metadata", "read"),
@@ -80,6 +81,14 @@ fn token_prints_gits_token_minted_once() {
         stderr(&none),
         format!(
             "git-credential-github-app: app 1001 is not installed on 'nobody' ({})\n",
+            gh.host()
+        )
+    );
+    let remembered = env.helper(&["token", "nobody"], b"");
+    assert_eq!(
+        stderr(&remembered),
+        format!(
+            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}) (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget nobody)\n",
             gh.host()
         )
     );
@@ -280,6 +289,19 @@ fn a_repo_scoped_token_is_refused_for_another_repository() {
         "cached per repository"
     );
     assert_eq!(gh.mint_count(), 3);
+    // A repository outside the installation's selection: said plainly, nothing answered.
+    gh.add_installation(Installation::new(77, 1001, "nobody").selected(["thing"]));
+    let outside = env.fill("nobody/other.git");
+    assert_eq!(
+        field(&outside, "password").as_deref(),
+        Some("askpass-answer")
+    );
+    let err = stderr(&outside);
+    assert!(
+        err.contains("limited to repository other:")
+            && err.contains("add the repository to the installation's selection"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -409,4 +431,34 @@ fn a_url_with_a_username_is_not_ours_and_the_trace_says_why() {
         stderr(&out)
     );
     assert_eq!(gh.mint_count(), 0);
+}
+
+#[test]
+fn tokens_without_an_index_record_are_still_found_by_status_and_revoke() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let token = token_of(&env.fill("octo/dotfiles.git"));
+    // As when the record could not be written (or was deleted): the configuration and the
+    // remembered installation still lead to the cache entry.
+    std::fs::remove_dir_all(env.cache_dir().join("minted")).unwrap();
+    let status = env.helper(&["status"], b"");
+    let text = stdout(&status);
+    assert!(
+        text.contains(&format!(
+            "app 1001 owner 'octo' installation 12: token {}, expires ",
+            fingerprint(&token)
+        )),
+        "{text}"
+    );
+    assert!(!text.contains(&token));
+    let out = env.helper(&["revoke"], b"");
+    assert_eq!(
+        stdout(&out),
+        format!(
+            "revoked token {} (app 1001, owner 'octo', installation 12)\n",
+            fingerprint(&token)
+        )
+    );
+    assert!(!gh.token_is_valid(&token));
+    assert_ne!(token_of(&env.fill("octo/dotfiles.git")), token);
 }
