@@ -12,7 +12,7 @@ use crate::jwt::Signer;
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
 use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
-use crate::{index, key, protocol, route, trace};
+use crate::{index, protocol, route, signer, trace};
 use anyhow::{Result, anyhow};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -414,16 +414,22 @@ fn use_fallback(
 
 /// Load the app's key and make a JWT signer for `route`'s API (with GitHub's clock offset as last
 /// learnt). Key warnings go to `say` once per user.
-pub fn signer(route: &Route<'_>, state: &State, say: &mut dyn FnMut(&str)) -> Result<Signer> {
+pub fn signer(
+    route: &Route<'_>,
+    state: &State,
+    deadline: Deadline,
+    say: &mut dyn FnMut(&str),
+) -> Result<Signer> {
     let app = route.app;
     let started = std::time::Instant::now();
-    let key = key::load(&app.key, &mut |warning| {
+    let key = signer::open(&app.key, deadline.at(), &mut |warning| {
         if state.first_time(&warning) {
             say(&warning);
         }
     })?;
     trace!(
-        "key loaded in {:.2} ms",
+        "signer ({}) ready in {:.2} ms",
+        key.describe(),
         started.elapsed().as_secs_f64() * 1000.0
     );
     Ok(Signer::new(
@@ -456,7 +462,7 @@ fn mint(
     let app = route.app;
     let api = &route.api_url;
     let host = app.host.as_str();
-    let mut signer = signer(route, state, say)?;
+    let mut signer = signer(route, state, deadline, say)?;
     let initial_offset = signer.offset;
     let client = Client::new(api, host, deadline).with_stateless_tokens(stateless_tokens);
     let repositories: Vec<String> = match (&route.repo, app.repo_scoped) {

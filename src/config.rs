@@ -87,6 +87,30 @@ pub enum KeySource {
     File(PathBuf),
     /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
     Env(Secret),
+    /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
+    Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
+    /// An AWS KMS key or alias ARN (`--private-key arn:aws:kms:REGION:ACCOUNT:key/ID`).
+    AwsKms(crate::signer::aws_kms::KmsKey),
+    /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
+    Command {
+        argv: Vec<String>,
+        public_key: Option<PathBuf>,
+    },
+}
+
+impl KeySource {
+    /// What holds the key, for messages; never the key or a PIN.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
+            KeySource::Pkcs11(uri) => uri.describe(),
+            KeySource::AwsKms(key) => key.describe(),
+            KeySource::Command { argv, .. } => format!(
+                "signer command '{}'",
+                crate::protocol::printable(argv.first().map_or("", String::as_str))
+            ),
+        }
+    }
 }
 
 /// Where cached tokens live.
@@ -352,7 +376,13 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileApp {
     app_id: StringOrNumber,
-    private_key_path: PathBuf,
+    private_key_path: Option<PathBuf>,
+    /// Like `private_key_path`, or a key that is not a file (see [`key_reference`]).
+    private_key: Option<String>,
+    /// A command that signs (see `signer::command`).
+    signer: Option<Vec<String>>,
+    /// The public key file of `signer`, for checking its signatures and for `doctor`.
+    public_key: Option<PathBuf>,
     host: Option<String>,
     api_url: Option<String>,
     installation_id: Option<u64>,
@@ -638,11 +668,11 @@ fn app_from_flags_and_env(
     };
     let id = AppId::parse(&id_text).context(origin)?;
     let key = if let Some(path) = &flags.private_key {
-        KeySource::File(key_path(path, "--private-key")?)
+        key_reference(&path.to_string_lossy(), "--private-key")?
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
         KeySource::Env(Secret::new(pem))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        KeySource::File(key_path(Path::new(&path), env::PRIVATE_KEY_PATH)?)
+        key_reference(&path, env::PRIVATE_KEY_PATH)?
     } else {
         bail!(
             "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
@@ -747,12 +777,37 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
     let id = AppId::parse(&fa.app_id.text()).context("app_id")?;
-    let mut key_path = key_path(&fa.private_key_path, "private_key_path")?;
-    if key_path.is_relative()
-        && let Some(base) = base
-    {
-        key_path = base.join(key_path);
+    let beside = |path: PathBuf| match base {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path,
+    };
+    if fa.public_key.is_some() && fa.signer.is_none() {
+        bail!(
+            "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
+        );
     }
+    let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
+        (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
+        (None, Some(text), None) => match key_reference(text, "private_key")? {
+            KeySource::File(path) => KeySource::File(beside(path)),
+            other => other,
+        },
+        (None, None, Some(argv)) => {
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                bail!(
+                    "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
+                );
+            }
+            KeySource::Command {
+                argv: argv.clone(),
+                public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
+            }
+        }
+        (None, None, None) => {
+            bail!("app {id} has no key: set private_key_path, private_key or signer")
+        }
+        _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
+    };
     let api_url = fa
         .api_url
         .as_deref()
@@ -774,7 +829,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
     Ok(App {
         origin,
         id,
-        key: KeySource::File(key_path),
+        key,
         host,
         api_url,
         installation_id: fa.installation_id,
@@ -865,6 +920,24 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 }
 
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
+/// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
+/// `pkcs11:` URI, an AWS KMS key ARN, or a PEM file path.
+fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
+    let text = text.trim();
+    if text.starts_with("arn:") {
+        return Ok(KeySource::AwsKms(
+            crate::signer::aws_kms::KmsKey::parse(text).with_context(|| format!("in {setting}"))?,
+        ));
+    }
+    if text.starts_with("pkcs11:") {
+        return Ok(KeySource::Pkcs11(
+            crate::signer::pkcs11::Pkcs11Uri::parse(text)
+                .with_context(|| format!("in {setting}"))?,
+        ));
+    }
+    Ok(KeySource::File(key_path(Path::new(text), setting)?))
+}
+
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
     let raw = text.to_string_lossy();
     // A file name of a token's shape, without any directory, is a token pasted into a path.
@@ -1043,7 +1116,7 @@ mod tests {
     fn toml_errors_do_not_quote_the_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"-----BEGIN RSA PRIVATE KEY-----MIIEsecretbody\"\n").unwrap();
         let e = format!(
             "{:#}",
             resolve(
@@ -1218,11 +1291,74 @@ installation_id = 7
         assert_eq!(c.apps[2].installation_id, Some(7));
     }
 
+    fn resolve_file(toml: &str) -> Result<Config> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, toml).unwrap();
+        resolve(
+            &Flags {
+                config: Some(path),
+                ..Flags::default()
+            },
+            &no_env,
+        )
+    }
+
+    #[test]
+    fn key_sources_in_the_file() {
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"/k.pem\"\n",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.apps[0].key, KeySource::Command { argv, public_key }
+            if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
+        );
+        assert!(matches!(&c.apps[1].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        let c = resolve_file(
+            "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
+             [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
+        )
+        .unwrap();
+        assert!(matches!(&c.apps[0].key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(
+            matches!(&c.apps[1].key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+        );
+        let flags = Flags {
+            app_id: Some("1".into()),
+            private_key: Some("arn:aws:kms:us-east-1:123456789012:key/abc".into()),
+            ..Flags::default()
+        };
+        assert!(matches!(
+            &resolve(&flags, &no_env).unwrap().apps[0].key,
+            KeySource::AwsKms(_)
+        ));
+        for (toml, expected) in [
+            ("app_id = 1\n", "has no key"),
+            ("app_id = 1\nsigner = []\n", "signer is empty"),
+            (
+                "app_id = 1\nprivate_key = \"/k\"\nsigner = [\"x\"]\n",
+                "only one of",
+            ),
+            (
+                "app_id = 1\nprivate_key_path = \"/k\"\npublic_key = \"/p\"\n",
+                "public_key belongs beside signer",
+            ),
+        ] {
+            let e = format!(
+                "{:#}",
+                resolve_file(&format!("[[app]]\n{toml}")).unwrap_err()
+            );
+            assert!(e.contains(expected), "{toml}: {e}");
+        }
+    }
+
     #[test]
     fn bad_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.toml");
-        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key = \"x\"\n").unwrap();
+        std::fs::write(&path, "[[app]]\napp_id = 1\nprivate_key_pem = \"x\"\n").unwrap();
         let err = resolve(
             &Flags {
                 config: Some(path),

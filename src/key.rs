@@ -9,25 +9,32 @@ use crate::config::KeySource;
 use crate::secret::Secret;
 use anyhow::{Result, bail};
 use base64::Engine;
-use jsonwebtoken::EncodingKey;
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
 use std::path::Path;
 
 const NEW_KEY: &str =
     "generate a new private key on the app's settings page (it downloads a .pem file)";
 
-/// Read and parse the key. `warn` receives one-line warnings (loose file permissions).
-pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<EncodingKey> {
-    let (text, origin) = match source {
-        KeySource::File(path) => (
-            read_file(path, warn)?,
-            format!("the key in {}", shown(path)),
-        ),
-        KeySource::Env(pem) => (
-            pem.clone(),
-            format!("the key in {}", crate::config::env::PRIVATE_KEY),
-        ),
+/// Read and parse a PEM key (`source` is [`KeySource::File`] or [`KeySource::Env`]). `warn`
+/// receives one-line warnings (loose file permissions).
+pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<RsaPrivateKey> {
+    let text = match source {
+        KeySource::File(path) => read_file(path, warn)?,
+        KeySource::Env(pem) => pem.clone(),
+        other => bail!("{} is not a PEM key", other.describe()),
     };
-    parse(&text, &origin)
+    parse(&text, &origin(source))
+}
+
+/// "the key in PATH" / "the key in GITHUB_APP_PRIVATE_KEY", for messages.
+pub fn origin(source: &KeySource) -> String {
+    match source {
+        KeySource::File(path) => format!("the key in {}", shown(path)),
+        KeySource::Env(_) => format!("the key in {}", crate::config::env::PRIVATE_KEY),
+        other => other.describe(),
+    }
 }
 
 /// A path as it may appear in a message: control characters escaped, length capped.
@@ -89,20 +96,25 @@ fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
     }
 }
 
-/// Parse PEM text (or its pasted variants) into a signing key.
-pub fn parse(text: &Secret, origin: &str) -> Result<EncodingKey> {
+/// Parse PEM text (or its pasted variants) into an RSA key: PKCS#1 or PKCS#8.
+pub fn parse(text: &Secret, origin: &str) -> Result<RsaPrivateKey> {
     let normalized = normalize(text.expose());
     let pem = normalized
         .as_ref()
         .map_or(text.expose(), Secret::expose)
         .trim();
     diagnose(pem, origin)?;
-    match EncodingKey::from_rsa_pem(pem.as_bytes()) {
-        Ok(key) => Ok(key),
-        Err(_) if pem.contains("BEGIN PRIVATE KEY") => {
+    let parsed = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        RsaPrivateKey::from_pkcs1_pem(pem).ok()
+    } else {
+        RsaPrivateKey::from_pkcs8_pem(pem).ok()
+    };
+    match parsed {
+        Some(key) => Ok(key),
+        None if pem.contains("BEGIN PRIVATE KEY") => {
             bail!("{origin} is PKCS#8 but not an RSA key; GitHub App keys are RSA — {NEW_KEY}")
         }
-        Err(_) => bail!("{origin} is damaged (the PEM does not decode to an RSA key); {NEW_KEY}"),
+        None => bail!("{origin} is damaged (the PEM does not decode to an RSA key); {NEW_KEY}"),
     }
 }
 

@@ -40,7 +40,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         let mut say = |line: &str| {
             let _ = writeln!(out.err, "git-credential-github-app: {line}");
         };
-        let mut signer = app::signer(&route, &state, &mut say)?;
+        let mut signer = app::signer(&route, &state, deadline, &mut say)?;
         let initial = signer.offset;
         let client = Client::new(&route.api_url, app.host.as_str(), deadline);
         let result = client.installations(&mut signer);

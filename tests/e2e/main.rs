@@ -37,5 +37,7 @@ mod public;
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
 mod setup;
+/// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
+mod signers;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;

@@ -64,6 +64,27 @@ impl AppKey {
         Ok(AppKey::from_private(&key))
     }
 
+    /// A key known only by its public half (DER SubjectPublicKeyInfo), as for a key kept in a
+    /// KMS: the app trusts it, and its private PEMs are empty (it cannot [`AppKey::sign_jwt`]).
+    pub fn from_public_der(der: &[u8]) -> Result<AppKey, Error> {
+        use rsa::pkcs8::DecodePublicKey;
+        let public = RsaPublicKey::from_public_key_der(der)
+            .map_err(|e| Error::new(format!("not an RSA SubjectPublicKeyInfo: {e}")))?;
+        let fingerprint = format!(
+            "SHA256:{}",
+            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(der))
+        );
+        Ok(AppKey {
+            inner: Arc::new(KeyInner {
+                verifier: rsa::pkcs1v15::VerifyingKey::<Sha256>::new(public.clone()),
+                public,
+                pkcs1_pem: String::new(),
+                pkcs8_pem: String::new(),
+                fingerprint,
+            }),
+        })
+    }
+
     fn from_private(key: &RsaPrivateKey) -> AppKey {
         let public = key.to_public_key();
         let pkcs1_pem = key

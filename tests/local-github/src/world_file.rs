@@ -42,6 +42,8 @@ pub struct AppSpec {
     pub private_key_path: Option<PathBuf>,
     /// Generate a fresh 2048-bit key and write it here (PKCS#1 PEM, mode 0600).
     pub generate_key_to: Option<PathBuf>,
+    /// Trust only this public key (DER SubjectPublicKeyInfo), as for a key kept in a KMS.
+    pub public_key_der_path: Option<PathBuf>,
     /// More keys (PEM files) that also verify this app's JWTs.
     #[serde(default)]
     pub additional_key_paths: Vec<PathBuf>,
@@ -114,21 +116,31 @@ impl WorldFile {
     pub fn into_builder(self, base_dir: &Path) -> Result<Builder> {
         let mut b = GitHub::builder();
         for a in self.apps {
-            let key = match (&a.private_key_path, &a.generate_key_to) {
-                (Some(p), None) => {
+            let key = match (
+                &a.private_key_path,
+                &a.generate_key_to,
+                &a.public_key_der_path,
+            ) {
+                (None, None, Some(p)) => {
+                    let p = resolve(base_dir, p);
+                    let der = std::fs::read(&p)
+                        .map_err(|e| Error::new(format!("{}: {e}", p.display())))?;
+                    AppKey::from_public_der(&der)?
+                }
+                (Some(p), None, None) => {
                     let p = resolve(base_dir, p);
                     let pem = std::fs::read_to_string(&p)
                         .map_err(|e| Error::new(format!("{}: {e}", p.display())))?;
                     AppKey::from_pem(&pem)?
                 }
-                (None, Some(p)) => {
+                (None, Some(p), None) => {
                     let key = AppKey::generate();
                     write_private(&resolve(base_dir, p), key.private_key_pem())?;
                     key
                 }
                 _ => {
                     return Err(Error::new(format!(
-                        "app {}: give exactly one of private_key_path, generate_key_to",
+                        "app {}: give exactly one of private_key_path, generate_key_to, public_key_der_path",
                         a.id
                     )));
                 }

@@ -1,0 +1,501 @@
+//! PKCS#11: the key in a token (YubiHSM 2, YubiKey PIV through ykcs11, SoftHSM, tpm2-pkcs11, AWS
+//! CloudHSM, Google Cloud KMS through kmsp11, Azure Managed HSM), named by an RFC 7512 URI:
+//!
+//! `pkcs11:token=github;object=app?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/run/pin`
+//!
+//! Path attributes select the token (`token`, `manufacturer`, `serial`, `model`, `slot-id`) and the
+//! key (`object` = its label, `id`); query attributes give the module (`module-path`, or
+//! `module-name` looked up by the system's loader) and the PIN (`pin-value`, or `pin-source` =
+//! `file:PATH` or a path). The URI is parsed by hand: it is short, and the PIN must stay a
+//! [`Secret`] from the first byte.
+//!
+//! Signing uses `CKM_SHA256_RSA_PKCS`, or `CKM_RSA_PKCS` over a SHA-256 DigestInfo on tokens that
+//! only pad (some PIV cards). The public key comes from the token: the public key object with the
+//! same id/label, else the private key's modulus and exponent.
+
+use super::KeySigner;
+use crate::secret::Secret;
+use anyhow::{Result, anyhow, bail};
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use std::path::PathBuf;
+
+/// A parsed `pkcs11:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11Uri {
+    pub token: Option<String>,
+    pub manufacturer: Option<String>,
+    pub serial: Option<String>,
+    pub model: Option<String>,
+    pub slot_id: Option<u64>,
+    /// The key's `CKA_LABEL`.
+    pub object: Option<String>,
+    /// The key's `CKA_ID` (bytes).
+    pub id: Option<Vec<u8>>,
+    pub module: Module,
+    pub pin: Pin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Module {
+    Path(PathBuf),
+    /// `module-name=softhsm2` → `libsofthsm2.so` through the loader's search path.
+    Name(String),
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub enum Pin {
+    None,
+    Value(Secret),
+    File(PathBuf),
+}
+
+/// Not even a fingerprint of a PIN: a short PIN's hash is quickly reversed.
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pin::None => f.write_str("None"),
+            Pin::Value(_) => f.write_str("Value(…)"),
+            Pin::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+impl Pkcs11Uri {
+    /// Parse `pkcs11:path-attrs?query-attrs`. Messages never contain the PIN.
+    pub fn parse(text: &str) -> Result<Pkcs11Uri> {
+        let Some(rest) = text.trim().strip_prefix("pkcs11:") else {
+            bail!("a PKCS#11 key is named by a URI starting with 'pkcs11:'");
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut uri = Pkcs11Uri {
+            token: None,
+            manufacturer: None,
+            serial: None,
+            model: None,
+            slot_id: None,
+            object: None,
+            id: None,
+            module: Module::Name(String::new()),
+            pin: Pin::None,
+        };
+        let mut module = None;
+        for attr in path.split(';').filter(|a| !a.is_empty()) {
+            let (name, value) = attr
+                .split_once('=')
+                .ok_or_else(|| anyhow!("pkcs11: URI attribute '{}' has no '='", shown(attr)))?;
+            let bytes = percent_decode(value)
+                .ok_or_else(|| anyhow!("pkcs11: URI attribute '{name}' has a bad %-escape"))?;
+            let text = || {
+                String::from_utf8(bytes.clone())
+                    .map_err(|_| anyhow!("pkcs11: URI attribute '{name}' is not UTF-8"))
+            };
+            match name {
+                "token" => uri.token = Some(text()?),
+                "manufacturer" => uri.manufacturer = Some(text()?),
+                "serial" => uri.serial = Some(text()?),
+                "model" => uri.model = Some(text()?),
+                "slot-id" => {
+                    uri.slot_id = Some(
+                        text()?
+                            .parse()
+                            .map_err(|_| anyhow!("pkcs11: URI slot-id must be a number"))?,
+                    )
+                }
+                "object" => uri.object = Some(text()?),
+                "id" => uri.id = Some(bytes),
+                "type" => match text()?.as_str() {
+                    "private" => {}
+                    other => bail!(
+                        "pkcs11: URI type={} cannot sign; name the private key (type=private) or leave type out",
+                        shown(other)
+                    ),
+                },
+                // Attributes that do not narrow the choice here.
+                "library-description"
+                | "library-manufacturer"
+                | "library-version"
+                | "slot-description"
+                | "slot-manufacturer" => {}
+                other => bail!("pkcs11: URI has an unknown attribute '{}'", shown(other)),
+            }
+        }
+        for attr in query.split('&').filter(|a| !a.is_empty()) {
+            let (name, value) = attr.split_once('=').unwrap_or((attr, ""));
+            let bytes = percent_decode(value)
+                .ok_or_else(|| anyhow!("pkcs11: URI attribute '{name}' has a bad %-escape"))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| anyhow!("pkcs11: URI attribute '{name}' is not UTF-8"))?;
+            match name {
+                "module-path" => module = Some(Module::Path(PathBuf::from(text))),
+                "module-name" => module = Some(Module::Name(text)),
+                "pin-value" => uri.pin = Pin::Value(Secret::new(text)),
+                "pin-source" => {
+                    let path = text.strip_prefix("file:").unwrap_or(&text);
+                    let path = path.strip_prefix("//").unwrap_or(path);
+                    uri.pin = Pin::File(PathBuf::from(path));
+                }
+                other => bail!(
+                    "pkcs11: URI has an unknown query attribute '{}'",
+                    shown(other)
+                ),
+            }
+        }
+        uri.module = module.ok_or_else(|| {
+            anyhow!(
+                "the pkcs11: URI names no module; add ?module-path=/path/to/the/vendor's/pkcs11.so (SoftHSM: /usr/lib/softhsm/libsofthsm2.so)"
+            )
+        })?;
+        if uri.object.is_none() && uri.id.is_none() {
+            bail!("the pkcs11: URI names no key; add object=LABEL (or id=%01…) to its path");
+        }
+        Ok(uri)
+    }
+
+    /// "PKCS#11 key 'app' on token 'github'", for messages.
+    pub fn describe(&self) -> String {
+        let key = match (&self.object, &self.id) {
+            (Some(label), _) => format!("'{}'", shown(label)),
+            (None, Some(id)) => format!("id {}", crate::secret::hex(id)),
+            (None, None) => "?".to_owned(),
+        };
+        match &self.token {
+            Some(token) => format!("PKCS#11 key {key} on token '{}'", shown(token)),
+            None => format!("PKCS#11 key {key}"),
+        }
+    }
+
+    fn module_file(&self) -> PathBuf {
+        match &self.module {
+            Module::Path(path) => path.clone(),
+            Module::Name(name) if cfg!(target_os = "macos") => format!("lib{name}.dylib").into(),
+            Module::Name(name) if cfg!(windows) => format!("{name}.dll").into(),
+            Module::Name(name) => format!("lib{name}.so").into(),
+        }
+    }
+}
+
+fn shown(text: &str) -> String {
+    crate::protocol::printable(text)
+}
+
+fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+pub struct Pkcs11Signer {
+    // Field order is drop order: the session closes before the module is finalized.
+    session: Session,
+    key: ObjectHandle,
+    /// `CKM_SHA256_RSA_PKCS` when the token has it, else `CKM_RSA_PKCS` over a DigestInfo.
+    hashes_itself: bool,
+    what: String,
+    _module: Pkcs11,
+}
+
+impl Pkcs11Signer {
+    pub fn open(uri: &Pkcs11Uri) -> Result<Pkcs11Signer> {
+        let what = uri.describe();
+        let file = uri.module_file();
+        let file_shown = shown(&file.to_string_lossy());
+        let module = Pkcs11::new(&file).map_err(|e| match e {
+            CkError::LibraryLoading(_) if !file.exists() && matches!(uri.module, Module::Path(_)) => {
+                anyhow!("PKCS#11 module {file_shown} does not exist; install the token's PKCS#11 library or fix module-path in the pkcs11: URI")
+            }
+            e => anyhow!("cannot load PKCS#11 module {file_shown}: {e}"),
+        })?;
+        match module.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            // Another app of this run opened the same module.
+            Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => bail!("PKCS#11 module {file_shown} failed to start: {}", rv(&e)),
+        }
+        let slot = find_slot(&module, uri, &file_shown)?;
+        let token_info = module
+            .get_token_info(slot)
+            .map_err(|e| anyhow!("cannot read the token of {what}: {}", rv(&e)))?;
+        let session = module
+            .open_ro_session(slot)
+            .map_err(|e| anyhow!("cannot open a session with {what}: {}", rv(&e)))?;
+        let pin = match &uri.pin {
+            Pin::None => None,
+            Pin::Value(pin) => Some(pin.clone()),
+            Pin::File(path) => Some(read_pin(path)?),
+        };
+        match pin {
+            Some(pin) => {
+                let auth = AuthPin::from(pin.expose().to_owned());
+                match session.login(UserType::User, Some(&auth)) {
+                    Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                    Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => bail!(
+                        "the PIN for {what} is wrong (CKR_PIN_INCORRECT); check pin-value or pin-source — tokens lock after a few wrong PINs"
+                    ),
+                    Err(CkError::Pkcs11(RvError::PinLocked, _)) => bail!(
+                        "the PIN of {what} is locked (CKR_PIN_LOCKED); unlock it with the token's SO PIN"
+                    ),
+                    Err(e) => bail!("cannot log in to {what}: {}", rv(&e)),
+                }
+            }
+            None if token_info.login_required() => bail!(
+                "{what} needs a PIN: add pin-source=file:/path/to/pin (or pin-value=…) to the pkcs11: URI's query"
+            ),
+            None => {}
+        }
+        let mut template = vec![
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+        ];
+        if let Some(label) = &uri.object {
+            template.push(Attribute::Label(label.as_bytes().to_vec()));
+        }
+        if let Some(id) = &uri.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+        let keys = session
+            .find_objects(&template)
+            .map_err(|e| anyhow!("cannot search {what}: {}", rv(&e)))?;
+        let key = match keys.as_slice() {
+            [key] => *key,
+            [] => bail!(
+                "{what} does not exist (no RSA private key with that label/id on the token{}); list the keys with: pkcs11-tool --module {file_shown} --login --list-objects",
+                if uri.pin == Pin::None {
+                    ", and no PIN was given to see private objects"
+                } else {
+                    ""
+                }
+            ),
+            _ => bail!(
+                "{what} matches {} keys; add id=… to the pkcs11: URI",
+                keys.len()
+            ),
+        };
+        let mechanisms = module.get_mechanism_list(slot).unwrap_or_default();
+        let hashes_itself = mechanisms.contains(&MechanismType::SHA256_RSA_PKCS);
+        if !hashes_itself && !mechanisms.contains(&MechanismType::RSA_PKCS) {
+            bail!("{what}: the token offers neither CKM_SHA256_RSA_PKCS nor CKM_RSA_PKCS");
+        }
+        crate::trace!(
+            "{what}: signing with {}",
+            if hashes_itself {
+                "CKM_SHA256_RSA_PKCS"
+            } else {
+                "CKM_RSA_PKCS over a DigestInfo"
+            }
+        );
+        Ok(Pkcs11Signer {
+            session,
+            key,
+            hashes_itself,
+            what,
+            _module: module,
+        })
+    }
+
+    /// The public key object with the same label and id, if the token has one.
+    fn public_object(&self) -> Option<ObjectHandle> {
+        let attributes = self
+            .session
+            .get_attributes(self.key, &[AttributeType::Label, AttributeType::Id])
+            .ok()?;
+        let mut template = vec![Attribute::Class(ObjectClass::PUBLIC_KEY)];
+        for attribute in attributes {
+            match attribute {
+                Attribute::Label(l) => template.push(Attribute::Label(l)),
+                Attribute::Id(i) => template.push(Attribute::Id(i)),
+                _ => {}
+            }
+        }
+        self.session
+            .find_objects(&template)
+            .ok()?
+            .into_iter()
+            .next()
+    }
+}
+
+fn find_slot(module: &Pkcs11, uri: &Pkcs11Uri, file_shown: &str) -> Result<Slot> {
+    let slots = module.get_slots_with_token().map_err(|e| {
+        anyhow!(
+            "PKCS#11 module {file_shown} cannot list its tokens: {}",
+            rv(&e)
+        )
+    })?;
+    let mut labels = Vec::new();
+    for slot in slots {
+        if uri.slot_id.is_some_and(|id| id != slot.id()) {
+            continue;
+        }
+        let Ok(info) = module.get_token_info(slot) else {
+            continue;
+        };
+        labels.push(format!("'{}'", shown(info.label())));
+        let matches = |want: &Option<String>, have: &str| {
+            want.as_deref()
+                .is_none_or(|w| w.trim_end() == have.trim_end())
+        };
+        if matches(&uri.token, info.label())
+            && matches(&uri.manufacturer, info.manufacturer_id())
+            && matches(&uri.serial, info.serial_number())
+            && matches(&uri.model, info.model())
+        {
+            return Ok(slot);
+        }
+    }
+    let wanted = uri.token.as_deref().map_or_else(
+        || "matching the URI".to_owned(),
+        |t| format!("'{}'", shown(t)),
+    );
+    if labels.is_empty() {
+        bail!(
+            "PKCS#11 module {file_shown} has no token (is the device plugged in, or the token initialised?)"
+        );
+    }
+    bail!(
+        "PKCS#11 module {file_shown} has no token {wanted}; its tokens: {}",
+        labels.join(", ")
+    )
+}
+
+fn read_pin(path: &std::path::Path) -> Result<Secret> {
+    let shown_path = shown(&path.to_string_lossy());
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("cannot read the PIN file {shown_path} (pin-source): {e}"))?;
+    let pin = text.trim_end_matches(['\n', '\r']);
+    if pin.is_empty() {
+        bail!("the PIN file {shown_path} (pin-source) is empty");
+    }
+    Ok(Secret::new(pin))
+}
+
+/// A PKCS#11 error by its return value's name (`PinIncorrect`), without the standard's prose.
+fn rv(e: &CkError) -> String {
+    match e {
+        CkError::Pkcs11(rv, function) => format!("{rv:?} from {function:?}"),
+        other => other.to_string(),
+    }
+}
+
+impl KeySigner for Pkcs11Signer {
+    fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>> {
+        let result = if self.hashes_itself {
+            self.session
+                .sign(&Mechanism::Sha256RsaPkcs, self.key, signing_input)
+        } else {
+            self.session.sign(
+                &Mechanism::RsaPkcs,
+                self.key,
+                &super::sha256_digest_info(signing_input),
+            )
+        };
+        result.map_err(|e| anyhow!("{} refused to sign: {}", self.what, rv(&e)))
+    }
+
+    fn public_key_der(&self) -> Result<Vec<u8>> {
+        let object = self.public_object().unwrap_or(self.key);
+        let attributes = self
+            .session
+            .get_attributes(
+                object,
+                &[AttributeType::Modulus, AttributeType::PublicExponent],
+            )
+            .map_err(|e| anyhow!("cannot read the public key of {}: {}", self.what, rv(&e)))?;
+        let (mut modulus, mut exponent) = (None, None);
+        for attribute in attributes {
+            match attribute {
+                Attribute::Modulus(m) => modulus = Some(m),
+                Attribute::PublicExponent(e) => exponent = Some(e),
+                _ => {}
+            }
+        }
+        match (modulus, exponent) {
+            (Some(m), Some(e)) => super::rsa_spki_der(&m, &e),
+            _ => bail!(
+                "{} shows neither a public key object nor its modulus; import the public key too",
+                self.what
+            ),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_as_rfc_7512_writes_them() {
+        let uri = Pkcs11Uri::parse(
+            "pkcs11:token=My%20Token;object=gh-app;id=%01%02;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234",
+        )
+        .unwrap();
+        assert_eq!(uri.token.as_deref(), Some("My Token"));
+        assert_eq!(uri.object.as_deref(), Some("gh-app"));
+        assert_eq!(uri.id.as_deref(), Some(&[1u8, 2][..]));
+        assert_eq!(
+            uri.module,
+            Module::Path("/usr/lib/softhsm/libsofthsm2.so".into())
+        );
+        assert_eq!(uri.pin, Pin::Value(Secret::new("1234")));
+        assert_eq!(uri.describe(), "PKCS#11 key 'gh-app' on token 'My Token'");
+        let uri = Pkcs11Uri::parse("pkcs11:object=k?module-name=softhsm2&pin-source=file:/run/pin")
+            .unwrap();
+        assert_eq!(uri.pin, Pin::File("/run/pin".into()));
+        assert_eq!(uri.module_file(), PathBuf::from("libsofthsm2.so"));
+    }
+
+    #[test]
+    fn bad_uris_are_named_without_the_pin() {
+        for (text, expected) in [
+            ("pkcs11:object=k", "names no module"),
+            ("pkcs11:token=t?module-path=/m.so", "names no key"),
+            (
+                "pkcs11:object=k;type=public?module-path=/m.so",
+                "type=public cannot sign",
+            ),
+            (
+                "pkcs11:object=k;colour=red?module-path=/m.so",
+                "unknown attribute 'colour'",
+            ),
+            ("pkcs11:object=%zz?module-path=/m.so", "bad %-escape"),
+            (
+                "pkcs11:object=k?module-path=/m.so&pin-valu=9876",
+                "unknown query attribute",
+            ),
+        ] {
+            let e = Pkcs11Uri::parse(text).unwrap_err().to_string();
+            assert!(e.contains(expected), "{text}: {e}");
+            assert!(!e.contains("9876"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_module_is_one_line() {
+        let uri =
+            Pkcs11Uri::parse("pkcs11:object=k?module-path=/no/such/pkcs11.so&pin-value=1").unwrap();
+        let e = Pkcs11Signer::open(&uri).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "PKCS#11 module /no/such/pkcs11.so does not exist; install the token's PKCS#11 library or fix module-path in the pkcs11: URI"
+        );
+    }
+}
