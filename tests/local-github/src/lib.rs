@@ -7,7 +7,10 @@
 //!   `GET /installation/repositories`, `DELETE /installation/token`, `GET /rate_limit`,
 //!   with GitHub's JWT rules and error strings;
 //! * git smart HTTP at `/{owner}/{repo}[.git]/...`, authorised with minted
-//!   installation tokens and served by the real `git http-backend`;
+//!   installation tokens and served by the real `git http-backend`; public
+//!   repositories for anyone;
+//! * the Git LFS batch API and basic transfer (`lfs`), `?go-get=1` meta tags (`goget`);
+//! * optionally HTTPS with a CA made for the run (`tls`);
 //! * fault injection (status answers, delays, dropped connections), a skewable
 //!   server clock, configurable token lifetime and format, world mutations and a
 //!   request log, in-process ([`GitHub`]) or over `/_emulator/*` (the binary).
