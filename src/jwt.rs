@@ -84,9 +84,9 @@ impl Signer {
         jwt.push('.');
         jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
         crate::trace!(
-            "JWT signed by {} in {:.2} ms",
-            self.key.describe(),
-            started.elapsed().as_secs_f64() * 1000.0
+            "JWT signed in {:.2} ms by {}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            self.key.describe()
         );
         let jwt = Secret::new(jwt);
         self.last = Some((self.offset, now, jwt.clone()));

@@ -357,7 +357,8 @@ def cmd_burst(url, input_path, n, key):
 # mint latency split from the helper's trace
 
 TRACE_PATTERNS = {
-    "key_load": re.compile(r"key loaded in ([0-9.]+) ms"),
+    # "signer (the key in …) ready in X ms" (older builds: "key loaded in X ms")
+    "key_load": re.compile(r"(?:key loaded|signer \(.*\) ready) in ([0-9.]+) ms"),
     "jwt_sign": re.compile(r"JWT signed in ([0-9.]+) ms"),
     "lookup": re.compile(r"GET \S*/installation\S* → 200 in ([0-9.]+) ms"),
     "mint": re.compile(r"POST \S*/access_tokens → 201 in ([0-9.]+) ms"),

@@ -418,6 +418,10 @@ impl KmsError {
             "InvalidKeyUsageException" => {
                 "the key must be an RSA key with key usage SIGN_VERIFY".to_owned()
             }
+            "InvalidSignatureException" if self.message.contains("expired") => {
+                "AWS says the request's time is off (Signature expired); check this machine's clock"
+                    .to_owned()
+            }
             "UnrecognizedClientException"
             | "InvalidSignatureException"
             | "IncompleteSignature"
@@ -581,6 +585,16 @@ mod tests {
             "AWS KMS refused Sign with AWS KMS key arn:aws:kms:us-east-1:123456789012:alias/gh (AccessDeniedException: not authorized to sign); allow kms:Sign on the key for the credentials from the environment (AWS_ACCESS_KEY_ID) (access key AKIDEXAMPLE)"
         );
         assert!(!text.contains("wJalr") && !text.contains("FwoG"));
+        let skewed = KmsError::from(&response(
+            400,
+            r#"{"__type":"InvalidSignatureException","message":"Signature expired: 20261125T120000Z is now earlier than 20261125T121000Z"}"#,
+        ));
+        assert!(
+            skewed
+                .explain("Sign", &key, &creds)
+                .to_string()
+                .ends_with("check this machine's clock")
+        );
     }
 
     #[test]

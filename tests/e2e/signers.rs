@@ -788,3 +788,54 @@ fn aws_kms_credentials_from_container_and_instance_metadata() {
     let err = stderr(&env.fill("octo/dotfiles.git"));
     assert!(err.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI must be https, loopback or the container metadata address"), "{err}");
 }
+
+/// What `doctor` shows: the fingerprint of the key the signer holds equals the one GitHub has for
+/// the app — read from the SoftHSM2 token and from KMS's GetPublicKey. (Through the library: the
+/// module and the AWS credential lookup read this process's environment, which only this test
+/// changes, with variables no other test reads from it.)
+#[test]
+fn signers_give_the_fingerprint_github_shows() {
+    use git_credential_github_app::config::KeySource;
+    use git_credential_github_app::signer::{self, aws_kms::KmsKey, pkcs11::Pkcs11Uri};
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    if let Some(hsm) = softhsm(&gh, &mut env) {
+        // SAFETY: no other test reads SOFTHSM2_CONF from this process (they pass it to their
+        // children explicitly), and std serialises environment access.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", env.home.join("softhsm2.conf")) };
+        let uri = Pkcs11Uri::parse(&format!(
+            "pkcs11:token=github;object=gh-app?module-path={}&pin-value=1234",
+            hsm.module
+        ))
+        .unwrap();
+        let token = signer::open(&KeySource::Pkcs11(uri), deadline, &mut |_| {}).unwrap();
+        assert_eq!(
+            signer::fingerprint(&token.public_key_der().unwrap()),
+            gh.app(1001).fingerprint()
+        );
+        assert_eq!(token.describe(), "PKCS#11 key 'gh-app' on token 'github'");
+    }
+    if let Some(moto) = moto(&[]) {
+        let (kms_gh, arn, _) = kms_world(&moto);
+        // SAFETY: as above; the other KMS tests give their children these variables explicitly.
+        unsafe {
+            std::env::set_var("AWS_ENDPOINT_URL_KMS", &moto.url);
+            std::env::set_var("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE");
+            std::env::set_var("AWS_SECRET_ACCESS_KEY", "secret");
+            std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+        }
+        let kms = signer::open(
+            &KeySource::AwsKms(KmsKey::parse(&arn).unwrap()),
+            deadline,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            signer::fingerprint(&kms.public_key_der().unwrap()),
+            kms_gh.app(1001).fingerprint()
+        );
+        let signature = kms.sign(b"header.claims").unwrap();
+        signer::verify(&kms.public_key_der().unwrap(), b"header.claims", &signature).unwrap();
+    }
+}
