@@ -75,6 +75,8 @@ fn config(cache: CacheMode, key: &Path) -> Config {
         timeout: Duration::from_secs(2),
         username: USERNAME.to_owned(),
         verbose: false,
+        stateless_tokens: Default::default(),
+        public_fallback: None,
     }
 }
 

@@ -96,9 +96,16 @@ pub fn run(
         route.app.id, route.app.origin, route.api_url
     );
     match op {
-        Operation::Get => get(&route, config, state, deadline, io),
+        Operation::Get => {
+            let public = route::public_fallback(&request, &route, config);
+            get(&route, public.as_ref(), config, state, deadline, io)
+        }
         Operation::Erase => {
             erase(&request, &route, config, state, io);
+            // A rejected public-fallback token is dropped too (it is cached under its own app).
+            if let Some(public) = route::public_fallback(&request, &route, config) {
+                erase(&request, &public, config, state, io);
+            }
             Ok(Outcome::Done)
         }
         Operation::Store => Ok(Outcome::Done),
@@ -360,7 +367,7 @@ fn obtain_cold(
         return use_fallback(route, fallback, e, say);
     }
 
-    match mint(route, state, deadline, say) {
+    match mint(route, state, deadline, config.stateless_tokens, say) {
         Ok(Some((installation, account, minted))) => {
             let key = cache_key(route, installation);
             let stores = cache.save(&key, &minted.token);
@@ -449,6 +456,7 @@ fn mint(
     route: &Route<'_>,
     state: &State,
     deadline: Deadline,
+    stateless_tokens: crate::config::StatelessTokens,
     say: &mut dyn FnMut(&str),
 ) -> Result<Option<(u64, String, Minted)>> {
     let app = route.app;
@@ -456,7 +464,7 @@ fn mint(
     let host = app.host.as_str();
     let mut signer = signer(route, state, deadline, say)?;
     let initial_offset = signer.offset;
-    let client = Client::new(api, host, deadline);
+    let client = Client::new(api, host, deadline).with_stateless_tokens(stateless_tokens);
     let repositories: Vec<String> = match (&route.repo, app.repo_scoped) {
         (Some(repo), true) => vec![repo.clone()],
         _ => Vec::new(),
@@ -550,6 +558,7 @@ fn lookup(
 /// owner).
 fn get(
     route: &Route<'_>,
+    public_fallback: Option<&Route<'_>>,
     config: &Config,
     state: &State,
     deadline: Deadline,
@@ -567,6 +576,10 @@ fn get(
             })
         }
         Err(e) => match e.downcast::<NotInstalled>() {
+            Ok(not_installed) if public_fallback.is_some() => {
+                trace!("{not_installed}; answering with the public fallback app's token");
+                answer_public_fallback(public_fallback, config, state, deadline, io)
+            }
             Ok(not_installed) => {
                 // Said when GitHub was asked; when remembered, reminded at most once a minute.
                 let due = state.at_most_every(
@@ -588,6 +601,27 @@ fn get(
             Err(e) => Err(e),
         },
     }
+}
+
+/// Answer with the token of `[public_fallback]`'s installation (no route: nothing to answer).
+fn answer_public_fallback(
+    fallback: Option<&Route<'_>>,
+    config: &Config,
+    state: &State,
+    deadline: Deadline,
+    io: &mut Io<'_>,
+) -> Result<Outcome> {
+    let Some(fallback) = fallback else {
+        return Ok(Outcome::Passed);
+    };
+    let obtained = {
+        let mut say = |line: &str| io.say(line);
+        obtain(fallback, config, state, deadline, &mut say)?
+    };
+    answer(&obtained.token, config, io)?;
+    Ok(Outcome::Answered {
+        minted: obtained.minted,
+    })
 }
 
 /// The "not installed" reminder for one owner is shown at most this often.

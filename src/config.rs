@@ -28,6 +28,7 @@ pub mod env {
     pub const REFRESH_MARGIN: &str = "GIT_CREDENTIAL_GITHUB_APP_REFRESH_MARGIN";
     pub const TIMEOUT: &str = "GIT_CREDENTIAL_GITHUB_APP_TIMEOUT";
     pub const TRACE: &str = "GIT_CREDENTIAL_GITHUB_APP_TRACE";
+    pub const STATELESS_TOKENS: &str = "GIT_CREDENTIAL_GITHUB_APP_STATELESS_TOKENS";
 }
 
 /// The `iss` of the app's JWT: the numeric App ID or the client ID (`Iv1.…`, `Iv23li…`).
@@ -276,6 +277,41 @@ impl App {
     }
 }
 
+/// Which installation-token format to ask GitHub for, with its temporary per-request override
+/// header `X-GitHub-Stateless-S2S-Token` (changelog 2026-05-15): `default` sends no header and
+/// takes what GitHub's rollout gives, `enabled` asks for the stateless `ghs_APPID_JWT` format,
+/// `disabled` for the classic 40-character one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StatelessTokens {
+    #[default]
+    Default,
+    Enabled,
+    Disabled,
+}
+
+impl StatelessTokens {
+    pub fn parse(text: &str) -> Result<StatelessTokens> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "default" => StatelessTokens::Default,
+            "enabled" => StatelessTokens::Enabled,
+            "disabled" => StatelessTokens::Disabled,
+            _ => bail!(
+                "unknown token format {}: use default, enabled or disabled",
+                quoted(text)
+            ),
+        })
+    }
+
+    /// The `X-GitHub-Stateless-S2S-Token` value to send, if any.
+    pub fn header(self) -> Option<&'static str> {
+        match self {
+            StatelessTokens::Default => None,
+            StatelessTokens::Enabled => Some("enabled"),
+            StatelessTokens::Disabled => Some("disabled"),
+        }
+    }
+}
+
 /// Resolved configuration for one run.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -289,6 +325,11 @@ pub struct Config {
     pub timeout: Duration,
     pub username: String,
     pub verbose: bool,
+    /// `X-GitHub-Stateless-S2S-Token` on token requests.
+    pub stateless_tokens: StatelessTokens,
+    /// `[public_fallback]`: an app with a fixed installation that answers for owners none of
+    /// `apps` is installed on (public repositories, with `http.<url>.proactiveAuth`).
+    pub public_fallback: Option<App>,
 }
 
 pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10 * 60);
@@ -325,8 +366,10 @@ struct FileConfig {
     refresh_margin: Option<String>,
     timeout: Option<String>,
     username: Option<String>,
+    stateless_tokens: Option<String>,
     #[serde(default, rename = "app")]
     apps: Vec<FileApp>,
+    public_fallback: Option<FileApp>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,6 +459,29 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         let app = app_from_file(fa, base.as_deref(), origin.clone()).with_context(|| origin)?;
         apps.push(app);
     }
+    let public_fallback = match &file.public_fallback {
+        Some(fa) => {
+            let origin = format!(
+                "{} [public_fallback]",
+                file_path
+                    .as_deref()
+                    .unwrap_or(Path::new("config"))
+                    .display()
+            );
+            let app = app_from_file(fa, base.as_deref(), origin.clone())
+                .with_context(|| origin.clone())?;
+            if app.installation_id.is_none() {
+                bail!(
+                    "{origin}: installation_id is required (the installation whose tokens answer for owners without one of your apps)"
+                );
+            }
+            if !app.owners.is_empty() || app.repo_scoped {
+                bail!("{origin}: owners and repo_scoped do not apply to the public fallback");
+            }
+            Some(app)
+        }
+        None => None,
+    };
 
     let cache = first_named(&[
         (flags.cache.clone(), "--cache"),
@@ -469,6 +535,16 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             quoted(&username)
         );
     }
+    let stateless_tokens = first_named(&[
+        (env(env::STATELESS_TOKENS), env::STATELESS_TOKENS),
+        (
+            file.stateless_tokens.clone(),
+            "config file: stateless_tokens",
+        ),
+    ])
+    .map(|(s, setting)| StatelessTokens::parse(&s).context(setting))
+    .transpose()?
+    .unwrap_or_default();
     Ok(Config {
         apps,
         cache,
@@ -476,6 +552,8 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         timeout,
         username,
         verbose: flags.verbose,
+        stateless_tokens,
+        public_fallback,
     })
 }
 
@@ -1459,5 +1537,19 @@ installation_id = 7
             ..flags("1", "/k")
         };
         assert!(resolve(&f, &no_env).is_err());
+    }
+
+    #[test]
+    fn stateless_tokens_values() {
+        assert_eq!(
+            StatelessTokens::parse("enabled").unwrap().header(),
+            Some("enabled")
+        );
+        assert_eq!(
+            StatelessTokens::parse(" Disabled ").unwrap().header(),
+            Some("disabled")
+        );
+        assert_eq!(StatelessTokens::parse("default").unwrap().header(), None);
+        assert!(StatelessTokens::parse("on").is_err());
     }
 }

@@ -273,6 +273,8 @@ pub struct Client {
     host: String,
     /// All calls of this client, retries included, end by then.
     deadline: Deadline,
+    /// `X-GitHub-Stateless-S2S-Token` for token requests.
+    stateless_tokens: Option<&'static str>,
 }
 
 impl Client {
@@ -295,7 +297,14 @@ impl Client {
             api_url: api_url.to_owned(),
             host: host.to_owned(),
             deadline,
+            stateless_tokens: None,
         }
+    }
+
+    /// Asks for this token format on token requests (`X-GitHub-Stateless-S2S-Token`).
+    pub fn with_stateless_tokens(mut self, mode: crate::config::StatelessTokens) -> Client {
+        self.stateless_tokens = mode.header();
+        self
     }
 
     /// `GET /repos/{owner}/{repo}/installation`, then `GET /users/{owner}/installation` (which
@@ -623,6 +632,8 @@ impl Client {
                     trace!("{method} {path} → {} in {ms:.2} ms", reply.status);
                     None
                 }
+                // Another attempt would meet the same certificate.
+                Err(e) if e.starts_with(CERT_NOT_TRUSTED) => None,
                 Err(e) => {
                     trace!("{method} {path} failed: {e} (attempt {})", attempt + 1);
                     BACKOFF.get(attempt).copied()
@@ -637,6 +648,9 @@ impl Client {
                     return match outcome {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
+                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Transport(
+                            format!("cannot reach {}: {e}", self.api_url),
+                        )),
                         Err(e) => Err(ApiError::Transport(format!(
                             "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
                             self.api_url,
@@ -675,6 +689,11 @@ impl Client {
                     .config()
                     .timeout_global(timeout)
                     .build();
+                // POST is only used to mint tokens.
+                let request = match self.stateless_tokens {
+                    Some(value) => request.header("X-GitHub-Stateless-S2S-Token", value),
+                    None => request,
+                };
                 match body {
                     Some(bytes) => request
                         .header("Content-Type", "application/json")
@@ -980,7 +999,19 @@ fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) 
     token
 }
 
+const CERT_NOT_TRUSTED: &str = "the server's TLS certificate is not trusted";
+
 fn describe_transport_error(e: &ureq::Error) -> String {
+    let rustls_error = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    if let Some(r @ rustls::Error::InvalidCertificate(_)) = rustls_error {
+        return printable_message(&format!(
+            "{CERT_NOT_TRUSTED} ({r}); if a private CA or a TLS-inspecting proxy signs it, add that CA to the system store or point SSL_CERT_FILE at a bundle that has it"
+        ));
+    }
     printable_message(&e.to_string())
 }
 

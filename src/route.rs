@@ -133,6 +133,24 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
     })
 }
 
+/// The route through `[public_fallback]`, for when no app of `route` is installed on the owner:
+/// that app's fixed installation answers, so that git is authenticated for public repositories
+/// (with `http.<url>.proactiveAuth`) instead of anonymous. Same host only.
+pub fn public_fallback<'a>(
+    request: &Request,
+    route: &Route<'_>,
+    config: &'a Config,
+) -> Option<Route<'a>> {
+    let app = config.public_fallback.as_ref()?;
+    (app.host == route.app.host).then(|| Route {
+        app,
+        api_url: app.api_url(&request.protocol),
+        owner: route.owner.clone(),
+        repo: route.repo.clone(),
+        fallbacks: Vec::new(),
+    })
+}
+
 /// Why [`route`] does not serve `request` (it answered [`Decision::NotMine`]), for the trace and
 /// for `doctor`.
 pub fn not_ours_reason(request: &Request, config: &Config) -> String {
@@ -254,6 +272,8 @@ mod tests {
             timeout: Duration::from_secs(30),
             username: "x-access-token".into(),
             verbose: false,
+            stateless_tokens: Default::default(),
+            public_fallback: None,
         }
     }
 

@@ -114,7 +114,7 @@ fn kernel_keyutils_holds_the_token_without_a_session_bus() {
 }
 
 /// Ids of the user-keyring keys of this helper whose payload holds `token`.
-fn keyutils_keys_holding(env: &Env, token: &str) -> Vec<String> {
+pub(crate) fn keyutils_keys_holding(env: &Env, token: &str) -> Vec<String> {
     let ids = stdout(&run(env.command("keyctl").args(["rlist", "@u"]), b""));
     ids.split_whitespace()
         .filter(|id| {
@@ -131,7 +131,7 @@ fn keyutils_keys_holding(env: &Env, token: &str) -> Vec<String> {
 /// The session's output goes through files, not pipes: a D-Bus-activated gnome-keyring-daemon can
 /// outlive the session for a moment while holding the bus's stdio, and a pipe would make the test
 /// wait for it (the hang GitPython #295 describes for credential-cache's daemon).
-fn in_secret_service(env: &Env, script: &str) -> std::process::Output {
+pub(crate) fn in_secret_service(env: &Env, script: &str) -> std::process::Output {
     let dir = env.home.join("ss");
     std::fs::create_dir_all(&dir).unwrap();
     let full = format!(

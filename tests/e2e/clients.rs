@@ -8,7 +8,7 @@ use crate::flows::world;
 use crate::support::*;
 
 /// Clone `owner/repo` through the helper, add `files`, commit and push.
-fn publish(env: &Env, owner: &str, repo: &str, files: &[(&str, &str)]) {
+pub(crate) fn publish(env: &Env, owner: &str, repo: &str, files: &[(&str, &str)]) {
     assert_ok(&env.clone_repo(owner, repo));
     let dir = env.home.join(format!("{owner}-{repo}"));
     for (path, text) in files {

@@ -7,6 +7,8 @@ mod support;
 mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
+/// The README's CI recipes: Actions' extraheader, submodules across organisations, the shell steps.
+mod ci_recipes;
 /// The command line: commands, help, a terminal on stdin.
 mod cli;
 /// GitPython, pip git+https and cargo git dependencies through the helper.
@@ -17,6 +19,8 @@ mod commands;
 mod direct;
 /// doctor: every check, against the local GitHub and real git config.
 mod doctor;
+/// cargo's libgit2 path, Go modules, npm and uv fetching private git dependencies.
+mod ecosystems;
 /// Faults: clock skew, server errors, rate limits, timeouts, concurrency, broken caches.
 mod faults;
 /// Clone, fetch and push through the helper; who gets a token and who falls through.
@@ -25,9 +29,17 @@ mod flows;
 mod hardening;
 /// install.sh into a scratch HOME.
 mod install;
+/// git-lfs: the LFS batch API and basic transfer through the helper.
+mod lfs;
+/// HTTPS with a private CA, an untrusted certificate, an HTTP proxy (tinyproxy).
+mod network;
+/// Public repositories, proactive authentication and the public fallback app.
+mod public;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
 mod setup;
 /// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
 mod signers;
+/// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
+mod token_format;

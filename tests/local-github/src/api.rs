@@ -11,7 +11,7 @@ use crate::LockExt;
 use crate::http::{HttpRequest, HttpResponse};
 use crate::jwt;
 
-use crate::model::RepositorySelection;
+use crate::model::{RepositorySelection, TokenFormat};
 use crate::state::{AccountRec, InstRec, RepoRec, TokenProblem, World, level, rfc3339};
 use crate::{Shared, model::AccountType};
 
@@ -407,6 +407,17 @@ fn page_of<T>(items: Vec<T>, per_page: usize, page: usize) -> Vec<T> {
 }
 
 /// Extracts the token from `Authorization: token X` / `Bearer X`.
+/// GitHub's temporary per-request override of the token format rollout
+/// (`X-GitHub-Stateless-S2S-Token: enabled|disabled`, changelog 2026-05-15); other values are
+/// ignored.
+fn requested_format(req: &HttpRequest) -> Option<TokenFormat> {
+    match req.header("x-github-stateless-s2s-token")?.trim() {
+        v if v.eq_ignore_ascii_case("enabled") => Some(TokenFormat::Stateless),
+        v if v.eq_ignore_ascii_case("disabled") => Some(TokenFormat::Classic),
+        _ => None,
+    }
+}
+
 fn installation_token(req: &HttpRequest) -> Option<String> {
     let (scheme, v) = req.header("authorization")?.trim().split_once(' ')?;
     (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
@@ -698,7 +709,7 @@ fn mint(
         repositories,
         now,
         shared.token_lifetime(),
-        shared.token_format(),
+        requested_format(req).unwrap_or_else(|| shared.token_format()),
         &shared.stateless_secret,
     );
     let mut v = templates().installation_token.clone();

@@ -115,7 +115,7 @@ pub(crate) fn authorize(
     })
 }
 
-fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(header: Option<&str>) -> Option<(String, String)> {
     let (scheme, value) = header?.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;

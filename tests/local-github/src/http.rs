@@ -117,7 +117,12 @@ impl Server {
         Ok((listener, local))
     }
 
-    pub fn start(listener: TcpListener, handler: Arc<Handler>) -> io::Result<Server> {
+    /// Serves plain HTTP, or HTTPS when `tls` is given.
+    pub fn start(
+        listener: TcpListener,
+        handler: Arc<Handler>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Server> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::default();
@@ -139,10 +144,11 @@ impl Server {
                         }
                         let handler = handler.clone();
                         let conns = conns.clone();
+                        let tls = tls.clone();
                         let spawned = std::thread::Builder::new()
                             .name("local-github-conn".into())
                             .spawn(move || {
-                                let _ = serve_connection(stream, &*handler);
+                                let _ = serve_connection(stream, &*handler, tls);
                                 conns.guard().remove(&id);
                             });
                         if spawned.is_err() {
@@ -174,13 +180,48 @@ impl Drop for Server {
     }
 }
 
-fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
+/// A connection the server reads requests from and writes answers to, in turn.
+trait Conn: Read + Write {
+    /// Closes the connection; `graceful` says whether the peer gets an orderly end (TLS close_notify).
+    fn close(&mut self, graceful: bool);
+}
+
+impl Conn for TcpStream {
+    fn close(&mut self, _graceful: bool) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn close(&mut self, graceful: bool) {
+        if graceful {
+            self.conn.send_close_notify();
+            let _ = self.flush();
+        }
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+fn serve_connection(
+    stream: TcpStream,
+    handler: &Handler,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> io::Result<()> {
     let peer = stream.peer_addr()?;
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(Duration::from_secs(120)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    match tls {
+        None => serve_requests(stream, peer, handler),
+        Some(config) => {
+            let conn = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+            serve_requests(rustls::StreamOwned::new(conn, stream), peer, handler)
+        }
+    }
+}
+
+fn serve_requests<S: Conn>(stream: S, peer: SocketAddr, handler: &Handler) -> io::Result<()> {
+    let mut reader = BufReader::new(stream);
     loop {
         let Some(head) = read_head(&mut reader)? else {
             return Ok(());
@@ -190,9 +231,11 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
         match parsed.parse(&head) {
             Ok(httparse::Status::Complete(_)) => {}
             _ => {
+                let writer = reader.get_mut();
                 let _ = writer.write_all(
                     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
+                writer.close(true);
                 return Ok(());
             }
         }
@@ -222,6 +265,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
             connection.contains("keep-alive")
         };
         if get("expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue")) {
+            let writer = reader.get_mut();
             writer.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
             writer.flush()?;
         }
@@ -266,13 +310,14 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
             });
         match outcome {
             Outcome::Drop => {
-                let _ = writer.shutdown(Shutdown::Both);
+                reader.get_mut().close(false);
                 return Ok(());
             }
             Outcome::Respond(response) => {
-                let keep = write_response(&mut writer, response, http11, keep_alive, is_head)?;
+                let writer = reader.get_mut();
+                let keep = write_response(writer, response, http11, keep_alive, is_head)?;
                 if !keep {
-                    let _ = writer.shutdown(Shutdown::Both);
+                    writer.close(true);
                     return Ok(());
                 }
             }
@@ -281,7 +326,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler) -> io::Result<()> {
 }
 
 /// Reads up to and including the blank line; None on a clean EOF before any byte.
-fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Vec<u8>>> {
+fn read_head<S: Read>(reader: &mut BufReader<S>) -> io::Result<Option<Vec<u8>>> {
     let mut head = Vec::new();
     loop {
         let mut line = Vec::new();
@@ -321,7 +366,7 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> io::Result<Vec<u8>> {
+fn read_chunked<S: Read>(reader: &mut BufReader<S>) -> io::Result<Vec<u8>> {
     let mut body = Vec::new();
     loop {
         let mut line = String::new();
@@ -378,8 +423,8 @@ pub(crate) fn reason(status: u16) -> &'static str {
 }
 
 /// Returns whether the connection may be kept open.
-fn write_response(
-    w: &mut TcpStream,
+fn write_response<W: Write>(
+    w: &mut W,
     response: HttpResponse,
     http11: bool,
     keep_alive: bool,

@@ -7,7 +7,10 @@
 //!   `GET /installation/repositories`, `DELETE /installation/token`, `GET /rate_limit`,
 //!   with GitHub's JWT rules and error strings;
 //! * git smart HTTP at `/{owner}/{repo}[.git]/...`, authorised with minted
-//!   installation tokens and served by the real `git http-backend`;
+//!   installation tokens and served by the real `git http-backend`; public
+//!   repositories for anyone;
+//! * the Git LFS batch API and basic transfer (`lfs`), `?go-get=1` meta tags (`goget`);
+//! * optionally HTTPS with a CA made for the run (`tls`);
 //! * fault injection (status answers, delays, dropped connections), a skewable
 //!   server clock, configurable token lifetime and format, world mutations and a
 //!   request log, in-process ([`GitHub`]) or over `/_emulator/*` (the binary).
@@ -27,11 +30,15 @@
 mod api;
 mod control;
 mod git;
+mod goget;
 mod http;
 mod jwt;
 mod keys;
+mod lfs;
 mod model;
+mod public;
 mod state;
+mod tls;
 mod world_file;
 
 use std::net::SocketAddr;
@@ -113,6 +120,8 @@ pub(crate) struct Shared {
     pub host: String,
     pub started: i64,
     pub stateless_secret: Vec<u8>,
+    /// Public repositories (`owner/name`, lower case): fetched without credentials.
+    pub public: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Shared {
@@ -232,6 +241,9 @@ pub struct Builder {
     iat_leeway: Option<i64>,
     state_dir: Option<PathBuf>,
     addr: Option<SocketAddr>,
+    https: bool,
+    hostname: Option<String>,
+    public: Vec<(String, String)>,
 }
 
 impl Builder {
@@ -248,6 +260,11 @@ impl Builder {
     pub fn repo(mut self, owner: &str, name: &str) -> Builder {
         self.repos.push((owner.to_string(), name.to_string()));
         self
+    }
+    /// A public repository `owner/name`: anyone may clone it, with or without a token.
+    pub fn public_repo(mut self, owner: &str, name: &str) -> Builder {
+        self.public.push((owner.to_string(), name.to_string()));
+        self.repo(owner, name)
     }
     pub fn installation(mut self, inst: Installation) -> Builder {
         self.installations.push(inst);
@@ -281,6 +298,19 @@ impl Builder {
     /// Listen address (default `127.0.0.1:0`).
     pub fn addr(mut self, addr: SocketAddr) -> Builder {
         self.addr = Some(addr);
+        self
+    }
+
+    /// Serve HTTPS (REST and git) with a certificate from a CA made for this run
+    /// ([`GitHub::ca_pem`]); the default is plain http.
+    pub fn https(mut self) -> Builder {
+        self.https = true;
+        self
+    }
+    /// The host name in [`GitHub::url`] and friends instead of the listen IP (e.g. `localhost`,
+    /// so that clients see a DNS name). The name must resolve to the listen address.
+    pub fn hostname(mut self, name: &str) -> Builder {
+        self.hostname = Some(name.to_string());
         self
     }
 
@@ -330,7 +360,22 @@ impl Builder {
         }
         let mut secret = vec![0u8; 32];
         rand::Rng::fill(&mut rand::thread_rng(), &mut secret[..]);
-        let base = format!("http://{local}");
+        let tls = match self.https {
+            true => Some(tls::generate(self.hostname.as_slice())?),
+            false => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let name = match &self.hostname {
+            Some(n) => n.clone(),
+            None if local.is_ipv6() => format!("[{}]", local.ip()),
+            None => local.ip().to_string(),
+        };
+        // A default port is left out, as a user would write the URL (`http://localhost/...`).
+        let host = match (scheme, local.port()) {
+            ("http", 80) | ("https", 443) => name,
+            (_, port) => format!("{name}:{port}"),
+        };
+        let base = format!("{scheme}://{host}");
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             clock_offset: AtomicI64::new(self.clock_offset),
@@ -343,16 +388,19 @@ impl Builder {
             rate: Mutex::new((0, now + 3600)),
             repo_root,
             api: format!("{base}/api/v3"),
-            host: local.to_string(),
+            host,
             base,
             started: now,
             stateless_secret: secret,
+            public: Mutex::new(self.public.iter().map(|(o, n)| public::key(o, n)).collect()),
         });
         shared.set_token_format(self.token_format);
         let handler_shared = shared.clone();
         let handler: Arc<http::Handler> = Arc::new(move |req| dispatch(&handler_shared, req));
-        let server = http::Server::start(listener, handler)?;
+        let server =
+            http::Server::start(listener, handler, tls.as_ref().map(|t| t.config.clone()))?;
         Ok(GitHub {
+            ca_pem: tls.map(|t| t.ca_pem),
             shared,
             addr: local,
             server: Some(server),
@@ -364,6 +412,7 @@ impl Builder {
 /// A running emulator. Serves on background threads; stops (and deletes its
 /// temporary repositories) when dropped.
 pub struct GitHub {
+    ca_pem: Option<String>,
     shared: Arc<Shared>,
     addr: SocketAddr,
     server: Option<http::Server>,
@@ -385,6 +434,11 @@ impl std::fmt::Debug for GitHub {
 impl GitHub {
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// The PEM certificate of this run's CA when serving HTTPS ([`Builder::https`]).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// `http://127.0.0.1:PORT`
@@ -839,6 +893,9 @@ fn dispatch(shared: &Arc<Shared>, req: HttpRequest) -> Outcome {
         time: arrived,
         elapsed_ms: started.elapsed().as_millis() as u64,
         request_id,
+        stateless_s2s_token: req
+            .header("x-github-stateless-s2s-token")
+            .map(str::to_string),
     });
     outcome
 }
@@ -856,10 +913,18 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
     let now = shared.now();
     let mut r = if req.path == "/api/v3" || req.path.starts_with("/api/v3/") {
         rest(shared, req, now)
+    } else if goget::is_go_get(req) {
+        goget::handle(&shared.base, req)
+    } else if let Some(lp) = lfs::parse_path(&req.path) {
+        lfs::handle(shared, req, &lp, now)
     } else if let Some(gp) = git::parse_path(&req.path) {
         let auth = {
             let world = shared.world.guard();
-            git::authorize(&world, req, &gp, now)
+            let public = shared.public.guard();
+            match public::authorize(&world, &public, req, &gp, now) {
+                Some(anyone) => Ok(anyone),
+                None => git::authorize(&world, req, &gp, now),
+            }
         };
         match auth {
             Ok(auth) => git::run_backend(&shared.repo_root, req, &auth).unwrap_or_else(|e| {

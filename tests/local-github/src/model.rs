@@ -446,4 +446,6 @@ pub struct RequestRecord {
     pub elapsed_ms: u64,
     /// The `X-GitHub-Request-Id` sent back.
     pub request_id: String,
+    /// The `X-GitHub-Stateless-S2S-Token` request header (token format override).
+    pub stateless_s2s_token: Option<String>,
 }
