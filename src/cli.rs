@@ -27,8 +27,9 @@ USAGE:
 const HELP_OPTIONS: &str = "
 OPTIONS (before or after the operation or command):
     --app-id ID             App ID or client ID (Iv…) of the GitHub App   [env GITHUB_APP_ID]
-    --private-key PATH      the app's private key (.pem)      [env GITHUB_APP_PRIVATE_KEY_PATH,
-                            or the PEM text itself in GITHUB_APP_PRIVATE_KEY]
+    --private-key PATH|URI|ARN  the app's private key (.pem), a pkcs11: URI or an AWS KMS
+                            key ARN   [env GITHUB_APP_PRIVATE_KEY_PATH, or the PEM text itself
+                            in GITHUB_APP_PRIVATE_KEY]
     --installation-id ID    use this installation instead of looking it up [env GITHUB_APP_INSTALLATION_ID]
     --host HOST             host the app serves (default github.com; a GHES or *.ghe.com host)
                                                                           [env GITHUB_APP_HOST]

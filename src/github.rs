@@ -858,7 +858,7 @@ fn next_link(header: &str) -> Option<String> {
     })
 }
 
-/// GitHub's 401 messages about a JWT's `iat`/`exp` (see shared/github-api/errors.json).
+/// GitHub's 401 messages about a JWT's `iat`/`exp`, word for word as GitHub sends them.
 fn is_clock_message(message: &str) -> bool {
     message.contains("'Issued at' claim ('iat')")
         || message.contains("'Expiration time' claim ('exp')")

@@ -125,11 +125,17 @@ fn helper_line(flags: &Flags) -> Result<String> {
         add("app-id", v);
     }
     if let Some(p) = &flags.private_key {
-        let path = absolute(p)?;
-        if !path.is_file() {
-            bail!("no private key file at {}", path.display());
+        let text = p.to_string_lossy();
+        if text.starts_with("pkcs11:") || text.starts_with("arn:") {
+            // A key in a token or in AWS KMS: the URI or ARN as given (shell-quoted below).
+            add("private-key", text.trim());
+        } else {
+            let path = absolute(p)?;
+            if !path.is_file() {
+                bail!("no private key file at {}", path.display());
+            }
+            add("private-key", &path.to_string_lossy());
         }
-        add("private-key", &path.to_string_lossy());
     }
     if let Some(v) = &flags.installation_id {
         add("installation-id", v);
@@ -157,6 +163,12 @@ fn helper_line(flags: &Flags) -> Result<String> {
     }
     if let Some(p) = &flags.config {
         add("config", &absolute(p)?.to_string_lossy());
+    }
+    if let Some(v) = &flags.permissions {
+        add("permissions", v);
+    }
+    if flags.repo_scoped {
+        words.push("--repo-scoped".to_owned());
     }
     Ok(words
         .iter()
@@ -468,6 +480,36 @@ mod tests {
         assert_eq!(scope_of(&args(&["system"])).unwrap(), Scope::System);
         assert_eq!(scope_of(&args(&["local"])).unwrap(), Scope::Local);
         assert!(scope_of(&args(&["local", "system"])).is_err());
+    }
+
+    #[test]
+    fn key_uris_and_arns_and_least_privilege_pass_through_the_helper_line() {
+        let uri = "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234";
+        let arn = "arn:aws:kms:eu-west-1:123456789012:alias/github-app";
+        for key in [uri, arn] {
+            let line = helper_line(&Flags {
+                app_id: Some("42".into()),
+                private_key: Some(key.into()),
+                permissions: Some("contents:read".into()),
+                repo_scoped: true,
+                ..Flags::default()
+            })
+            .unwrap();
+            let words = crate::gitconfig::shell_words(&line).unwrap();
+            assert_eq!(
+                words[1..],
+                [
+                    "--app-id",
+                    "42",
+                    "--private-key",
+                    key,
+                    "--permissions",
+                    "contents:read",
+                    "--repo-scoped"
+                ],
+                "{line}"
+            );
+        }
     }
 
     #[test]

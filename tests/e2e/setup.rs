@@ -379,3 +379,50 @@ fn setup_over_an_older_install_sh_config_says_the_old_line_no_longer_runs() {
     assert_ok(&helper_cmd(&env, "unsetup", &[]));
     assert_eq!(gitconfig(&env), before);
 }
+
+#[test]
+fn setup_passes_a_pkcs11_uri_and_least_privilege_options_through_git_config() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let uri =
+        "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234";
+    let out = run(
+        env.command(HELPER).args([
+            "setup",
+            "--app-id",
+            "1001",
+            "--private-key",
+            uri,
+            "--host",
+            &env.host,
+            "--permissions",
+            "contents:read",
+            "--repo-scoped",
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    let url = format!("http://{}/", env.host);
+    let helpers = env.git(&["config", "--get-all", &format!("credential.{url}.helper")]);
+    let ours = stdout(&helpers)
+        .lines()
+        .find(|l| l.starts_with(HELPER) || l.starts_with(&format!("'{HELPER}")))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", stdout(&helpers)));
+    let words = git_credential_github_app::gitconfig::shell_words(&ours).unwrap();
+    assert_eq!(
+        words[1..],
+        [
+            "--app-id",
+            "1001",
+            "--private-key",
+            uri,
+            "--host",
+            &env.host,
+            "--permissions",
+            "contents:read",
+            "--repo-scoped"
+        ],
+        "{ours}"
+    );
+}
