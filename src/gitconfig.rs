@@ -365,6 +365,33 @@ pub fn version() -> Result<(String, (u32, u32))> {
     }
 }
 
+/// Whether a `pkcs11:` URI carries its PIN (`pin-value=` in the query).
+pub fn has_pin_value(text: &str) -> bool {
+    text.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|a| a.trim().to_ascii_lowercase().starts_with("pin-value="))
+    })
+}
+
+/// A helper line as it may be shown: the value of any `pin-value=` replaced by `[masked]`.
+pub fn mask_pin_values(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.to_ascii_lowercase().find("pin-value=") {
+        let value_start = at + "pin-value=".len();
+        out.push_str(&rest[..value_start]);
+        out.push_str("[masked]");
+        let tail = &rest[value_start..];
+        let end = tail
+            .find(|c: char| c == '&' || c == '\'' || c == '"' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +501,21 @@ mod tests {
         assert_eq!(shell_quote("/a b/x"), "'/a b/x'");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn pins_in_helper_lines_are_found_and_masked() {
+        let line =
+            "/bin/h --private-key 'pkcs11:object=k?module-path=/m.so&pin-value=1234' --app-id 1";
+        assert!(has_pin_value(
+            "pkcs11:object=k?module-path=/m.so&pin-value=1234"
+        ));
+        assert!(!has_pin_value("pkcs11:object=k?pin-source=file:/p"));
+        assert_eq!(
+            mask_pin_values(line),
+            "/bin/h --private-key 'pkcs11:object=k?module-path=/m.so&pin-value=[masked]' --app-id 1"
+        );
+        assert_eq!(mask_pin_values("PIN-VALUE=9&x"), "PIN-VALUE=[masked]&x");
+        assert_eq!(mask_pin_values("no pin"), "no pin");
     }
 }

@@ -8,6 +8,7 @@ use crate::cache::{Cache, CacheKey};
 use crate::config::{self, App, CacheMode, Config, Flags, KeySource};
 use crate::gitconfig::{self, Entry, UrlMatch};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
+use crate::protocol;
 use crate::secret::Secret;
 use crate::state::State;
 use anyhow::{Result, bail};
@@ -219,14 +220,20 @@ fn diagnose(
             format!(
                 "{}. {} ({})",
                 i + 1,
-                e.value.as_deref().unwrap_or(""),
+                gitconfig::mask_pin_values(e.value.as_deref().unwrap_or("")),
                 e.origin
             )
         })
         .collect::<Vec<_>>();
     let helpers_json = effective
         .iter()
-        .map(|e| json!({ "helper": e.value, "origin": e.origin, "scope": e.scope.name() }))
+        .map(|e| {
+            json!({
+                "helper": e.value.as_deref().map(gitconfig::mask_pin_values),
+                "origin": e.origin,
+                "scope": e.scope.name()
+            })
+        })
         .collect::<Vec<_>>();
     match ours_at {
         Some(_) => report.add_data(
@@ -483,9 +490,19 @@ fn remote_check(config: &Config, target: &Target, report: &mut Report) {
         let Some((user, host)) = authority.rsplit_once('@') else {
             continue;
         };
-        let user = user.split(':').next().unwrap_or(user);
+        let (user, password) = match user.split_once(':') {
+            Some((user, _)) => (user, ":[masked]"),
+            None => (user, ""),
+        };
         if config::Host::normalize(scheme, host) == target.host && user != config.username {
-            found.push(format!("{} = {url} (user '{user}')", e.key));
+            // A password in the URL (a token pasted by a CI script) is never shown.
+            let path = &rest[authority.len()..];
+            let shown = protocol::printable(&format!("{scheme}://{user}{password}@{host}{path}"));
+            found.push(format!(
+                "{} = {shown} (user '{}')",
+                e.key,
+                protocol::printable(user)
+            ));
         }
     }
     if found.is_empty() {

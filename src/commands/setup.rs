@@ -127,6 +127,13 @@ fn helper_line(flags: &Flags) -> Result<String> {
     if let Some(p) = &flags.private_key {
         let text = p.to_string_lossy();
         if text.starts_with("pkcs11:") || text.starts_with("arn:") {
+            // A PIN in the URI would be written into the git config (often world-readable) and
+            // be in the helper's argv on every run: only a PIN file is taken.
+            if crate::gitconfig::has_pin_value(&text) {
+                bail!(
+                    "the pkcs11: URI carries pin-value, which would be stored in the git config and shown by ps on every run; put the PIN in a file only you can read and use pin-source=file:/path/to/pin instead"
+                );
+            }
             // A key in a token or in AWS KMS: the URI or ARN as given (shell-quoted below).
             add("private-key", text.trim());
         } else {
@@ -483,8 +490,26 @@ mod tests {
     }
 
     #[test]
+    fn a_pin_in_the_uri_is_never_written_into_git_config() {
+        for uri in [
+            "pkcs11:object=k?module-path=/m.so&pin-value=1234",
+            "pkcs11:object=k?PIN-VALUE=1234&module-path=/m.so",
+        ] {
+            let err = helper_line(&Flags {
+                app_id: Some("42".into()),
+                private_key: Some(uri.into()),
+                ..Flags::default()
+            })
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("use pin-source=file:"), "{err}");
+            assert!(!err.contains("1234"), "{err}");
+        }
+    }
+
+    #[test]
     fn key_uris_and_arns_and_least_privilege_pass_through_the_helper_line() {
-        let uri = "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234";
+        let uri = "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/home/me/.pin";
         let arn = "arn:aws:kms:eu-west-1:123456789012:alias/github-app";
         for key in [uri, arn] {
             let line = helper_line(&Flags {

@@ -319,7 +319,12 @@ pub(super) fn xml_value(xml: &str, tag: &str) -> Option<String> {
 
 fn from_container(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let url = if let Some(relative) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
-        format!("http://169.254.170.2{}", relative.trim())
+        // A path on the metadata address; anything else (`@host/…`) would name another host.
+        let relative = relative.trim();
+        if !relative.starts_with('/') || relative.contains(['@', '\\']) {
+            bail!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI must be a path starting with /");
+        }
+        format!("http://169.254.170.2{relative}")
     } else if let Some(full) = env("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
         let full = full.trim().to_owned();
         let host = full
@@ -488,5 +493,26 @@ mod tests {
         assert_eq!(creds.access_key_id, "AKIDEXAMPLE");
         let half = |k: &str| (k == "AWS_ACCESS_KEY_ID").then(|| "AKID".to_owned());
         assert!(from_env(&half).is_err());
+    }
+
+    #[test]
+    fn a_relative_container_uri_cannot_name_another_host() {
+        let http = Http::new(std::time::Instant::now() + Duration::from_secs(1));
+        for bad in [
+            "@evil.example/creds",
+            "evil.example/creds",
+            "/x\\@evil.example",
+        ] {
+            let env =
+                |k: &str| (k == "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").then(|| bad.to_owned());
+            let Err(err) = from_container(&http, &env) else {
+                panic!("{bad} was accepted");
+            };
+            let err = err.to_string();
+            assert!(
+                err.contains("must be a path starting with /"),
+                "{bad}: {err}"
+            );
+        }
     }
 }

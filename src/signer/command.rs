@@ -116,14 +116,11 @@ pub fn run(argv: &[String], input: &[u8], deadline: Instant, what: &str) -> Resu
         }
         _ => anyhow!("cannot start {what}: {e}"),
     })?;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|p| std::thread::spawn(move || drain(p)));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|p| std::thread::spawn(move || drain(p)));
+    // The pipes are read on threads that hand their bytes over a channel: a process the command
+    // started in the background may keep a pipe open after the command itself exited, and waiting
+    // for that must stay inside the time budget too.
+    let stdout = child.stdout.take().map(drained);
+    let stderr = child.stderr.take().map(drained);
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();
         // A command that exits without reading stdin is judged by its exit status below.
@@ -149,8 +146,9 @@ pub fn run(argv: &[String], input: &[u8], deadline: Instant, what: &str) -> Resu
             Err(e) => bail!("cannot wait for {what}: {e}"),
         }
     };
-    let out = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
-    let err = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+    let pid = child.id();
+    let out = collect(stdout, deadline, pid, what)?;
+    let err = collect(stderr, deadline, pid, what)?;
     if !status.success() {
         let how = match status.code() {
             Some(code) => format!("exited with status {code}"),
@@ -163,6 +161,46 @@ pub fn run(argv: &[String], input: &[u8], deadline: Instant, what: &str) -> Resu
         bail!("{what} {how}: {said}");
     }
     Ok(out)
+}
+
+/// Read `pipe` to its end on a thread; its bytes arrive on the returned channel.
+fn drained(pipe: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(drain(pipe));
+    });
+    rx
+}
+
+/// What a pipe held, once every process holding it has closed it, or by the deadline. A process
+/// left running in the background with the pipe open is stopped with the command's process group;
+/// if the pipe still does not close, the command failed.
+fn collect(
+    pipe: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    deadline: Instant,
+    pid: u32,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let Some(rx) = pipe else {
+        return Ok(Vec::new());
+    };
+    match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        Ok(bytes) => return Ok(bytes),
+        Err(RecvTimeoutError::Disconnected) => return Ok(Vec::new()),
+        Err(RecvTimeoutError::Timeout) => {}
+    }
+    #[cfg(unix)]
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+    rx.recv_timeout(Duration::from_millis(100)).map_err(|_| {
+        anyhow!(
+            "{what} exited, but a process it left running kept its output open past the time budget; make it close stdout and stderr (or raise --timeout)"
+        )
+    })
 }
 
 /// Read a pipe to its end, keeping at most [`OUTPUT_CAP`] bytes.
@@ -287,6 +325,51 @@ pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_background_process_holding_the_output_is_bounded_by_the_deadline() {
+        let argv = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+        // The command exits at once, but a process it left behind keeps stdout open for 30 s:
+        // stopped with the command's process group at the deadline, and what was printed is kept.
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(800);
+        let out = run(
+            &argv("sleep 30 & echo signed"),
+            b"",
+            deadline,
+            "test command",
+        )
+        .unwrap();
+        assert_eq!(out, b"signed\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        // One that left its process group cannot be stopped: the command fails, in time.
+        if std::path::Path::new("/usr/bin/setsid").exists() {
+            let started = Instant::now();
+            let deadline = started + Duration::from_millis(800);
+            let err = run(
+                &argv("setsid sleep 3 & echo signed"),
+                b"",
+                deadline,
+                "test command",
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("kept its output open past the time budget"),
+                "{err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_millis(2500),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
 
     #[test]
     fn signatures_are_read_raw_or_in_any_base64() {

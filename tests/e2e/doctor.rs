@@ -200,6 +200,19 @@ fn doctor_flags_extraheader_storing_helper_env_token_remote_user_and_repo_select
         "origin",
         &format!("http://someone@{}/acme/widgets.git", env.host),
     ]));
+    // a token pasted into a URL (as CI scripts do) is never shown
+    assert_ok(&env.git(&[
+        "-C",
+        "work",
+        "remote",
+        "set-url",
+        "--push",
+        "origin",
+        &format!(
+            "http://someone:ghp_pastedTokenValue@{}/acme/widgets.git",
+            env.host
+        ),
+    ]));
     let out = run(
         env.command(HELPER).current_dir(&work).args([
             "--host",
@@ -252,6 +265,12 @@ fn doctor_flags_extraheader_storing_helper_env_token_remote_user_and_repo_select
         "       remote.origin.url = http://someone@{}/acme/widgets.git (user 'someone')\n",
         env.host
     )));
+    assert!(text.contains(&format!(
+        "       remote.origin.pushurl = http://someone:[masked]@{}/acme/widgets.git (user 'someone')\n",
+        env.host
+    )), "{text}");
+    assert!(!text.contains("ghp_pastedTokenValue"), "{text}");
+    assert!(!stderr(&out).contains("ghp_pastedTokenValue"));
     assert!(
         line(&l, "repo").starts_with(
             "[FAIL] repo: installation 11 (acme) serves 'acme', but acme/secret is not among its repositories (or does not exist)"

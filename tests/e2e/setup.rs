@@ -384,8 +384,32 @@ fn setup_over_an_older_install_sh_config_says_the_old_line_no_longer_runs() {
 fn setup_passes_a_pkcs11_uri_and_least_privilege_options_through_git_config() {
     let gh = world();
     let env = Env::new(&gh, 1001);
-    let uri =
+    // A PIN in the URI is refused: it would sit in the git config and in every helper argv.
+    let with_pin =
         "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234";
+    let refused = run(
+        env.command(HELPER).args([
+            "setup",
+            "--app-id",
+            "1001",
+            "--private-key",
+            with_pin,
+            "--host",
+            &env.host,
+        ]),
+        b"",
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "git-credential-github-app: the pkcs11: URI carries pin-value, which would be stored in the git config and shown by ps on every run; put the PIN in a file only you can read and use pin-source=file:/path/to/pin instead\n"
+    );
+    assert!(
+        !std::fs::read_to_string(env.home.join(".gitconfig"))
+            .unwrap_or_default()
+            .contains("1234")
+    );
+    let uri = "pkcs11:token=gh;object=app key?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/home/me/.pin";
     let out = run(
         env.command(HELPER).args([
             "setup",
