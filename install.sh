@@ -41,6 +41,11 @@ done
 
 if [ -n "$app_id" ] && [ -z "$key" ]; then die "--app-id needs --private-key PATH"; fi
 if [ -z "$app_id" ] && [ -n "$key" ]; then die "--private-key needs --app-id ID"; fi
+# Without an app (--app-id, or GITHUB_APP_ID for CI) there is nothing to set up: say so before
+# building rather than after.
+if [ -z "$app_id" ] && [ -z "${GITHUB_APP_ID:-}" ] && [ ${#setup_args[@]} -gt 0 ]; then
+  die "${setup_args[0]} is an option of setup, which needs the app: add --app-id ID --private-key PATH (or run without it to only install the binary)"
+fi
 
 # 1. Build (or take a given binary).
 if [ -z "$binary" ]; then

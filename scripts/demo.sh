@@ -49,7 +49,9 @@ mkdir -p "$HOME"
 git config --global user.name "Demo"
 git config --global user.email "demo@example.com"
 git config --global init.defaultBranch main
-"$helper" setup --app-id 4242 --private-key "$tmp/demo-app.pem" --host "$host" | show
+# --cache file: the kernel keyring is the user's, not the scratch HOME's, and the demo leaves
+# nothing behind outside its temporary directory.
+"$helper" setup --app-id 4242 --private-key "$tmp/demo-app.pem" --host "$host" --cache file | show
 
 stats() { curl -s "$url/_emulator/stats" 2>/dev/null || python3 -c "import urllib.request,sys;print(urllib.request.urlopen(sys.argv[1]).read().decode())" "$url/_emulator/stats"; }
 traced() { GIT_CREDENTIAL_GITHUB_APP_TRACE="$tmp/trace.log" "$@"; }

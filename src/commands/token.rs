@@ -25,7 +25,7 @@ token is narrowed as git's would be.
 
 OPTIONS:
     --json      an object instead: token, expires_at (RFC 3339), installation_id, account,
-                permissions (when known), app_id, host, minted
+                permissions (when known), app_id, api_url, minted
 ",
     options: &[Opt::flag("json")],
     max_positional: 1,

@@ -112,4 +112,24 @@ fn install_sh_refuses_half_a_configuration() {
         "{}",
         stderr(&out)
     );
+    // setup's options without an app: refused before anything is installed
+    let prefix = env.home.join("bin");
+    let out = run(
+        env.command("bash").args([
+            script,
+            "--binary",
+            HELPER,
+            "--prefix",
+            &prefix.display().to_string(),
+            "--owner",
+            "acme",
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "install.sh: --owner is an option of setup, which needs the app: add --app-id ID --private-key PATH (or run without it to only install the binary)\n"
+    );
+    assert!(!prefix.exists());
 }
