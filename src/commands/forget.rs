@@ -3,8 +3,7 @@
 
 use super::{Args, Command, Context, Output, target};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{self, AppId, CacheMode};
-use crate::github::Deadline;
+use crate::config::AppId;
 use crate::index;
 use crate::state::State;
 use anyhow::Result;
@@ -27,19 +26,9 @@ they expire (use `revoke` to end them).
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let owner = args
-        .positional
-        .first()
-        .map(|o| o.trim().to_ascii_lowercase());
+    let owner = target::owner_arg(args);
     let matches = |o: &str| owner.as_deref().is_none_or(|want| want == o);
-    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
-    let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
-    // A frozen keyring holds the command up no longer than a get.
-    let deadline = Deadline::after(
-        config
-            .as_ref()
-            .map_or(config::DEFAULT_TIMEOUT, |c| c.timeout),
-    );
+    let (config, mode, deadline) = target::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let (mut tokens, mut installations, mut not_installed) = (0, 0, 0);

@@ -3,8 +3,8 @@
 
 use super::{Args, Command, Context, Output, target};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{self, AppId, CacheMode};
-use crate::github::{Client, Deadline, Revoked};
+use crate::config::AppId;
+use crate::github::{Client, Revoked};
 use crate::index;
 use crate::state::State;
 use anyhow::Result;
@@ -27,17 +27,8 @@ that `revoke` can be run again; the command then exits 1.
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let owner = args
-        .positional
-        .first()
-        .map(|o| o.trim().to_ascii_lowercase());
-    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
-    let (mode, timeout) = config
-        .as_ref()
-        .map_or((CacheMode::Auto, config::DEFAULT_TIMEOUT), |c| {
-            (c.cache, c.timeout)
-        });
-    let deadline = Deadline::after(timeout);
+    let owner = target::owner_arg(args);
+    let (config, mode, deadline) = target::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let mut failed = 0;

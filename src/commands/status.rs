@@ -3,10 +3,10 @@
 
 use super::{Args, Command, Context, Opt, Output, target};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{AppId, CacheMode};
-use crate::github::{Deadline, unix_now};
+use crate::config::AppId;
+use crate::github::unix_now;
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{app, config, index};
+use crate::{app, index};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -38,15 +38,7 @@ struct Cached {
 }
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    // The configuration if it resolves (for the cache mode and the apps); none is needed to look.
-    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
-    let mode = config.as_ref().map_or(CacheMode::Auto, |c| c.cache);
-    // A frozen keyring holds the command up no longer than a get.
-    let deadline = Deadline::after(
-        config
-            .as_ref()
-            .map_or(config::DEFAULT_TIMEOUT, |c| c.timeout),
-    );
+    let (config, mode, deadline) = target::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let now = unix_now();

@@ -4,7 +4,8 @@
 
 use super::Context;
 use crate::cache::CacheKey;
-use crate::config::{self, Config, Host};
+use crate::config::{self, CacheMode, Config, Host};
+use crate::github::Deadline;
 use crate::index;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
@@ -101,6 +102,26 @@ pub fn app_route<'a>(app: &'a config::App) -> Route<'a> {
         repo: None,
         fallbacks: Vec::new(),
     }
+}
+
+/// What `status`, `revoke` and `forget` look through: the configuration if it resolves (none is
+/// needed to look), its cache mode, and a deadline so that a frozen keyring holds the command up
+/// no longer than a get.
+pub fn local(ctx: &Context) -> (Option<Config>, CacheMode, Deadline) {
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
+    let (mode, timeout) = config
+        .as_ref()
+        .map_or((CacheMode::Auto, config::DEFAULT_TIMEOUT), |c| {
+            (c.cache, c.timeout)
+        });
+    (config, mode, Deadline::after(timeout))
+}
+
+/// The optional `OWNER` of `revoke` and `forget`, as compared (lower case).
+pub fn owner_arg(args: &super::Args) -> Option<String> {
+    args.positional
+        .first()
+        .map(|o| o.trim().to_ascii_lowercase())
 }
 
 /// Every cache entry the helper may hold: the index of minted tokens, plus, for each configured

@@ -112,39 +112,7 @@ fn a_stopped_lock_holder_costs_one_extra_token_not_one_per_waiter() {
     // The holder's mint hangs; later mints are fast.
     gh.inject(Fault::new(MINT, FaultAction::delay_ms(60_000)).method("POST"));
     let env = Env::new(&gh, 1001);
-    let mut holder = env
-        .command(HELPER)
-        .args([
-            "--app-id",
-            "1001",
-            "--private-key",
-            &env.key_path.display().to_string(),
-            "--host",
-            &env.host,
-            "--cache",
-            "file",
-            "get",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = holder.stdin.take().unwrap();
-        write!(
-            stdin,
-            "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
-            env.host
-        )
-        .unwrap();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gh.lookup_count() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    let mut holder = env.spawn_lock_holder(&gh);
     // Ctrl-Z: the holder keeps its lock and never finishes.
     let pid = rustix::process::Pid::from_raw(holder.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::STOP).unwrap();

@@ -187,42 +187,8 @@ fn a_killed_lock_holder_does_not_block_others() {
     let gh = world();
     gh.inject(Fault::new(MINT, FaultAction::delay_ms(30_000)).method("POST"));
     let env = Env::new(&gh, 1001);
-    let mut holder = env
-        .command(HELPER)
-        .args([
-            "--app-id",
-            "1001",
-            "--private-key",
-            &env.key_path.display().to_string(),
-            "--host",
-            &env.host,
-            "--cache",
-            "file",
-            "get",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        let mut stdin = holder.stdin.take().unwrap();
-        write!(
-            stdin,
-            "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
-            env.host
-        )
-        .unwrap();
-    }
-    // wait until the holder has looked up the installation and is inside the (slow) mint,
-    // holding the lock
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while gh.lookup_count() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut holder = env.spawn_lock_holder(&gh);
     assert_eq!(gh.lookup_count(), 1);
-    std::thread::sleep(Duration::from_millis(300));
     holder.kill().unwrap();
     holder.wait().unwrap();
     let started = Instant::now();

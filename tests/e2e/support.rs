@@ -117,6 +117,45 @@ impl Env {
 
     /// A command with this HOME and a clean environment (no inherited GitHub App settings, no
     /// session bus, no terminal prompts; askpass answers visibly so "no helper answered" shows).
+    /// A `get` for octo/dotfiles.git started in the background, returned once it has looked up
+    /// the installation (so it is inside the mint, holding the lock): for tests that stop or kill
+    /// a lock holder. The caller makes the mint slow with a fault first.
+    pub fn spawn_lock_holder(&self, gh: &GitHub) -> std::process::Child {
+        use std::io::Write;
+        let mut holder = self
+            .command(HELPER)
+            .args([
+                "--app-id",
+                "1001",
+                "--private-key",
+                &self.key_path.display().to_string(),
+                "--host",
+                &self.host,
+                "--cache",
+                "file",
+                "get",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = holder.stdin.take().unwrap();
+        write!(
+            stdin,
+            "protocol=http\nhost={}\npath=octo/dotfiles.git\n",
+            self.host
+        )
+        .unwrap();
+        drop(stdin);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while gh.lookup_count() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        holder
+    }
+
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.env_clear()
