@@ -435,6 +435,7 @@ pub(crate) fn handle(shared: &Shared, req: &HttpRequest, path: &str, now: i64) -
     // Endpoints that take an installation token (or nothing).
     match (method, segs.as_slice()) {
         ("GET", ["rate_limit"]) => return rate_limit(shared, now, api_version),
+        ("GET", ["user"]) => return crate::oauth::user(shared, req, &urls, now),
         ("GET", ["installation", "repositories"]) => {
             let world = shared.world.guard();
             let Some(tok) = installation_token(req) else {

@@ -66,6 +66,7 @@ pub(crate) fn authorize(
     world: &World,
     req: &HttpRequest,
     gp: &GitPath,
+    public: bool,
     now: i64,
 ) -> Result<Authorized, HttpResponse> {
     let push = gp.rest == "git-receive-pack"
@@ -76,6 +77,9 @@ pub(crate) fn authorize(
     };
     if user != "x-access-token" {
         return Err(challenge(MSG_BAD_TOKEN));
+    }
+    if world.users.tokens.contains_key(&password) {
+        return authorize_user(world, &password, gp, push, public, now);
     }
     // Unknown, expired, revoked, uninstalled or suspended: all look like a bad password to git.
     let (token, inst) = world
@@ -112,6 +116,56 @@ pub(crate) fn authorize(
     Ok(Authorized {
         path_info: format!("/{}/{}.git/{}", repo.owner, repo.name, gp.rest),
         remote_user: format!("{slug}[bot]"),
+    })
+}
+
+/// A user access token: the repository must be one the user can reach **and** one the app's
+/// installation covers (a public repository needs only the user); pushing needs write from both.
+fn authorize_user(
+    world: &World,
+    token: &str,
+    gp: &GitPath,
+    push: bool,
+    public: bool,
+    now: i64,
+) -> Result<Authorized, HttpResponse> {
+    let t = world
+        .users
+        .check(token, now)
+        .map_err(|_| challenge(MSG_BAD_TOKEN))?;
+    let Some(repo) = world.repo(&gp.owner, &gp.repo) else {
+        return Err(text(404, MSG_REPO_NOT_FOUND));
+    };
+    let Some(user_perm) = world.user_permission(&t.login, repo, public) else {
+        return Err(text(404, MSG_REPO_NOT_FOUND));
+    };
+    let app_contents = world.app_installation_for(t.app_id, repo).map(|inst| {
+        inst.permissions
+            .get("contents")
+            .map(|v| level(v))
+            .unwrap_or(0)
+    });
+    let needed = if push { 2 } else { 1 };
+    let allowed = match app_contents {
+        Some(contents) => contents.min(level(&user_perm)),
+        // Not installed there: only what anyone may do (read a public repository).
+        None if public => 1,
+        None => return Err(text(404, MSG_REPO_NOT_FOUND)),
+    };
+    if allowed < needed {
+        // As github.com refuses a person: `Permission to OWNER/REPO.git denied to LOGIN.`
+        return Err(text(
+            403,
+            &format!(
+                "Permission to {}.git denied to {}.",
+                repo.full_name(),
+                t.login
+            ),
+        ));
+    }
+    Ok(Authorized {
+        path_info: format!("/{}/{}.git/{}", repo.owner, repo.name, gp.rest),
+        remote_user: t.login.clone(),
     })
 }
 

@@ -91,7 +91,13 @@ pub(crate) fn handle(shared: &Shared, req: &HttpRequest, lp: &LfsPath, now: i64)
     };
     let auth = {
         let world = shared.world.guard();
-        git::authorize(&world, req, &gp, now)
+        let public = world.repo(&gp.owner, &gp.repo).is_some_and(|r| {
+            shared
+                .public
+                .guard()
+                .contains(&crate::public::key(&r.owner, &r.name))
+        });
+        git::authorize(&world, req, &gp, public, now)
     };
     let auth = match auth {
         Ok(a) => a,

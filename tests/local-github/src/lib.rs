@@ -36,9 +36,11 @@ mod jwt;
 mod keys;
 mod lfs;
 mod model;
+mod oauth;
 mod public;
 mod state;
 mod tls;
+mod users;
 mod world_file;
 
 use std::net::SocketAddr;
@@ -51,6 +53,10 @@ pub use keys::AppKey;
 pub use model::{
     Account, AccountType, App, Fault, FaultAction, Installation, IssuedToken, RepositorySelection,
     RequestRecord, TokenFormat,
+};
+pub use users::{
+    DEFAULT_DEVICE_CODE_LIFETIME, DEFAULT_DEVICE_INTERVAL, DEFAULT_REFRESH_TOKEN_LIFETIME,
+    DEFAULT_USER_TOKEN_LIFETIME, OAuthStats, UserToken,
 };
 pub use world_file::{AccountSpec, AppSpec, InstallationSpec, WorldFile, write_private};
 
@@ -194,12 +200,14 @@ impl Shared {
         let log = self.log.guard();
         let mints = log.iter().filter(|r| is_mint(r)).count();
         let lookups = log.iter().filter(|r| is_lookup(r)).count();
-        let git = log
-            .iter()
-            .filter(|r| !r.path.starts_with("/api/v3"))
-            .count();
+        let git = log.iter().filter(|r| is_git(r)).count();
         serde_json::json!({"requests": log.len(), "mints": mints, "lookups": lookups, "git": git})
     }
+}
+
+/// Git (and LFS) requests: everything outside the REST API and the OAuth endpoints.
+fn is_git(r: &RequestRecord) -> bool {
+    !r.path.starts_with("/api/v3") && !oauth::is_oauth_path(&r.path)
 }
 
 fn is_mint(r: &RequestRecord) -> bool {
@@ -244,6 +252,9 @@ pub struct Builder {
     https: bool,
     hostname: Option<String>,
     public: Vec<(String, String)>,
+    members: Vec<(String, String, String)>,
+    collaborators: Vec<(String, String, String, String)>,
+    oauth: users::OAuthSettings,
 }
 
 impl Builder {
@@ -268,6 +279,39 @@ impl Builder {
     }
     pub fn installation(mut self, inst: Installation) -> Builder {
         self.installations.push(inst);
+        self
+    }
+    /// `login` is a member of organisation `org` with `permission` (`read`, `write`, `admin`)
+    /// on its repositories (what the user may do there with a user token, app permitting).
+    pub fn member(mut self, org: &str, login: &str, permission: &str) -> Builder {
+        self.members
+            .push((org.into(), login.into(), permission.into()));
+        self
+    }
+    /// `login` is a collaborator on `owner/name` with `permission`.
+    pub fn collaborator(
+        mut self,
+        owner: &str,
+        name: &str,
+        login: &str,
+        permission: &str,
+    ) -> Builder {
+        self.collaborators
+            .push((owner.into(), name.into(), login.into(), permission.into()));
+        self
+    }
+    /// Lifetime of user access tokens (default 28800 s) and of refresh tokens (default
+    /// 15897600 s), as the token endpoint reports them in `expires_in` /
+    /// `refresh_token_expires_in`.
+    pub fn user_token_lifetimes(mut self, access_secs: u64, refresh_secs: u64) -> Builder {
+        self.oauth.user_token_lifetime = access_secs;
+        self.oauth.refresh_token_lifetime = refresh_secs;
+        self
+    }
+    /// The device flow's `interval` (default 5 s) and device-code lifetime (default 900 s).
+    pub fn device_flow_timing(mut self, interval_secs: u64, code_lifetime_secs: u64) -> Builder {
+        self.oauth.device_interval = interval_secs;
+        self.oauth.device_code_lifetime = code_lifetime_secs;
         self
     }
     /// Lifetime of minted tokens in seconds (default 3600).
@@ -345,6 +389,25 @@ impl Builder {
         for (owner, name) in &self.repos {
             let rec = world.add_repo(owner, name, now);
             git::create_bare_repo(&repo_root, &rec.owner, &rec.name)?;
+        }
+        world.users.settings = self.oauth.clone();
+        for (org, login, perm) in &self.members {
+            world.ensure_account(login, AccountType::User, None);
+            world
+                .users
+                .members
+                .entry(state::key(org))
+                .or_default()
+                .insert(state::key(login), perm.clone());
+        }
+        for (owner, name, login, perm) in &self.collaborators {
+            world.ensure_account(login, AccountType::User, None);
+            world
+                .users
+                .collaborators
+                .entry(state::key(&format!("{owner}/{name}")))
+                .or_default()
+                .insert(state::key(login), perm.clone());
         }
         for inst in &self.installations {
             if world.installations.contains_key(&inst.id) {
@@ -533,6 +596,88 @@ impl GitHub {
         self.app(app_id).jwt_at(self.now())
     }
 
+    // ---- user tokens and the device flow ----
+
+    /// Sets the lifetimes of user access tokens and refresh tokens issued from now on.
+    pub fn set_user_token_lifetimes(&self, access_secs: u64, refresh_secs: u64) {
+        let mut world = self.shared.world.guard();
+        world.users.settings.user_token_lifetime = access_secs;
+        world.users.settings.refresh_token_lifetime = refresh_secs;
+    }
+    /// Sets the device flow's `interval` and code lifetime for codes issued from now on.
+    pub fn set_device_flow_timing(&self, interval_secs: u64, code_lifetime_secs: u64) {
+        let mut world = self.shared.world.guard();
+        world.users.settings.device_interval = interval_secs;
+        world.users.settings.device_code_lifetime = code_lifetime_secs;
+    }
+    /// Ticks or unticks "Enable Device Flow" on an app.
+    pub fn set_device_flow(&self, app_id: u64, enabled: bool) -> bool {
+        match self.shared.world.guard().apps.get_mut(&app_id) {
+            Some(app) => {
+                app.device_flow = enabled;
+                true
+            }
+            None => false,
+        }
+    }
+    /// Approves (`true`) or denies the pending device code `user_code` as user `login`, as the
+    /// page at `/login/device` does. `false` when no such pending code or user exists.
+    pub fn decide_device_code(&self, user_code: &str, login: &str, approve: bool) -> bool {
+        oauth::decide(&self.shared, user_code, login, approve)
+    }
+    /// Every user access token issued so far, oldest first.
+    pub fn user_tokens(&self) -> Vec<UserToken> {
+        let mut v: Vec<UserToken> = self
+            .shared
+            .world
+            .guard()
+            .users
+            .tokens
+            .values()
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| t.expires_at);
+        v
+    }
+    /// Whether user token `token` would be accepted right now.
+    pub fn user_token_is_valid(&self, token: &str) -> bool {
+        let now = self.now();
+        self.shared.world.guard().users.check(token, now).is_ok()
+    }
+    /// Makes a user access token expire now (server clock); its refresh token still works.
+    pub fn expire_user_token(&self, token: &str) -> bool {
+        let now = self.now();
+        match self.shared.world.guard().users.tokens.get_mut(token) {
+            Some(t) => {
+                t.expires_at = Some(now);
+                true
+            }
+            None => false,
+        }
+    }
+    /// Revokes every refresh token (as when the user revokes the app's authorisation): the next
+    /// refresh gets `bad_refresh_token`. Access tokens keep working until they expire.
+    pub fn revoke_refresh_tokens(&self) {
+        for r in self.shared.world.guard().users.refresh_tokens.values_mut() {
+            r.spent = true;
+        }
+    }
+    /// Counters of the device flow and refresh grants.
+    pub fn oauth_stats(&self) -> OAuthStats {
+        self.shared.world.guard().users.stats
+    }
+    /// Adds `login` to organisation `org` with `permission` on its repositories.
+    pub fn add_member(&self, org: &str, login: &str, permission: &str) {
+        let mut world = self.shared.world.guard();
+        world.ensure_account(login, AccountType::User, None);
+        world
+            .users
+            .members
+            .entry(state::key(org))
+            .or_default()
+            .insert(state::key(login), permission.to_string());
+    }
+
     // ---- faults ----
 
     /// Queues a fault; faults are consumed in order.
@@ -586,7 +731,7 @@ impl GitHub {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| !r.path.starts_with("/api/v3"))
+            .filter(|r| is_git(r))
             .count()
     }
     /// `{"requests": n, "mints": n, "lookups": n, "git": n}` (also at `GET /_emulator/stats`).
@@ -913,6 +1058,8 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
     let now = shared.now();
     let mut r = if req.path == "/api/v3" || req.path.starts_with("/api/v3/") {
         rest(shared, req, now)
+    } else if oauth::is_oauth_path(&req.path) {
+        oauth::handle(shared, req, now)
     } else if goget::is_go_get(req) {
         goget::handle(&shared.base, req)
     } else if let Some(lp) = lfs::parse_path(&req.path) {
@@ -923,7 +1070,12 @@ fn serve(shared: &Shared, req: &HttpRequest, request_id: &str) -> HttpResponse {
             let public = shared.public.guard();
             match public::authorize(&world, &public, req, &gp, now) {
                 Some(anyone) => Ok(anyone),
-                None => git::authorize(&world, req, &gp, now),
+                None => {
+                    let is_public = world
+                        .repo(&gp.owner, &gp.repo)
+                        .is_some_and(|r| public.contains(&public::key(&r.owner, &r.name)));
+                    git::authorize(&world, req, &gp, is_public, now)
+                }
             }
         };
         match auth {

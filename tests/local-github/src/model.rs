@@ -19,6 +19,11 @@ pub struct App {
     pub(crate) owner: Option<String>,
     pub(crate) permissions: BTreeMap<String, String>,
     pub(crate) keys: Vec<AppKey>,
+    /// "Enable Device Flow" in the app's settings (off unless ticked, as on GitHub).
+    pub(crate) device_flow: bool,
+    /// "Opt-in to user access token expiration" (on for new apps): user tokens expire and come
+    /// with a refresh token.
+    pub(crate) expiring_user_tokens: bool,
     /// Next key-cache slot offset for [`App::with_additional_key`] (never reused).
     pub(crate) next_key: u64,
 }
@@ -58,6 +63,8 @@ impl App {
             owner: None,
             permissions: default_permissions(),
             keys: vec![key],
+            device_flow: false,
+            expiring_user_tokens: true,
             next_key: 1,
         }
     }
@@ -102,6 +109,22 @@ impl App {
             .map(|(k, v)| (k.into(), v.into()))
             .collect();
         self
+    }
+
+    /// Ticks (or unticks) "Enable Device Flow" (default off, as on GitHub).
+    pub fn with_device_flow(mut self, enabled: bool) -> App {
+        self.device_flow = enabled;
+        self
+    }
+
+    /// Whether user tokens expire (8 h, with a 6-month refresh token; the default) or never.
+    pub fn with_expiring_user_tokens(mut self, expiring: bool) -> App {
+        self.expiring_user_tokens = expiring;
+        self
+    }
+
+    pub fn device_flow(&self) -> bool {
+        self.device_flow
     }
 
     pub fn id(&self) -> u64 {

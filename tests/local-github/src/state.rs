@@ -65,6 +65,8 @@ pub(crate) struct World {
     pub tokens: HashMap<String, IssuedToken>,
     pub next_account_id: u64,
     pub next_repo_id: u64,
+    /// User tokens, the device flow, memberships (`users.rs`).
+    pub users: crate::users::Users,
 }
 
 pub(crate) fn key(s: &str) -> String {
