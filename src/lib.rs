@@ -20,5 +20,6 @@ pub mod protocol;
 pub mod route;
 pub mod secret;
 pub mod signer;
+pub mod source;
 pub mod state;
 pub mod trace;

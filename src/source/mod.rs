@@ -1,0 +1,3 @@
+//! Kinds of token.
+
+pub mod user;

@@ -1,0 +1,380 @@
+//! Stored logins: for one (host, app client ID), the user's access token, refresh token, both
+//! expiries and who logged in. Kept in the OS keyring (Secret Service, Keychain, Credential
+//! Manager) where one works, else in a 0600 file under the helper's state directory
+//! (`$XDG_STATE_HOME/git-credential-github-app/logins/`, 0700). Not in the kernel keyring nor in
+//! the cache directory: a login must survive a reboot and a cache clean-up, because the refresh
+//! token is the only way to a new access token without a new login.
+//!
+//! A keyring call may never return (a frozen D-Bus, an unlock prompt): each runs on a worker
+//! thread and is given up at the caller's deadline.
+
+use crate::config::CacheMode;
+use crate::secret::Secret;
+use crate::state::{State, Unusable, write_private};
+use crate::trace;
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use std::sync::mpsc;
+use std::time::Instant;
+
+const SERVICE: &str = "git-credential-github-app";
+
+/// One stored login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    /// The web base (`https://github.com`).
+    pub web: String,
+    pub client_id: String,
+    /// The GitHub login of the person.
+    pub user: String,
+    pub access: Secret,
+    /// Unix seconds; `None`: never expires.
+    pub expires_at: Option<u64>,
+    pub refresh: Option<Secret>,
+    pub refresh_expires_at: Option<u64>,
+    /// When the person logged in (Unix seconds).
+    pub logged_in_at: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    v: u8,
+    web: String,
+    client_id: String,
+    user: String,
+    access: String,
+    expires_at: Option<u64>,
+    refresh: Option<String>,
+    refresh_expires_at: Option<u64>,
+    logged_in_at: u64,
+}
+
+impl Login {
+    fn encode(&self) -> Secret {
+        let entry = Entry {
+            v: 1,
+            web: self.web.clone(),
+            client_id: self.client_id.clone(),
+            user: self.user.clone(),
+            access: self.access.expose().to_owned(),
+            expires_at: self.expires_at,
+            refresh: self.refresh.as_ref().map(|r| r.expose().to_owned()),
+            refresh_expires_at: self.refresh_expires_at,
+            logged_in_at: self.logged_in_at,
+        };
+        let text = serde_json::to_string(&entry).unwrap_or_default();
+        let mut entry = entry;
+        zeroize::Zeroize::zeroize(&mut entry.access);
+        if let Some(r) = entry.refresh.as_mut() {
+            zeroize::Zeroize::zeroize(r);
+        }
+        Secret::new(text)
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Login> {
+        let e: Entry = serde_json::from_slice(bytes).ok()?;
+        let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
+        let ok = e.v == 1 && token_ok(&e.access) && e.refresh.as_deref().is_none_or(token_ok);
+        ok.then(|| Login {
+            web: e.web,
+            client_id: e.client_id,
+            user: e.user,
+            access: Secret::new(e.access),
+            expires_at: e.expires_at,
+            refresh: e.refresh.map(Secret::new),
+            refresh_expires_at: e.refresh_expires_at,
+            logged_in_at: e.logged_in_at,
+        })
+    }
+
+    /// Whether the refresh token (or, without one, the access token) has run out: nothing but a
+    /// new login can help.
+    pub fn is_dead(&self, now: u64) -> bool {
+        match (&self.refresh, self.refresh_expires_at, self.expires_at) {
+            (Some(_), Some(r), _) => r <= now,
+            (Some(_), None, _) => false,
+            (None, _, Some(e)) => e <= now,
+            (None, _, None) => false,
+        }
+    }
+}
+
+/// Which login: a (web base, client ID) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginKey {
+    pub web: String,
+    pub client_id: String,
+}
+
+impl LoginKey {
+    /// The keyring account name.
+    fn account(&self) -> String {
+        format!("login|{}|client={}", self.web, self.client_id)
+    }
+    fn file_name(&self) -> String {
+        format!(
+            "{}.json",
+            crate::state::digest(&[&self.web, &self.client_id])
+        )
+    }
+}
+
+/// The directory for logins: the state directory, not the cache.
+pub fn default_state() -> State {
+    let base = dirs::state_dir().or_else(dirs::data_local_dir);
+    match base {
+        Some(dir) => State::at(dir.join("git-credential-github-app")),
+        None => State::open(),
+    }
+}
+
+/// Where logins are kept.
+pub struct Store {
+    keyring: bool,
+    file: Option<State>,
+    /// No keyring call is waited for past this.
+    deadline: Instant,
+}
+
+/// Where a login was found or put.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Keyring,
+    File,
+}
+
+impl Place {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Place::Keyring => "the keyring",
+            Place::File => "a 0600 file",
+        }
+    }
+}
+
+impl Store {
+    /// `mode` as for the token cache: `keyring`, `file`, or `auto` (the keyring where one is
+    /// available, the file otherwise).
+    pub fn new(mode: CacheMode, state: State, deadline: Instant) -> Store {
+        Store {
+            keyring: matches!(mode, CacheMode::Auto | CacheMode::Keyring) && keyring_available(),
+            file: matches!(mode, CacheMode::Auto | CacheMode::File).then_some(state),
+            deadline,
+        }
+    }
+
+    /// The stored login, if any (a corrupt entry reads as none).
+    pub fn load(&self, key: &LoginKey) -> Option<(Login, Place)> {
+        if self.keyring {
+            let account = key.account();
+            match self.keyring_call(move || {
+                match keyring::Entry::new(SERVICE, &account).and_then(|e| e.get_password()) {
+                    Ok(text) => Ok(Some(text)),
+                    Err(keyring::Error::NoEntry) => Ok(None),
+                    Err(err) => Err(anyhow!(err)),
+                }
+            }) {
+                Ok(Some(text)) => match Login::decode(text.as_bytes()) {
+                    Some(login) => return Some((login, Place::Keyring)),
+                    None => trace!("ignoring an unreadable login in the keyring"),
+                },
+                Ok(None) => {}
+                Err(e) => trace!("keyring unusable for logins: {e:#}"),
+            }
+        }
+        let state = self.file.as_ref()?;
+        match state.read("logins", &key.file_name()) {
+            Ok(bytes) => match Login::decode(&bytes) {
+                Some(login) => Some((login, Place::File)),
+                None => {
+                    trace!("ignoring an unreadable login file");
+                    None
+                }
+            },
+            Err(Unusable::Missing) => None,
+            Err(Unusable::Unsafe(why)) => {
+                trace!("ignoring the login file: {why}");
+                None
+            }
+            Err(Unusable::Io(e)) => {
+                trace!("cannot read the login file: {e}");
+                None
+            }
+        }
+    }
+
+    /// Store `login` in the keyring, or the file when no keyring takes it. A login moved from
+    /// one to the other is removed from the first.
+    pub fn save(&self, key: &LoginKey, login: &Login) -> Result<Place> {
+        let entry = login.encode();
+        if self.keyring {
+            let (account, text) = (key.account(), entry.clone());
+            match self.keyring_call(move || {
+                keyring::Entry::new(SERVICE, &account)
+                    .and_then(|e| e.set_password(text.expose()))
+                    .map_err(|e| anyhow!(e))
+            }) {
+                Ok(()) => {
+                    self.remove_file(key);
+                    return Ok(Place::Keyring);
+                }
+                Err(e) => trace!("cannot keep the login in the keyring: {e:#}"),
+            }
+        }
+        let state = self.file.as_ref().ok_or_else(|| {
+            anyhow!("no keyring works here to keep the login; use --cache auto or --cache file")
+        })?;
+        let dir = state
+            .private_dir("logins")
+            .context("cannot create the directory for logins")?;
+        write_private(&dir, &key.file_name(), entry.expose().as_bytes())
+            .context("cannot write the login file")?;
+        Ok(Place::File)
+    }
+
+    /// Remove the login from everywhere. Returns whether one was there.
+    pub fn remove(&self, key: &LoginKey) -> bool {
+        let mut found = false;
+        if self.keyring {
+            let account = key.account();
+            match self.keyring_call(move || {
+                match keyring::Entry::new(SERVICE, &account).and_then(|e| e.delete_credential()) {
+                    Ok(()) => Ok(true),
+                    Err(keyring::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(anyhow!(e)),
+                }
+            }) {
+                Ok(f) => found |= f,
+                Err(e) => trace!("cannot remove the login from the keyring: {e:#}"),
+            }
+        }
+        found | self.remove_file(key)
+    }
+
+    fn remove_file(&self, key: &LoginKey) -> bool {
+        let Some(root) = self.file.as_ref().and_then(|s| s.root()) else {
+            return false;
+        };
+        std::fs::remove_file(root.join("logins").join(key.file_name())).is_ok()
+    }
+
+    fn keyring_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("login-keyring".into())
+            .spawn(move || {
+                let _ = tx.send(f());
+            })
+            .map_err(|e| anyhow!("cannot start a worker thread: {e}"))?;
+        let wait = self.deadline.saturating_duration_since(Instant::now());
+        rx.recv_timeout(wait).map_err(|_| {
+            anyhow!(
+                "the keyring did not answer within {} ms (a frozen D-Bus, or a keyring waiting to be unlocked?)",
+                wait.as_millis()
+            )
+        })?
+    }
+}
+
+/// Whether an OS keyring that keeps secrets across reboots may be asked.
+fn keyring_available() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty())
+    }
+    #[cfg(any(target_os = "macos", target_os = "windows"))]
+    {
+        true
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "windows")))]
+    {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn login() -> Login {
+        Login {
+            web: "https://github.com".into(),
+            client_id: "Iv23liX".into(),
+            user: "octo".into(),
+            access: Secret::new("ghu_a"),
+            expires_at: Some(100),
+            refresh: Some(Secret::new("ghr_b")),
+            refresh_expires_at: Some(1000),
+            logged_in_at: 1,
+        }
+    }
+
+    #[test]
+    fn a_login_round_trips_in_a_0600_file_and_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            CacheMode::File,
+            State::at(dir.path().join("s")),
+            Instant::now() + Duration::from_secs(5),
+        );
+        let key = LoginKey {
+            web: "https://github.com".into(),
+            client_id: "Iv23liX".into(),
+        };
+        assert!(store.load(&key).is_none());
+        assert_eq!(store.save(&key, &login()).unwrap(), Place::File);
+        let (back, place) = store.load(&key).unwrap();
+        assert_eq!(place, Place::File);
+        assert_eq!(
+            (
+                back.access.expose(),
+                back.refresh.as_ref().map(Secret::expose)
+            ),
+            ("ghu_a", Some("ghr_b"))
+        );
+        assert_eq!(
+            (back.expires_at, back.refresh_expires_at),
+            (Some(100), Some(1000))
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let file = dir.path().join("s/logins").join(key.file_name());
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            let dmode = std::fs::metadata(dir.path().join("s/logins"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(dmode & 0o777, 0o700);
+        }
+        let other = LoginKey {
+            client_id: "Iv23liY".into(),
+            ..key.clone()
+        };
+        assert!(store.load(&other).is_none());
+        assert!(store.remove(&key));
+        assert!(store.load(&key).is_none());
+        assert!(!store.remove(&key));
+    }
+
+    #[test]
+    fn a_login_dies_with_its_refresh_token() {
+        let l = login();
+        assert!(!l.is_dead(999));
+        assert!(l.is_dead(1000));
+        let never = Login {
+            refresh: None,
+            refresh_expires_at: None,
+            expires_at: None,
+            ..login()
+        };
+        assert!(!never.is_dead(u64::MAX));
+        assert!(Login::decode(b"{}").is_none());
+        assert!(Login::decode(br#"{"v":1,"web":"w","client_id":"c","user":"u","access":"a b","expires_at":null,"refresh":null,"refresh_expires_at":null,"logged_in_at":0}"#).is_none());
+    }
+}
