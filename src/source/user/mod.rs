@@ -1,6 +1,321 @@
 //! GitHub App user access tokens: a person logs in once with the device flow (`login`), and git
 //! gets that person's token, refreshed under the cross-process lock when it runs out.
+//!
+//! [`oauth`] speaks GitHub's OAuth endpoints, [`login`] runs the device flow as a person sees
+//! it, [`store`] keeps the login (access token, refresh token, both expiries, who) in the
+//! keyring or a 0600 file. This module ties them together: [`log_in`] for the `login` command,
+//! [`renew`] for a token that runs out.
 
+pub mod browser;
 pub mod login;
 pub mod oauth;
 pub mod store;
+
+use crate::secret::Secret;
+use anyhow::Result;
+use oauth::{OAuthError, Post, Web};
+use std::io::Write;
+use std::time::Duration;
+use store::{Login, LoginKey, Place, Store};
+
+/// A GitHub App used for user tokens: its client ID, the host, the REST API base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserApp {
+    pub client_id: String,
+    /// `github.com`, `ghe.example.com`, `127.0.0.1:8080`.
+    pub host: String,
+    pub api_url: String,
+}
+
+impl UserApp {
+    pub fn web(&self) -> Web {
+        Web::new(&self.api_url, &self.host)
+    }
+
+    pub fn key(&self) -> LoginKey {
+        LoginKey {
+            web: self.web().0,
+            client_id: self.client_id.clone(),
+        }
+    }
+
+    /// The command that logs in to this app.
+    pub fn login_command(&self) -> String {
+        if self.host == "github.com" {
+            format!(
+                "git-credential-github-app login --app-id {}",
+                self.client_id
+            )
+        } else {
+            format!(
+                "git-credential-github-app login --app-id {} --host {}",
+                self.client_id, self.host
+            )
+        }
+    }
+}
+
+/// `secs` for a person: whole days from two days up (`184 days`), to the minute from an hour
+/// (`8h`, `2h 45m`), else to the second.
+pub fn approx(secs: u64) -> String {
+    const DAY: u64 = 86_400;
+    if secs >= 2 * DAY {
+        return format!("{} days", (secs + DAY / 2) / DAY);
+    }
+    let secs = if secs >= 3600 {
+        (secs + 30) / 60 * 60
+    } else {
+        secs
+    };
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
+/// How long the login's tokens last, for messages: `the token expires in 8h, the refresh token
+/// in 184days`.
+pub fn lifetimes(login: &Login, now: u64) -> String {
+    let token = match login.expires_at {
+        Some(at) => format!("the token expires in {}", approx(at.saturating_sub(now))),
+        None => "the token does not expire".to_owned(),
+    };
+    match (&login.refresh, login.refresh_expires_at) {
+        (Some(_), Some(at)) => format!(
+            "{token}, the refresh token in {}",
+            approx(at.saturating_sub(now))
+        ),
+        _ => token,
+    }
+}
+
+/// Why `login` ended without a login.
+#[derive(Debug)]
+pub enum LoginFailed {
+    /// GitHub said no (each error its own line: [`OAuthError::explain`]).
+    OAuth(String),
+    Cancelled,
+    /// Storing it failed.
+    Store(anyhow::Error),
+}
+
+/// The `login` command's work: the device flow, `GET /user` for who it is, then the login
+/// stored (replacing an earlier one). Messages go to `err`, one line each.
+pub fn log_in(
+    app: &UserApp,
+    store: &Store,
+    post: &dyn Post,
+    flow_clock: &mut dyn login::Clock,
+    cancelled: &std::sync::atomic::AtomicBool,
+    open: Option<login::Opener<'_>>,
+    err: &mut dyn Write,
+) -> Result<(Login, Place), LoginFailed> {
+    let web = app.web();
+    let flow = login::Flow {
+        web: &web,
+        host: &app.host,
+        client_id: &app.client_id,
+        cancelled,
+        open,
+    };
+    let tokens = match login::run(&flow, post, flow_clock, err) {
+        Ok(t) => t,
+        Err(login::LoginError::Cancelled) => return Err(LoginFailed::Cancelled),
+        Err(login::LoginError::OAuth(e)) => {
+            return Err(LoginFailed::OAuth(e.explain(&app.client_id, &app.host)));
+        }
+    };
+    let user = oauth::user_login(post, &app.api_url, &app.host, &tokens.access)
+        .map_err(|e| LoginFailed::OAuth(e.explain(&app.client_id, &app.host)))?;
+    let login = Login {
+        web: web.0.clone(),
+        client_id: app.client_id.clone(),
+        user,
+        access: tokens.access,
+        expires_at: tokens.expires_at,
+        refresh: tokens.refresh,
+        refresh_expires_at: tokens.refresh_expires_at,
+        logged_in_at: flow_clock.now(),
+    };
+    let place = store.save(&app.key(), &login).map_err(LoginFailed::Store)?;
+    let _ = writeln!(
+        err,
+        "git-credential-github-app: logged in to {} as {} through app {}; {} (kept in {})",
+        app.host,
+        login.user,
+        app.client_id,
+        lifetimes(&login, flow_clock.now()),
+        place.describe()
+    );
+    Ok((login, place))
+}
+
+/// What [`renew`] got.
+#[derive(Debug)]
+pub enum Renewed {
+    /// The refreshed login, already stored.
+    Login(Login),
+    /// No login any more (refresh token refused, or nothing to refresh with): the stored login
+    /// was dropped; the text says so and how to log in again.
+    Gone(String),
+}
+
+/// Refresh `login`'s tokens (the caller holds the cross-process lock: GitHub rotates the
+/// refresh token, so two refreshes would race and one would lose the login). The new tokens are
+/// stored before anything else is done with them.
+pub fn renew(
+    app: &UserApp,
+    store: &Store,
+    login: &Login,
+    post: &dyn Post,
+    now: u64,
+) -> Result<Renewed> {
+    let Some(refresh) = &login.refresh else {
+        store.remove(&app.key());
+        return Ok(Renewed::Gone(format!(
+            "the token of the login to {} (app {}, user {}) expired and there is no refresh token; log in again with: {}",
+            app.host,
+            app.client_id,
+            login.user,
+            app.login_command()
+        )));
+    };
+    if login.is_dead(now) {
+        store.remove(&app.key());
+        return Ok(Renewed::Gone(format!(
+            "the login to {} (app {}, user {}) has expired (its refresh token ran out); log in again with: {}",
+            app.host,
+            app.client_id,
+            login.user,
+            app.login_command()
+        )));
+    }
+    match oauth::refresh(post, &app.web(), &app.host, &app.client_id, refresh, now) {
+        Ok(tokens) => {
+            let renewed = Login {
+                access: tokens.access,
+                expires_at: tokens.expires_at,
+                refresh: tokens.refresh.or_else(|| Some(Secret::clone(refresh))),
+                refresh_expires_at: tokens.refresh_expires_at.or(login.refresh_expires_at),
+                ..login.clone()
+            };
+            store.save(&app.key(), &renewed).map_err(|e| {
+                anyhow::anyhow!(
+                    "refreshed the token of {}, but could not store the new refresh token ({e:#}); log in again with: {}",
+                    app.host,
+                    app.login_command()
+                )
+            })?;
+            Ok(Renewed::Login(renewed))
+        }
+        Err(OAuthError::BadRefreshToken) => {
+            store.remove(&app.key());
+            Ok(Renewed::Gone(
+                OAuthError::BadRefreshToken.explain(&app.client_id, &app.host),
+            ))
+        }
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot refresh the user token of {}: {}",
+            app.host,
+            e.explain(&app.client_id, &app.host)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::oauth::tests::Scripted;
+    use super::*;
+    use crate::config::CacheMode;
+    use crate::state::State;
+    use std::time::Instant;
+
+    fn app() -> UserApp {
+        UserApp {
+            client_id: "Iv23liX".into(),
+            host: "github.com".into(),
+            api_url: "https://api.github.com".into(),
+        }
+    }
+
+    fn stored(dir: &std::path::Path) -> Store {
+        Store::new(
+            CacheMode::File,
+            State::at(dir.to_path_buf()),
+            Instant::now() + Duration::from_secs(5),
+        )
+    }
+
+    fn login() -> Login {
+        Login {
+            web: "https://github.com".into(),
+            client_id: "Iv23liX".into(),
+            user: "octo".into(),
+            access: Secret::new("ghu_old"),
+            expires_at: Some(100),
+            refresh: Some(Secret::new("ghr_old")),
+            refresh_expires_at: Some(10_000),
+            logged_in_at: 1,
+        }
+    }
+
+    #[test]
+    fn renew_stores_the_rotated_tokens_and_bad_refresh_token_drops_the_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = stored(dir.path());
+        store.save(&app().key(), &login()).unwrap();
+        let post = Scripted::new(vec![
+            (
+                200,
+                r#"{"access_token":"ghu_new","expires_in":28800,"refresh_token":"ghr_new","refresh_token_expires_in":15897600}"#,
+            ),
+            (200, r#"{"error":"bad_refresh_token"}"#),
+        ]);
+        let Renewed::Login(l) = renew(&app(), &store, &login(), &post, 200).unwrap() else {
+            panic!()
+        };
+        assert_eq!((l.access.expose(), l.expires_at), ("ghu_new", Some(29_000)));
+        let (back, _) = store.load(&app().key()).unwrap();
+        assert_eq!(back.refresh.unwrap().expose(), "ghr_new");
+        assert_eq!(back.user, "octo");
+        let Renewed::Gone(text) = renew(&app(), &store, &l, &post, 300).unwrap() else {
+            panic!()
+        };
+        assert!(text.contains("bad_refresh_token"), "{text}");
+        assert!(store.load(&app().key()).is_none(), "dropped");
+        // A dead login is dropped without asking GitHub.
+        store.save(&app().key(), &login()).unwrap();
+        let quiet = Scripted::new(vec![]);
+        let Renewed::Gone(text) = renew(&app(), &store, &login(), &quiet, 10_000).unwrap() else {
+            panic!()
+        };
+        assert!(text.contains("has expired"), "{text}");
+        assert!(quiet.sent.borrow().is_empty());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(approx(28_800), "8h");
+        assert_eq!(approx(28_799), "8h");
+        assert_eq!(approx(15_897_600), "184 days");
+        assert_eq!(approx(59), "59s");
+        let l = Login {
+            expires_at: Some(3_700),
+            ..login()
+        };
+        assert_eq!(
+            lifetimes(&l, 100),
+            "the token expires in 1h, the refresh token in 2h 45m"
+        );
+    }
+
+    #[test]
+    fn the_login_command_names_the_host_unless_it_is_github_com() {
+        assert_eq!(
+            app().login_command(),
+            "git-credential-github-app login --app-id Iv23liX"
+        );
+        let ghes = UserApp {
+            host: "ghe.example.com".into(),
+            ..app()
+        };
+        assert!(ghes.login_command().ends_with("--host ghe.example.com"));
+    }
+}

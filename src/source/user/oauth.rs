@@ -47,10 +47,36 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Sends a form with `Accept: application/json`. Fields may be secrets (device code, refresh
-/// token): an implementation never logs them.
+/// Sends a form with `Accept: application/json`, or a REST GET with a user token. Fields may be
+/// secrets (device code, refresh token): an implementation never logs them.
 pub trait Post {
     fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<Answer, String>;
+    fn get(&self, url: &str, token: &Secret) -> Result<Answer, String>;
+}
+
+/// `GET {api}/user` with the user's token: the person's login.
+pub fn user_login(
+    post: &dyn Post,
+    api_url: &str,
+    host: &str,
+    token: &Secret,
+) -> Result<String, OAuthError> {
+    let answer = post
+        .get(&format!("{api_url}/user"), token)
+        .map_err(OAuthError::Transport)?;
+    let login = (answer.status == 200)
+        .then(|| serde_json::from_slice::<serde_json::Value>(&answer.body).ok())
+        .flatten()
+        .and_then(|v| v.get("login").and_then(|l| l.as_str()).map(str::to_owned))
+        .filter(|l| !l.is_empty());
+    login
+        .map(|l| crate::github::printable_message(&l))
+        .ok_or_else(|| {
+            OAuthError::Unexpected(format!(
+                "{host} answered {} to GET /user with the new token",
+                answer.status
+            ))
+        })
 }
 
 /// A device code as GitHub hands it out.
@@ -404,35 +430,53 @@ impl Http {
 
 impl Post for Http {
     fn post_form(&self, url: &str, fields: &[(&str, &str)]) -> Result<Answer, String> {
-        let mut response = self
+        let response = self
             .agent
             .post(url)
             .header("Accept", "application/json")
-            .send_form(fields.iter().copied())
-            .map_err(|e| {
-                format!(
-                    "cannot reach {url}: {}",
-                    crate::github::printable_message(&e.to_string())
-                )
-            })?;
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|e| format!("reading the answer of {url}: {e}"))?;
-        Ok(Answer {
-            status,
-            content_type,
-            body,
-        })
+            .send_form(fields.iter().copied());
+        read(url, response)
     }
+
+    fn get(&self, url: &str, token: &Secret) -> Result<Answer, String> {
+        let response = self
+            .agent
+            .get(url)
+            .header("Authorization", &format!("Bearer {}", token.expose()))
+            .header("Accept", "application/vnd.github+json")
+            .header("X-GitHub-Api-Version", "2022-11-28")
+            .call();
+        read(url, response)
+    }
+}
+
+fn read(
+    url: &str,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Answer, String> {
+    let mut response = response.map_err(|e| {
+        format!(
+            "cannot reach {url}: {}",
+            crate::github::printable_message(&e.to_string())
+        )
+    })?;
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+        .map_err(|e| format!("reading the answer of {url}: {e}"))?;
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -481,6 +525,16 @@ pub(crate) mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
             ));
+            self.answers
+                .borrow_mut()
+                .pop()
+                .ok_or_else(|| "no more answers".to_owned())
+        }
+
+        fn get(&self, url: &str, _token: &Secret) -> Result<Answer, String> {
+            self.sent
+                .borrow_mut()
+                .push((format!("GET {url}"), Vec::new()));
             self.answers
                 .borrow_mut()
                 .pop()
