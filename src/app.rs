@@ -149,13 +149,14 @@ impl NotServed {
         self.reasons.iter().any(NotMine::asked_now)
     }
 
-    /// `app 1 is` or `apps 1, 2 are`.
+    /// `app 1 is` or `apps 1, 2 are` (the apps not installed on the owner).
     fn app_list(&self) -> String {
         let apps: Vec<String> = self
             .reasons
             .iter()
-            .map(|r| match r {
-                NotMine::NotInstalled { app, .. } => app.to_string(),
+            .filter_map(|r| match r {
+                NotMine::NotInstalled { app, .. } => Some(app.to_string()),
+                NotMine::NotLoggedIn { .. } => None,
             })
             .collect();
         if apps.len() == 1 {
@@ -163,6 +164,26 @@ impl NotServed {
         } else {
             format!("apps {} are", apps.join(", "))
         }
+    }
+
+    /// Whether every reason was already explained to the person by its source in this run.
+    pub fn all_said(&self) -> bool {
+        self.reasons
+            .iter()
+            .all(|r| matches!(r, NotMine::NotLoggedIn { said: true, .. }))
+    }
+
+    /// What the person can do about it, as sentences after the message (how to log in).
+    pub fn advice(&self) -> String {
+        self.reasons
+            .iter()
+            .filter_map(|r| match r {
+                NotMine::NotLoggedIn {
+                    login, said: false, ..
+                } => Some(format!(". To log in, run: {login}")),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The stderr line for an owner remembered as "not installed": say so, and how to retry now.
@@ -187,13 +208,25 @@ impl NotServed {
 
 impl std::fmt::Display for NotServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} not installed on '{}' ({})",
-            self.app_list(),
-            self.owner,
-            self.host
-        )
+        let mut parts = Vec::new();
+        if self
+            .reasons
+            .iter()
+            .any(|r| matches!(r, NotMine::NotInstalled { .. }))
+        {
+            parts.push(format!(
+                "{} not installed on '{}' ({})",
+                self.app_list(),
+                self.owner,
+                self.host
+            ));
+        }
+        for r in &self.reasons {
+            if let NotMine::NotLoggedIn { app, host, .. } = r {
+                parts.push(format!("not logged in to {host} with app {app}"));
+            }
+        }
+        f.write_str(&parts.join("; "))
     }
 }
 
@@ -459,9 +492,12 @@ fn get(
                 &format!("not-installed {} {}", not_served.host, not_served.owner),
                 NOT_INSTALLED_NOTICE_EVERY,
             );
-            if not_served.asked_now() {
+            if not_served.all_said() {
+                trace!("{not_served}; leaving this request to other helpers");
+            } else if not_served.asked_now() {
                 io.say(&format!(
-                    "{not_served}; leaving this request to other helpers"
+                    "{not_served}; leaving this request to other helpers{}",
+                    not_served.advice()
                 ));
             } else if due {
                 io.say(&not_served.remembered_message(unix_now()));

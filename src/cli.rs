@@ -42,6 +42,8 @@ OPTIONS (before or after the operation or command):
     --username NAME         username to answer with (default x-access-token)
     --repo-scoped           mint each token for just the repository git is accessing
     --permissions LIST      narrow the token's permissions: contents:read,metadata:read
+    --user-tokens           answer with the logged-in person's user token (see login); implied
+                            by a client ID without a private key
     --config PATH           config file for several apps
                             (default ~/.config/git-credential-github-app/config.toml)
     -v, --verbose           trace each step on stderr, tokens masked
@@ -139,6 +141,7 @@ fn parse_args(
             Long("timeout") => flags.timeout = Some(text(&mut parser)?),
             Long("username") => flags.username = Some(text(&mut parser)?),
             Long("repo-scoped") => flags.repo_scoped = true,
+            Long("user-tokens") => flags.user_tokens = true,
             Long("permissions") => flags.permissions = Some(text(&mut parser)?),
             Long("config") => flags.config = Some(text(&mut parser)?.into()),
             Short('v') | Long("verbose") => flags.verbose = true,

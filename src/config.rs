@@ -256,10 +256,21 @@ pub struct App {
 
 /// Where an entry's tokens come from: one variant per kind of token source, holding that kind's
 /// settings as parsed values. `source::open` has one arm per variant.
+// A handful of entries per run: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SourceSpec {
     /// Installation tokens minted with the GitHub App's private key.
     Installation(InstallationSpec),
+    /// The logged-in person's user access token through the GitHub App (`source::user`).
+    User(UserSpec),
+}
+
+/// The settings of a user-token source: the GitHub App's client ID (no key: the person logs in
+/// with the device flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub client_id: String,
 }
 
 /// The settings of an installation-token source: a GitHub App and its key.
@@ -287,6 +298,7 @@ impl App {
     pub fn installation(&self) -> Option<&InstallationSpec> {
         match &self.source {
             SourceSpec::Installation(spec) => Some(spec),
+            SourceSpec::User(_) => None,
         }
     }
 
@@ -295,6 +307,8 @@ impl App {
     pub fn serves_without_owner(&self) -> bool {
         match &self.source {
             SourceSpec::Installation(spec) => spec.installation_id.is_some(),
+            // One login serves every owner the person and the app can reach.
+            SourceSpec::User(_) => true,
         }
     }
 
@@ -302,6 +316,7 @@ impl App {
     pub fn describe(&self) -> String {
         match &self.source {
             SourceSpec::Installation(spec) => format!("app {}", spec.id),
+            SourceSpec::User(spec) => format!("app {} (user tokens)", spec.client_id),
         }
     }
 }
@@ -394,6 +409,8 @@ pub struct Flags {
     pub verbose: bool,
     /// `--repo-scoped`: tokens for just the repository.
     pub repo_scoped: bool,
+    /// `--user-tokens`: the logged-in person's token instead of installation tokens.
+    pub user_tokens: bool,
     /// `--permissions contents:read,metadata:read`.
     pub permissions: Option<String>,
 }
@@ -432,6 +449,9 @@ struct FileApp {
     permissions: BTreeMap<String, String>,
     #[serde(default)]
     repo_scoped: bool,
+    /// The logged-in person's token (a client ID as `app_id`, no key).
+    #[serde(default)]
+    user_tokens: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -707,12 +727,31 @@ fn app_from_flags_and_env(
         }
     };
     let id = AppId::parse(&id_text).context(origin)?;
-    let key = if let Some(path) = &flags.private_key {
-        key_reference(&path.to_string_lossy(), "--private-key")?
+    let has_key = flags.private_key.is_some()
+        || env(env::PRIVATE_KEY).is_some()
+        || env(env::PRIVATE_KEY_PATH).is_some();
+    let user = user_spec(
+        &id,
+        flags.user_tokens,
+        flags.private_key.is_some(),
+        has_key,
+        "--private-key",
+    )?;
+    if user.is_some()
+        && (flags.installation_id.is_some() || flags.permissions.is_some() || flags.repo_scoped)
+    {
+        bail!(
+            "--installation-id, --permissions and --repo-scoped are for installation tokens; a user token can do what the person and the app may"
+        );
+    }
+    let key = if user.is_some() {
+        None
+    } else if let Some(path) = &flags.private_key {
+        Some(key_reference(&path.to_string_lossy(), "--private-key")?)
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
-        KeySource::Env(Secret::new(pem))
+        Some(KeySource::Env(Secret::new(pem)))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        key_reference(&path, env::PRIVATE_KEY_PATH)?
+        Some(key_reference(&path, env::PRIVATE_KEY_PATH)?)
     } else {
         bail!(
             "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
@@ -757,14 +796,43 @@ fn app_from_flags_and_env(
         host,
         api_url,
         owners,
-        source: SourceSpec::Installation(InstallationSpec {
-            id,
-            key,
-            installation_id,
-            permissions,
-            repo_scoped: flags.repo_scoped,
-        }),
+        source: match (user, key) {
+            (Some(spec), _) => SourceSpec::User(spec),
+            (None, key) => SourceSpec::Installation(InstallationSpec {
+                key: key.ok_or_else(|| anyhow!("app {id} has no private key"))?,
+                id,
+                installation_id,
+                permissions,
+                repo_scoped: flags.repo_scoped,
+            }),
+        },
     }))
+}
+
+/// A user-token source, when asked for (`user_tokens`) or implied (a client ID and no key).
+/// `explicit_key`: a key given in the same place as `user_tokens` (an error with it).
+fn user_spec(
+    id: &AppId,
+    user_tokens: bool,
+    explicit_key: bool,
+    has_key: bool,
+    key_setting: &str,
+) -> Result<Option<UserSpec>> {
+    match (id, user_tokens, has_key) {
+        (AppId::ClientId(client_id), true, _) if !explicit_key => Ok(Some(UserSpec {
+            client_id: client_id.clone(),
+        })),
+        (AppId::ClientId(_), true, _) => bail!(
+            "app {id}: user tokens need no private key ({key_setting}): the person logs in with: git-credential-github-app login"
+        ),
+        (AppId::Numeric(_), true, _) => bail!(
+            "user tokens need the app's client ID (Iv…, on the app's settings page), not its numeric App ID {id}"
+        ),
+        (AppId::ClientId(client_id), false, false) => Ok(Some(UserSpec {
+            client_id: client_id.clone(),
+        })),
+        _ => Ok(None),
+    }
 }
 
 /// The host an app serves when only its API URL is given: `api.github.com` → `github.com`,
@@ -828,6 +896,25 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
             "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
         );
     }
+    let has_key = fa.private_key_path.is_some() || fa.private_key.is_some() || fa.signer.is_some();
+    let user = user_spec(&id, fa.user_tokens, has_key, has_key, "private_key_path")?;
+    if user.is_some()
+        && (fa.installation_id.is_some() || !fa.permissions.is_empty() || fa.repo_scoped)
+    {
+        bail!(
+            "app {id}: installation_id, permissions and repo_scoped are for installation tokens; a user token can do what the person and the app may"
+        );
+    }
+    if let Some(spec) = user {
+        let (host, api_url) = file_host(fa)?;
+        return Ok(App {
+            origin,
+            host,
+            api_url,
+            owners: file_owners(fa)?,
+            source: SourceSpec::User(spec),
+        });
+    }
     let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
         (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
         (None, Some(text), None) => match key_reference(text, "private_key")? {
@@ -850,15 +937,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
         }
         _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
     };
-    let api_url = fa
-        .api_url
-        .as_deref()
-        .map(|u| check_api_url(u, "api_url"))
-        .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
-    };
+    let (host, api_url) = file_host(fa)?;
     for (perm, level) in &fa.permissions {
         if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
             bail!(
@@ -872,11 +951,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
         origin,
         host,
         api_url,
-        owners: fa
-            .owners
-            .iter()
-            .map(|o| check_owner(o).context("owners"))
-            .collect::<Result<_>>()?,
+        owners: file_owners(fa)?,
         source: SourceSpec::Installation(InstallationSpec {
             id,
             key,
@@ -885,6 +960,27 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
             repo_scoped: fa.repo_scoped,
         }),
     })
+}
+
+/// A file entry's host and API URL.
+fn file_host(fa: &FileApp) -> Result<(Host, Option<String>)> {
+    let api_url = fa
+        .api_url
+        .as_deref()
+        .map(|u| check_api_url(u, "api_url"))
+        .transpose()?;
+    let host = match fa.host.as_deref() {
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref()).context("api_url")?,
+    };
+    Ok((host, api_url))
+}
+
+fn file_owners(fa: &FileApp) -> Result<Vec<String>> {
+    fa.owners
+        .iter()
+        .map(|o| check_owner(o).context("owners"))
+        .collect()
 }
 
 /// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.

@@ -10,6 +10,7 @@
 pub mod exec;
 pub mod forget;
 pub mod installations;
+pub mod login;
 pub mod revoke;
 pub mod status;
 mod target;
@@ -28,6 +29,8 @@ pub const ALL: &[&Command] = &[
     &setup::SETUP,
     &setup::UNSETUP,
     &doctor::DOCTOR,
+    &login::LOGIN,
+    &login::LOGOUT,
     &token::COMMAND,
     &exec::COMMAND,
     &status::COMMAND,

@@ -59,12 +59,15 @@ pub enum Kind {
     /// A GitHub App installation token, minted with the app's key.
     #[default]
     Installation,
+    /// A person's user access token through a GitHub App (device flow, refreshed).
+    User,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Installation => "installation",
+            Kind::User => "user",
         }
     }
 }
@@ -120,6 +123,14 @@ pub enum NotMine {
     /// The app is not installed on the owner. `since`: remembered from a lookup at that time
     /// (Unix seconds); `None`: GitHub said so just now.
     NotInstalled { app: AppId, since: Option<u64> },
+    /// No one is logged in to the app on this host (or the login just ended). `login`: the
+    /// command that logs in; `said`: the source already told the person why in this run.
+    NotLoggedIn {
+        app: String,
+        host: String,
+        login: String,
+        said: bool,
+    },
 }
 
 impl NotMine {
@@ -127,6 +138,7 @@ impl NotMine {
     pub fn asked_now(&self) -> bool {
         match self {
             NotMine::NotInstalled { since, .. } => since.is_none(),
+            NotMine::NotLoggedIn { .. } => true,
         }
     }
 
@@ -134,6 +146,7 @@ impl NotMine {
     pub fn since(&self) -> Option<u64> {
         match self {
             NotMine::NotInstalled { since, .. } => *since,
+            NotMine::NotLoggedIn { .. } => None,
         }
     }
 }
@@ -210,6 +223,7 @@ pub fn open<'a>(app: &'a App, api_url: String, config: &Config) -> Box<dyn Token
             api_url,
             config.stateless_tokens,
         )),
+        SourceSpec::User(spec) => Box::new(user::User::new(spec, &app.host, api_url, config)),
     }
 }
 
@@ -218,6 +232,7 @@ pub fn open<'a>(app: &'a App, api_url: String, config: &Config) -> Box<dyn Token
 pub fn revoke(record: &Record, token: &Secret, deadline: Deadline) -> Result<Revoked> {
     match record.kind {
         Kind::Installation => installation::revoke(record, token, deadline),
+        Kind::User => user::revoke(record),
     }
 }
 

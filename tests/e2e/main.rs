@@ -43,3 +43,6 @@ mod setup;
 mod signers;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;
+/// GitHub App user tokens: login (device flow), clone and push as the person, refresh once
+/// across processes, bad_refresh_token, no login from get, both kinds side by side.
+mod user_tokens;

@@ -4,19 +4,152 @@
 //! [`oauth`] speaks GitHub's OAuth endpoints, [`login`] runs the device flow as a person sees
 //! it, [`store`] keeps the login (access token, refresh token, both expiries, who) in the
 //! keyring or a 0600 file. This module ties them together: [`log_in`] for the `login` command,
-//! [`renew`] for a token that runs out.
+//! [`renew`] for a token that runs out, and [`User`], the [`TokenSource`]: its token is the
+//! login's access token, cached like any other under its own key (one per API and app, whatever
+//! the owner); on a miss, under the single-flight lock, it reads the login and refreshes it when
+//! it has less than the refresh margin left. It never starts a login: without one the request is
+//! [`NotMine::NotLoggedIn`] and git asks its next helper.
+//!
+//! A token of an app that opted out of expiring user tokens never expires; it is cached and
+//! answered for [`NON_EXPIRING_ANSWER`] at a time, then read from the login again.
 
 pub mod browser;
 pub mod login;
 pub mod oauth;
 pub mod store;
 
+use super::{About, Cx, Fetched, Kind, Known, NotMine, Record, Target, Token, TokenSource};
+use crate::cache::CacheKey;
+use crate::config::{CacheMode, Config, Host, UserSpec};
+use crate::github::{Revoked, unix_now};
 use crate::secret::Secret;
+use crate::state::{State, digest};
 use anyhow::Result;
 use oauth::{OAuthError, Post, Web};
 use std::io::Write;
 use std::time::Duration;
 use store::{Login, LoginKey, Place, Store};
+
+/// How long a token that never expires is answered and cached at a time.
+pub const NON_EXPIRING_ANSWER: u64 = 8 * 3600;
+
+/// The user-token source of one configured app.
+pub struct User {
+    app: UserApp,
+    cache: CacheMode,
+    refresh_margin: u64,
+}
+
+impl User {
+    pub fn new(spec: &UserSpec, host: &Host, api_url: String, config: &Config) -> User {
+        User {
+            app: UserApp {
+                client_id: spec.client_id.clone(),
+                host: host.as_str().to_owned(),
+                api_url,
+            },
+            cache: config.cache,
+            refresh_margin: config.refresh_margin.as_secs(),
+        }
+    }
+
+    fn cache_key(&self) -> CacheKey {
+        cache_key(&self.app)
+    }
+
+    fn not_logged_in(&self, said: bool) -> Fetched {
+        Fetched::NotMine(NotMine::NotLoggedIn {
+            app: self.app.client_id.clone(),
+            host: self.app.host.clone(),
+            login: self.app.login_command(),
+            said,
+        })
+    }
+
+    fn fetched(&self, login: &Login, now: u64) -> Fetched {
+        Fetched::Token {
+            token: Token {
+                secret: login.access.clone(),
+                expires_at: login.expires_at.unwrap_or(now + NON_EXPIRING_ANSWER),
+                kind: Kind::User,
+                account: Some(login.user.clone()),
+                permissions: None,
+            },
+            key: self.cache_key(),
+            about: About::default(),
+        }
+    }
+}
+
+/// The cache key of a login's token: API and app (the login is the same for every owner).
+pub fn cache_key(app: &UserApp) -> CacheKey {
+    CacheKey::new(format!("{}|user-token|app={}", app.api_url, app.client_id))
+}
+
+impl TokenSource for User {
+    fn kind(&self) -> Kind {
+        Kind::User
+    }
+
+    fn describe(&self) -> String {
+        format!("app {} (user tokens)", self.app.client_id)
+    }
+
+    fn id(&self) -> String {
+        self.app.client_id.clone()
+    }
+
+    fn api_url(&self) -> &str {
+        &self.app.api_url
+    }
+
+    fn key(&self, _target: &Target, _state: &State) -> Known {
+        Known::Key(self.cache_key())
+    }
+
+    fn flight(&self, _target: &Target) -> String {
+        digest(&[&self.app.api_url, "user-token", &self.app.client_id])
+    }
+
+    fn fetch(&self, _target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
+        let store = Store::new(self.cache, store::default_state(), cx.deadline.at());
+        let Some((login, _)) = store.load(&self.app.key()) else {
+            return Ok(self.not_logged_in(false));
+        };
+        let now = unix_now();
+        if login
+            .expires_at
+            .is_none_or(|at| at >= now + self.refresh_margin)
+        {
+            // Fresh (logged in or refreshed by another process since the cache was written).
+            return Ok(self.fetched(&login, now));
+        }
+        crate::trace!(
+            "user token {} of {} has {} s left; refreshing",
+            login.access.fingerprint(),
+            login.user,
+            login.expires_at.unwrap_or(now).saturating_sub(now)
+        );
+        let http = oauth::Http::new(cx.deadline.remaining().max(Duration::from_millis(100)));
+        match renew(&self.app, &store, &login, &http, now)? {
+            Renewed::Login(renewed) => Ok(self.fetched(&renewed, now)),
+            Renewed::Gone(text) => {
+                (cx.say)(&text);
+                Ok(self.not_logged_in(true))
+            }
+        }
+    }
+}
+
+/// A user token cannot be revoked by the helper: GitHub's `DELETE
+/// /applications/{client_id}/token` needs the app's client secret.
+pub fn revoke(record: &Record) -> Result<Revoked> {
+    Err(anyhow::anyhow!(
+        "the helper cannot revoke user tokens (GitHub needs the app's client secret for that); run git-credential-github-app logout to forget it here, or revoke app {}'s authorization in your GitHub settings (Applications → Authorized GitHub Apps) on {}",
+        record.app,
+        record.host
+    ))
+}
 
 /// A GitHub App used for user tokens: its client ID, the host, the REST API base.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,423 @@
+//! GitHub App user access tokens under real git: `login` through the device flow (the person
+//! approves on the local GitHub's /login/device page), clone and push as the person, refresh
+//! under the cross-process lock (separate processes), bad_refresh_token, no login from `get`,
+//! and both kinds of token side by side.
+
+use crate::support::*;
+use local_github::{Account, App, GitHub, Installation};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// App 1001 (device flow on, contents write) installed on acme (widgets) and octo; octo is a
+/// writing member of acme. Polling interval 1 s so that logins take a second.
+fn world() -> GitHub {
+    GitHub::builder()
+        .app(App::new(1001, "demo-app").with_device_flow(true))
+        .app(App::new(2002, "no-device-app"))
+        .account(Account::org("acme"))
+        .account(Account::user("octo"))
+        .repo("acme", "widgets")
+        .repo("acme", "secret")
+        .repo("octo", "dotfiles")
+        .member("acme", "octo", "write")
+        .installation(Installation::new(11, 1001, "acme").selected(["widgets"]))
+        .installation(Installation::new(12, 1001, "octo").all())
+        .device_flow_timing(1, 900)
+        .start()
+        .unwrap()
+}
+
+/// A HOME whose git uses the helper with app 1001's client ID and no key: user tokens.
+fn user_env(gh: &GitHub) -> Env {
+    let mut env = Env::new(gh, 1001);
+    let client_id = gh.app(1001).client_id();
+    env.set_flags(&[
+        "--app-id",
+        &client_id,
+        "--host",
+        &gh.host(),
+        "--cache",
+        "file",
+    ]);
+    env
+}
+
+// The child goes back to the caller, which waits for it (`finish`).
+#[allow(clippy::zombie_processes)]
+/// `login` started in the background; returns the process and the stderr lines up to and
+/// including the one that carries the one-time code, and the code.
+fn start_login(
+    env: &Env,
+    extra: &[&str],
+) -> (
+    Child,
+    Vec<String>,
+    String,
+    BufReader<std::process::ChildStderr>,
+) {
+    let mut child = env
+        .command(HELPER)
+        .args(env_flags(env))
+        .arg("login")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut line = String::new();
+        let read = err.read_line(&mut line).unwrap_or(0);
+        if read == 0 || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("login ended or took too long before showing a code: {lines:?}");
+        }
+        let line = line.trim_end().to_owned();
+        lines.push(line.clone());
+        if let Some(code) =
+            line.strip_prefix("git-credential-github-app: First copy your one-time code: ")
+        {
+            let code = code.to_owned();
+            // The next line names the page.
+            let mut next = String::new();
+            err.read_line(&mut next).unwrap();
+            lines.push(next.trim_end().to_owned());
+            return (child, lines, code, err);
+        }
+    }
+}
+
+fn env_flags(env: &Env) -> Vec<String> {
+    env.helper_line()
+        .split(' ')
+        .skip(1)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What a person does in the browser: open the page, signed in as `login`, enter the code,
+/// press Authorize (or Cancel).
+fn visit_device_page(gh: &GitHub, code: &str, login: &str, authorize: bool) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let page = agent
+        .get(&format!("{}/login/device", gh.url()))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    assert!(page.contains("user_code"), "{page}");
+    let mut r = agent
+        .post(&format!("{}/login/device", gh.url()))
+        .send_form([
+            ("login", login),
+            ("user_code", code),
+            ("authorize", if authorize { "true" } else { "false" }),
+        ])
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "{}",
+        r.body_mut().read_to_string().unwrap()
+    );
+}
+
+/// The rest of the login's output once it ended.
+fn finish(
+    mut child: Child,
+    mut lines: Vec<String>,
+    mut err: BufReader<std::process::ChildStderr>,
+) -> (std::process::ExitStatus, Vec<String>, String) {
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    lines.extend(rest.lines().map(str::to_owned));
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    (child.wait().unwrap(), lines, out)
+}
+
+/// Logs `who` in, approving on the page; returns the login's stderr lines.
+fn login_as(env: &Env, gh: &GitHub, who: &str) -> Vec<String> {
+    let (child, lines, code, err) = start_login(env, &[]);
+    visit_device_page(gh, &code, who, true);
+    let (status, lines, out) = finish(child, lines, err);
+    assert!(status.success(), "{lines:?}");
+    assert_eq!(out, "", "nothing on stdout");
+    lines
+}
+
+#[test]
+fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    gh.clear_log();
+    let lines = login_as(&env, &gh, "octo");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[1],
+        format!(
+            "git-credential-github-app: Then open {}/login/device and enter it to authorize app {client_id} (the code expires in 15m; Ctrl-C stops waiting)",
+            gh.url()
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "git-credential-github-app: logged in to {} as octo through app {client_id}; the token expires in 8h, the refresh token in 184 days (kept in a 0600 file)",
+            gh.host()
+        )
+    );
+    // The helper's requests (the person's visits to the page aside): device code, the polls,
+    // GET /user. The code was entered before the first poll: 3 (the figure in docs/).
+    let helper_requests: Vec<String> = gh
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.user_agent
+                .as_deref()
+                .is_some_and(|ua| ua.starts_with("git-credential-github-app/"))
+        })
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        helper_requests,
+        [
+            "POST /login/device/code",
+            "POST /login/oauth/access_token",
+            "GET /api/v3/user"
+        ]
+    );
+
+    // The first clone asks GitHub's API nothing: the login's token is answered.
+    gh.clear_log();
+    assert_ok(&env.clone_repo("acme", "widgets"));
+    assert!(
+        gh.requests()
+            .iter()
+            .all(|r| !r.path.starts_with("/api/") && !r.path.starts_with("/login/")),
+        "{:?}",
+        gh.requests()
+    );
+    // Push lands as octo.
+    let repo = env.home.join("acme-widgets");
+    std::fs::write(repo.join("by-octo.txt"), "hello").unwrap();
+    assert_ok(&env.git(&["-C", repo.to_str().unwrap(), "add", "by-octo.txt"]));
+    assert_ok(&env.git(&["-C", repo.to_str().unwrap(), "commit", "-qm", "as octo"]));
+    assert_ok(&env.git(&["-C", repo.to_str().unwrap(), "push", "-q", "origin", "main"]));
+    // acme/secret: octo may read it, the app is not installed there: git is refused (404).
+    let out = env.clone_repo("acme", "secret");
+    assert!(!out.status.success());
+
+    // git's answer: the user token with its expiry, never the refresh token.
+    let fill = env.fill("acme/widgets.git");
+    let password = field(&fill, "password").unwrap();
+    assert!(password.starts_with("ghu_"), "{}", stdout(&fill));
+    assert!(gh.user_token_is_valid(&password));
+    assert!(field(&fill, "password_expiry_utc").is_some());
+    assert!(!stdout(&fill).contains("refresh"), "{}", stdout(&fill));
+    let refresh_tokens_leaked = std::fs::read_dir(
+        env.home
+            .join(".local/state/git-credential-github-app/logins"),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(refresh_tokens_leaked, 1, "one login file");
+
+    // logout: the next get falls through to the next helper (askpass here).
+    let out = env.helper(&["logout"], b"");
+    assert_ok(&out);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "git-credential-github-app: logged out of {} (app {client_id}, user octo)\n",
+            gh.host()
+        )
+    );
+    let fill = env.fill("acme/widgets.git");
+    assert!(stderr(&fill).contains("askpass"), "{}", stderr(&fill));
+}
+
+#[test]
+fn get_never_starts_a_login_and_says_how() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    let fill = env.fill("acme/widgets.git");
+    let err = stderr(&fill);
+    assert!(
+        err.contains(&format!(
+            "git-credential-github-app: not logged in to {} with app {client_id}; leaving this request to other helpers. To log in, run: git-credential-github-app login --app-id {client_id} --host {}",
+            gh.host(),
+            gh.host()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("askpass"), "git fell through: {err}");
+    assert_eq!(gh.oauth_stats().device_codes, 0, "no device flow from get");
+}
+
+#[test]
+fn eight_concurrent_gets_with_an_expired_token_refresh_exactly_once() {
+    let gh = world();
+    let env = user_env(&gh);
+    gh.set_user_token_lifetimes(2, 15_897_600);
+    login_as(&env, &gh, "octo");
+    let first = gh.user_tokens()[0].token.clone();
+    // Later tokens live 8 hours; the login's runs out now.
+    gh.set_user_token_lifetimes(28_800, 15_897_600);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!gh.user_token_is_valid(&first));
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            env.command("git")
+                .args(["credential", "fill"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let input = format!("protocol=http\nhost={}\npath=acme/widgets.git\n", gh.host());
+    let outputs: Vec<std::process::Output> = children
+        .into_iter()
+        .map(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+            c.wait_with_output().unwrap()
+        })
+        .collect();
+    let passwords: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            assert_ok(o);
+            field(o, "password").unwrap()
+        })
+        .collect();
+    let stats = gh.oauth_stats();
+    assert_eq!(
+        (stats.refreshes, stats.refreshed),
+        (1, 1),
+        "exactly one refresh"
+    );
+    assert!(
+        passwords
+            .iter()
+            .all(|p| *p == passwords[0] && gh.user_token_is_valid(p))
+    );
+    assert_ne!(passwords[0], first);
+    // The rotated refresh token was stored: a second expiry refreshes again, without a login.
+    assert_eq!(gh.oauth_stats().device_codes, 1);
+}
+
+#[test]
+fn bad_refresh_token_drops_the_login_says_so_once_and_is_never_retried() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    gh.set_user_token_lifetimes(2, 15_897_600);
+    login_as(&env, &gh, "octo");
+    gh.revoke_refresh_tokens();
+    std::thread::sleep(Duration::from_secs(3));
+    let fill = env.fill("acme/widgets.git");
+    let err = stderr(&fill);
+    let line = format!(
+        "git-credential-github-app: {} no longer accepts the login's refresh token (bad_refresh_token: used, expired or revoked); log in again with: git-credential-github-app login --app-id {client_id}",
+        gh.host()
+    );
+    assert_eq!(err.matches(&line).count(), 1, "{err}");
+    assert!(err.contains("askpass"), "git fell through: {err}");
+    assert_eq!(gh.oauth_stats().refreshes, 1);
+    // The next get does not try the dead refresh token again.
+    let fill = env.fill("acme/widgets.git");
+    assert!(stderr(&fill).contains("not logged in"), "{}", stderr(&fill));
+    assert_eq!(gh.oauth_stats().refreshes, 1, "never retried");
+}
+
+#[test]
+fn login_errors_each_have_their_line_and_ctrl_c_stops_cleanly() {
+    let gh = world();
+    // The device flow is off for app 2002.
+    let mut env = Env::new(&gh, 2002);
+    let other = gh.app(2002).client_id();
+    env.set_flags(&["--app-id", &other, "--host", &gh.host(), "--cache", "file"]);
+    let out = env.helper(&["login"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "git-credential-github-app: the device flow is off for app {other} on {}: tick \"Enable Device Flow\" on the app's settings page (General → Identifying and authorizing users), then run login again\n",
+            gh.host()
+        )
+    );
+
+    // Cancel on the page.
+    let env = user_env(&gh);
+    let (child, lines, code, err) = start_login(&env, &[]);
+    visit_device_page(&gh, &code, "octo", false);
+    let (status, lines, out) = finish(child, lines, err);
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(out, "");
+    assert!(lines.last().unwrap().contains("was cancelled"), "{lines:?}");
+
+    // Ctrl-C while waiting: stops at once, nothing stored.
+    let (child, lines, _code, err) = start_login(&env, &[]);
+    let started = Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let (status, lines, _) = finish(child, lines, err);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(status.code(), Some(130), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        "git-credential-github-app: login stopped (Ctrl-C); nothing was stored"
+    );
+    assert!(stderr(&env.fill("acme/widgets.git")).contains("not logged in"));
+}
+
+#[test]
+fn both_kinds_side_by_side_installation_tokens_for_octo_and_the_user_token_for_acme() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let client_id = gh.app(1001).client_id();
+    env.write_config(
+        &[("app.pem", &gh.app(1001).private_key_pem())],
+        &format!(
+            "cache = \"file\"\n\
+             [[app]]\napp_id = 1001\nprivate_key_path = \"app.pem\"\nhost = \"{h}\"\nowners = [\"octo\"]\n\
+             [[app]]\napp_id = \"{client_id}\"\nuser_tokens = true\nhost = \"{h}\"\nowners = [\"acme\"]\n",
+            h = gh.host()
+        ),
+    );
+    let mut env = env;
+    env.set_flags(&[]);
+    login_as(&env, &gh, "octo");
+    let octo = env.fill("octo/dotfiles.git");
+    assert!(token_of(&octo).starts_with("ghs_"));
+    let acme = env.fill("acme/widgets.git");
+    assert!(
+        field(&acme, "password").unwrap().starts_with("ghu_"),
+        "{}",
+        stderr(&acme)
+    );
+    assert_ok(&env.clone_repo("octo", "dotfiles"));
+    assert_ok(&env.clone_repo("acme", "widgets"));
+    // Each under its own cache key.
+    let cached = std::fs::read_dir(env.cache_dir().join("tokens"))
+        .unwrap()
+        .count();
+    assert_eq!(cached, 2);
+}
