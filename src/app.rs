@@ -576,6 +576,7 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, i
                 );
                 cache.remove(&key);
                 index::forget(state, &key);
+                source.rejected(password, state);
                 io.say(&format!(
                     "git rejected token {} for {}; dropped it from the cache, so the next attempt mints a new one",
                     token.secret.fingerprint(),

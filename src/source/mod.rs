@@ -206,6 +206,10 @@ pub trait TokenSource {
     /// Get a token for `target` (the cold path), under the lock named by [`Self::flight`].
     fn fetch(&self, target: &Target, cx: &mut Cx<'_>) -> Result<Fetched>;
 
+    /// git rejected `token`, the one cached for `target` (it is dropped from the cache): forget
+    /// whatever would hand the same token out again. Default: nothing (a fetch gets a new one).
+    fn rejected(&self, _token: &Secret, _state: &State) {}
+
     /// Cache entries this source may hold that have no index record (the record could not be
     /// written, or was deleted), so that `status`, `revoke` and `forget` still find them.
     fn unrecorded_entries(&self, _state: &State) -> Vec<Record> {

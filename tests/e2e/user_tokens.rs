@@ -421,3 +421,24 @@ fn both_kinds_side_by_side_installation_tokens_for_octo_and_the_user_token_for_a
         .count();
     assert_eq!(cached, 2);
 }
+
+#[test]
+fn a_token_git_rejects_is_refreshed_on_the_next_attempt_not_handed_out_again() {
+    let gh = world();
+    let env = user_env(&gh);
+    login_as(&env, &gh, "octo");
+    let first = gh.user_tokens()[0].token.clone();
+    // GitHub stops accepting it (the helper still thinks it has 8 hours).
+    gh.expire_user_token(&first);
+    let out = env.clone_repo("acme", "widgets");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("git rejected token"),
+        "git erased it: {}",
+        stderr(&out)
+    );
+    assert_eq!(gh.oauth_stats().refreshes, 0);
+    assert_ok(&env.clone_repo("acme", "widgets"));
+    let s = gh.oauth_stats();
+    assert_eq!((s.refreshes, s.refreshed), (1, 1));
+}

@@ -38,6 +38,8 @@ pub struct User {
     app: UserApp,
     cache: CacheMode,
     refresh_margin: u64,
+    /// For keyring calls outside a fetch (`rejected`).
+    timeout: Duration,
 }
 
 impl User {
@@ -50,6 +52,7 @@ impl User {
             },
             cache: config.cache,
             refresh_margin: config.refresh_margin.as_secs(),
+            timeout: config.timeout,
         }
     }
 
@@ -109,6 +112,24 @@ impl TokenSource for User {
 
     fn flight(&self, _target: &Target) -> String {
         digest(&[&self.app.api_url, "user-token", &self.app.client_id])
+    }
+
+    /// The login's access token was refused (revoked, or the app's access changed): mark it
+    /// spent, so that the next fetch refreshes it instead of handing it out again.
+    fn rejected(&self, token: &Secret, _state: &State) {
+        let store = Store::new(
+            self.cache,
+            store::default_state(),
+            std::time::Instant::now() + self.timeout,
+        );
+        if let Some((mut login, _)) = store.load(&self.app.key())
+            && login.access == *token
+        {
+            login.expires_at = Some(0);
+            if let Err(e) = store.save(&self.app.key(), &login) {
+                crate::trace!("cannot mark the rejected user token as spent: {e:#}");
+            }
+        }
     }
 
     fn fetch(&self, _target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
