@@ -533,6 +533,19 @@ fn check_app(
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) {
+    if let crate::config::SourceSpec::User(spec) = &app.source {
+        let user_app = crate::source::user::UserApp {
+            client_id: spec.client_id.clone(),
+            host: app.host.as_str().to_owned(),
+            api_url: app.api_url(target.scheme),
+        };
+        for (id, ok, detail) in
+            crate::source::user::doctor_checks(&user_app, config.cache, config.timeout)
+        {
+            report.add(id, if ok { Status::Ok } else { Status::Fail }, detail);
+        }
+        return;
+    }
     let Some(spec) = app.installation() else {
         return;
     };

@@ -4,6 +4,7 @@
 use super::{Args, Command, Context, Opt, Output, target};
 use crate::cache::Cache;
 use crate::github::unix_now;
+use crate::source::user;
 use crate::state::{NOT_INSTALLED_TTL, State};
 use crate::{app, index, source};
 use anyhow::Result;
@@ -53,6 +54,10 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             _ => index::forget_key(&state, &record.key),
         }
     }
+    let logins = config
+        .as_ref()
+        .map(|c| user::logins(c, deadline.at()))
+        .unwrap_or_default();
     let records = state.installation_records();
     let cache_dir = state
         .root()
@@ -74,6 +79,14 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
                 "expires_in_seconds": t.expires_at.saturating_sub(now),
                 "backends": t.record.stores,
                 "permissions": t.record.permissions,
+            })).collect::<Vec<_>>(),
+            "logins": logins.iter().map(|l| serde_json::json!({
+                "host": l.app.host,
+                "app_id": l.app.client_id,
+                "user": l.login.as_ref().map(|(login, _)| login.user.clone()),
+                "expires_at": l.login.as_ref().and_then(|(login, _)| login.expires_at).map(target::rfc3339),
+                "refresh_token_expires_at": l.login.as_ref().and_then(|(login, _)| login.refresh_expires_at).map(target::rfc3339),
+                "kept_in": l.login.as_ref().map(|(_, place)| place.describe()),
             })).collect::<Vec<_>>(),
             "installations": records.iter().filter_map(|r| r.installation.map(|id| serde_json::json!({
                 "api_url": r.api,
@@ -101,6 +114,24 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     }
     for t in &tokens {
         let r = &t.record;
+        if r.kind == source::Kind::User {
+            writeln!(
+                o,
+                "  {} app {} user token of {}: token {}, expires {} ({}), {}",
+                r.host,
+                r.app,
+                r.account,
+                t.fingerprint,
+                app::local_time(t.expires_at),
+                target::relative(t.expires_at, now),
+                if r.stores.is_empty() {
+                    "cached".to_owned()
+                } else {
+                    format!("cached in {}", r.stores.join(", "))
+                },
+            )?;
+            continue;
+        }
         writeln!(
             o,
             "  {} app {} owner '{}' installation {}: token {}, expires {} ({}), {}{}",
@@ -122,6 +153,45 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
                 format!("; narrowed to {}", r.scope)
             }
         )?;
+    }
+    if !logins.is_empty() {
+        writeln!(o, "Logins (user tokens):")?;
+    }
+    for l in &logins {
+        match &l.login {
+            Some((login, place)) => {
+                let expiry = |at: Option<u64>| match at {
+                    Some(at) if at > now => format!(
+                        "expires {} (in {})",
+                        app::local_time(at),
+                        user::approx(at - now)
+                    ),
+                    Some(at) => format!("expired {}", app::local_time(at)),
+                    None => "does not expire".to_owned(),
+                };
+                writeln!(
+                    o,
+                    "  {} app {}: logged in as {} since {}; token {}; refresh token {}; kept in {}",
+                    l.app.host,
+                    l.app.client_id,
+                    login.user,
+                    app::local_time(login.logged_in_at),
+                    expiry(login.expires_at),
+                    match login.refresh {
+                        Some(_) => expiry(login.refresh_expires_at),
+                        None => "none".to_owned(),
+                    },
+                    place.describe()
+                )?;
+            }
+            None => writeln!(
+                o,
+                "  {} app {}: not logged in (run: {})",
+                l.app.host,
+                l.app.client_id,
+                l.app.login_command()
+            )?,
+        }
     }
     writeln!(o, "Remembered installations:")?;
     let installed: Vec<_> = records

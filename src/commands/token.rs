@@ -57,7 +57,7 @@ pub fn obtain_for(
             "{n} (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget {})",
             n.owner
         ),
-        Obtain::NotServed(n) => bail!("{n}"),
+        Obtain::NotServed(n) => bail!("{n}{}", n.advice()),
     };
     let record = index::find(&state, &obtained.cache_key);
     if let Some(record) = &record {

@@ -233,6 +233,54 @@ fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
     .count();
     assert_eq!(refresh_tokens_leaked, 1, "one login file");
 
+    // status: who is logged in and both expiries, never a token.
+    let status = env.helper(&["status"], b"");
+    assert_ok(&status);
+    let text = stdout(&status);
+    let line = text
+        .lines()
+        .find(|l| l.contains("logged in as octo"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.starts_with(&format!(
+            "  {} app {client_id}: logged in as octo since ",
+            gh.host()
+        )),
+        "{line}"
+    );
+    assert!(line.contains("; token expires "), "{line}");
+    assert!(
+        line.contains("(in 7h 59m)") || line.contains("(in 8h)"),
+        "{line}"
+    );
+    assert!(
+        line.contains("; refresh token expires ")
+            && line.contains("(in 184 days); kept in a 0600 file"),
+        "{line}"
+    );
+    assert!(
+        text.contains(" user token of octo: token sha256:"),
+        "{text}"
+    );
+    assert!(!text.contains(&password), "no token in status");
+    let refresh = gh.user_tokens().len();
+    assert_eq!(refresh, 1);
+    // token and exec hand out the user token.
+    let token = env.helper(&["token", "acme/widgets"], b"");
+    assert_eq!(stdout(&token).trim(), password, "{}", stderr(&token));
+    let exec = env.helper(
+        &[
+            "exec",
+            "acme",
+            "--",
+            "sh",
+            "-c",
+            "test \"$GH_TOKEN\" = \"$GITHUB_TOKEN\" && printf %s \"$GH_TOKEN\" | cut -c1-4",
+        ],
+        b"",
+    );
+    assert_eq!(stdout(&exec).trim(), "ghu_", "{}", stderr(&exec));
+
     // logout: the next get falls through to the next helper (askpass here).
     let out = env.helper(&["logout"], b"");
     assert_ok(&out);
@@ -441,4 +489,62 @@ fn a_token_git_rejects_is_refreshed_on_the_next_attempt_not_handed_out_again() {
     assert_ok(&env.clone_repo("acme", "widgets"));
     let s = gh.oauth_stats();
     assert_eq!((s.refreshes, s.refreshed), (1, 1));
+}
+
+#[test]
+fn doctor_checks_the_login_the_refresh_tokens_life_and_the_device_flow() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    let line = |out: &std::process::Output, id: &str| -> String {
+        stdout(out)
+            .lines()
+            .find(|l| l.contains(&format!("] {id}: ")))
+            .unwrap_or_else(|| panic!("no {id} check: {}", stdout(out)))
+            .to_owned()
+    };
+    let doctor = env.helper(&["doctor"], b"");
+    assert_eq!(
+        line(&doctor, "login"),
+        format!(
+            "[FAIL] login: no one is logged in to {h} with app {client_id}: git asks its next helper; run: git-credential-github-app login --app-id {client_id} --host {h}",
+            h = gh.host()
+        )
+    );
+    assert_eq!(
+        line(&doctor, "device-flow"),
+        format!(
+            "[ OK ] device-flow: the device flow is enabled for app {client_id} on {}",
+            gh.host()
+        )
+    );
+    // A login whose refresh token has ten days left.
+    gh.set_user_token_lifetimes(28_800, 10 * 86_400);
+    login_as(&env, &gh, "octo");
+    gh.set_device_flow(1001, false);
+    let doctor = env.helper(&["doctor"], b"");
+    assert!(line(&doctor, "login").starts_with(&format!(
+        "[ OK ] login: logged in to {} as octo with app {client_id} (the token expires in 8h, the refresh token in 10 days; kept in a 0600 file)",
+        gh.host()
+    )));
+    assert!(
+        line(&doctor, "refresh-token").starts_with(
+            "[FAIL] refresh-token: the refresh token expires in 10 days: after that git gets no token until you log in again; run: "
+        ),
+        "{}",
+        stdout(&doctor)
+    );
+    assert_eq!(
+        line(&doctor, "user-token"),
+        format!(
+            "[ OK ] user-token: {} accepts the stored token: GET /user is octo",
+            gh.host()
+        )
+    );
+    assert!(
+        line(&doctor, "device-flow").contains("tick \"Enable Device Flow\""),
+        "{}",
+        stdout(&doctor)
+    );
+    assert!(!stdout(&doctor).contains("ghu_") && !stderr(&doctor).contains("ghu_"));
 }

@@ -162,6 +162,148 @@ impl TokenSource for User {
     }
 }
 
+/// A configured user-token app and its stored login, if any (for `status` and `doctor`).
+pub struct LoginInfo {
+    pub app: UserApp,
+    pub login: Option<(Login, Place)>,
+}
+
+/// Every configured app with user tokens, with its stored login. No GitHub call.
+pub fn logins(config: &Config, deadline: std::time::Instant) -> Vec<LoginInfo> {
+    let store = Store::new(config.cache, store::default_state(), deadline);
+    config
+        .apps
+        .iter()
+        .filter_map(|a| match &a.source {
+            crate::config::SourceSpec::User(spec) => Some(UserApp {
+                client_id: spec.client_id.clone(),
+                host: a.host.as_str().to_owned(),
+                api_url: a.api_url(if a.host.is_loopback() {
+                    "http"
+                } else {
+                    "https"
+                }),
+            }),
+            _ => None,
+        })
+        .map(|app| LoginInfo {
+            login: store.load(&app.key()),
+            app,
+        })
+        .collect()
+}
+
+/// A refresh token with less than this left is reported by `doctor`: log in again before then.
+pub const REFRESH_WARNING: u64 = 14 * 86_400;
+
+/// One `doctor` check of a user-token app: (stable id, passed, one line).
+pub type Check = (&'static str, bool, String);
+
+/// `doctor`'s checks for a user-token app: the login, the refresh token's remaining life, the
+/// stored token against `GET /user`, and whether the device flow is enabled (a device code is
+/// requested and left unused; it expires by itself).
+pub fn doctor_checks(app: &UserApp, cache: CacheMode, timeout: Duration) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let deadline = std::time::Instant::now() + timeout;
+    let store = Store::new(cache, store::default_state(), deadline);
+    let now = unix_now();
+    let http = oauth::Http::new(timeout.min(Duration::from_secs(10)));
+    match store.load(&app.key()) {
+        None => checks.push((
+            "login",
+            false,
+            format!(
+                "no one is logged in to {} with app {}: git asks its next helper; run: {}",
+                app.host,
+                app.client_id,
+                app.login_command()
+            ),
+        )),
+        Some((login, place)) => {
+            checks.push((
+                "login",
+                true,
+                format!(
+                    "logged in to {} as {} with app {} ({}; kept in {})",
+                    app.host,
+                    login.user,
+                    app.client_id,
+                    lifetimes(&login, now),
+                    place.describe()
+                ),
+            ));
+            checks.push(match (&login.refresh, login.refresh_expires_at) {
+                (Some(_), Some(at)) if at <= now => (
+                    "refresh-token",
+                    false,
+                    format!("the refresh token expired; run: {}", app.login_command()),
+                ),
+                (Some(_), Some(at)) if at - now < REFRESH_WARNING => (
+                    "refresh-token",
+                    false,
+                    format!(
+                        "the refresh token expires in {}: after that git gets no token until you log in again; run: {}",
+                        approx(at - now),
+                        app.login_command()
+                    ),
+                ),
+                (Some(_), Some(at)) => (
+                    "refresh-token",
+                    true,
+                    format!(
+                        "the refresh token expires in {}; each refresh renews it",
+                        approx(at - now)
+                    ),
+                ),
+                (Some(_), None) => (
+                    "refresh-token",
+                    true,
+                    "the refresh token has no expiry".to_owned(),
+                ),
+                (None, _) => (
+                    "refresh-token",
+                    true,
+                    "the app's user tokens do not expire: no refresh token needed".to_owned(),
+                ),
+            });
+            if login.expires_at.is_none_or(|at| at > now) {
+                checks.push(
+                    match oauth::user_login(&http, &app.api_url, &app.host, &login.access) {
+                        Ok(user) => (
+                            "user-token",
+                            true,
+                            format!("{} accepts the stored token: GET /user is {user}", app.host),
+                        ),
+                        Err(e) => (
+                            "user-token",
+                            false,
+                            format!(
+                                "{}; the next get refreshes it, or run: {}",
+                                e.explain(&app.client_id, &app.host),
+                                app.login_command()
+                            ),
+                        ),
+                    },
+                );
+            }
+        }
+    }
+    checks.push(
+        match oauth::request_device_code(&http, &app.web(), &app.host, &app.client_id) {
+            Ok(_) => (
+                "device-flow",
+                true,
+                format!(
+                    "the device flow is enabled for app {} on {}",
+                    app.client_id, app.host
+                ),
+            ),
+            Err(e) => ("device-flow", false, e.explain(&app.client_id, &app.host)),
+        },
+    );
+    checks
+}
+
 /// A user token cannot be revoked by the helper: GitHub's `DELETE
 /// /applications/{client_id}/token` needs the app's client secret.
 pub fn revoke(record: &Record) -> Result<Revoked> {
