@@ -177,6 +177,9 @@ fn helper_line(flags: &Flags) -> Result<String> {
     if flags.repo_scoped {
         words.push("--repo-scoped".to_owned());
     }
+    if flags.user_tokens {
+        words.push("--user-tokens".to_owned());
+    }
     Ok(words
         .iter()
         .map(|w| shell_quote(w))
@@ -254,7 +257,17 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
     let scope = scope_of(args)?;
     let target = Target::from_flags(&ctx.flags)?;
     let url = target.section_url();
-    if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() {
+    // A client ID without a key, with no key in the environment either, is a user-token app.
+    let user_tokens = ctx.flags.user_tokens
+        || (ctx.flags.private_key.is_none()
+            && ctx
+                .flags
+                .app_id
+                .as_deref()
+                .is_some_and(|id| id.trim().starts_with("Iv"))
+            && ctx.env(config::env::PRIVATE_KEY).is_none()
+            && ctx.env(config::env::PRIVATE_KEY_PATH).is_none());
+    if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() && !user_tokens {
         bail!(
             "--app-id needs --private-key PATH here: the helper line must name the key file (the key in {} is not written into git's config)",
             config::env::PRIVATE_KEY
@@ -283,7 +296,10 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             );
         }
     }
-    let line = helper_line(&ctx.flags)?;
+    let line = helper_line(&Flags {
+        user_tokens,
+        ..ctx.flags.clone()
+    })?;
 
     // Running again replaces what an earlier setup wrote.
     let replaced = remove_ours(scope, &target)?.is_some();
@@ -354,6 +370,18 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         }
     )?;
     writeln!(o.out, "Undo it:  git-credential-github-app unsetup")?;
+    if user_tokens {
+        writeln!(
+            o.out,
+            "Log in:   git-credential-github-app login --app-id {}{}",
+            ctx.flags.app_id.as_deref().unwrap_or_default().trim(),
+            if target.host.as_str() == "github.com" {
+                String::new()
+            } else {
+                format!(" --host {}", target.host.as_str())
+            }
+        )?;
+    }
     if from_env {
         writeln!(
             o.err,

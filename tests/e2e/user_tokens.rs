@@ -548,3 +548,51 @@ fn doctor_checks_the_login_the_refresh_tokens_life_and_the_device_flow() {
     );
     assert!(!stdout(&doctor).contains("ghu_") && !stderr(&doctor).contains("ghu_"));
 }
+
+#[test]
+fn setup_writes_a_user_token_line_that_git_then_uses_after_login() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    // A gitconfig without our helper: setup writes it.
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = Test\n\temail = test@example.com\n",
+    )
+    .unwrap();
+    let out = run(
+        env.command(HELPER).args([
+            "setup",
+            "--app-id",
+            &client_id,
+            "--host",
+            &gh.host(),
+            "--cache",
+            "file",
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    let text = stdout(&out);
+    let helper = format!(
+        "        helper = {HELPER} --app-id {client_id} --host {} --cache file --user-tokens",
+        gh.host()
+    );
+    assert!(text.contains(&format!("{helper}\n")), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Log in:   git-credential-github-app login --app-id {client_id} --host {}\n",
+            gh.host()
+        )),
+        "{text}"
+    );
+    // git runs that line: not logged in yet, then the person's token.
+    assert!(stderr(&env.fill("acme/widgets.git")).contains("not logged in"));
+    login_as(&env, &gh, "octo");
+    let fill = env.fill("acme/widgets.git");
+    assert!(
+        field(&fill, "password").unwrap().starts_with("ghu_"),
+        "{}",
+        stderr(&fill)
+    );
+}
