@@ -502,6 +502,14 @@ pub fn renew(
             Ok(Renewed::Login(renewed))
         }
         Err(OAuthError::BadRefreshToken) => {
+            // Another process may have rotated the tokens meanwhile (it took the lock over from
+            // this one, stopped or slow): then the stored login is newer and still good.
+            if let Some((stored, _)) = store.load(&app.key())
+                && stored.refresh.as_ref() != Some(refresh)
+            {
+                crate::trace!("the refresh token was rotated by another process; using its login");
+                return Ok(Renewed::Login(stored));
+            }
             store.remove(&app.key());
             Ok(Renewed::Gone(
                 OAuthError::BadRefreshToken.explain(&app.client_id, &app.host),
@@ -576,6 +584,19 @@ mod tests {
         };
         assert!(text.contains("bad_refresh_token"), "{text}");
         assert!(store.load(&app().key()).is_none(), "dropped");
+        // Refused because another process rotated it meanwhile: its newer login is used, kept.
+        let newer = Login {
+            access: Secret::new("ghu_other"),
+            refresh: Some(Secret::new("ghr_other")),
+            ..login()
+        };
+        store.save(&app().key(), &newer).unwrap();
+        let post = Scripted::new(vec![(200, r#"{"error":"bad_refresh_token"}"#)]);
+        let Renewed::Login(l) = renew(&app(), &store, &login(), &post, 300).unwrap() else {
+            panic!()
+        };
+        assert_eq!(l.access.expose(), "ghu_other");
+        assert!(store.load(&app().key()).is_some(), "kept");
         // A dead login is dropped without asking GitHub.
         store.save(&app().key(), &login()).unwrap();
         let quiet = Scripted::new(vec![]);
