@@ -596,3 +596,40 @@ fn setup_writes_a_user_token_line_that_git_then_uses_after_login() {
         stderr(&fill)
     );
 }
+
+#[test]
+fn login_opens_a_browser_only_when_asked() {
+    let gh = world();
+    let mut env = user_env(&gh);
+    let opened = env.home.join("opened.txt");
+    let browser = env.home.join("browser.sh");
+    std::fs::write(
+        &browser,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" >> {}\n", opened.display()),
+    )
+    .unwrap();
+    chmod(&browser, 0o755);
+    env.set_env("BROWSER", &browser.display().to_string());
+    // Without --open: no browser.
+    login_as(&env, &gh, "octo");
+    assert!(!opened.exists(), "no browser without --open");
+    // With --open: the page, once.
+    let (child, lines, code, err) = start_login(&env, &["--open"]);
+    visit_device_page(&gh, &code, "octo", true);
+    let (status, lines, _) = finish(child, lines, err);
+    assert!(status.success(), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "git-credential-github-app: opened the page in your browser"),
+        "{lines:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !opened.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&opened).unwrap(),
+        format!("{}/login/device\n", gh.url())
+    );
+}
