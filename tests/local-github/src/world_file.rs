@@ -27,6 +27,8 @@ pub struct WorldFile {
     pub token_format: Option<String>,
     pub clock_offset_secs: Option<i64>,
     pub iat_leeway_secs: Option<i64>,
+    /// The device flow's polling `interval` (default 5).
+    pub device_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +49,11 @@ pub struct AppSpec {
     /// More keys (PEM files) that also verify this app's JWTs.
     #[serde(default)]
     pub additional_key_paths: Vec<PathBuf>,
+    /// "Enable Device Flow" (default off, as on GitHub).
+    #[serde(default)]
+    pub device_flow: bool,
+    /// Whether user tokens expire (default true).
+    pub expiring_user_tokens: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +64,10 @@ pub struct AccountSpec {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub id: Option<u64>,
+    /// For an organisation: member login → permission on its repositories (`read`, `write`,
+    /// `admin`), what the member may do with a user token.
+    #[serde(default)]
+    pub members: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +169,10 @@ impl WorldFile {
             if let Some(p) = a.permissions {
                 app = app.with_permissions(p);
             }
+            app = app.with_device_flow(a.device_flow);
+            if let Some(e) = a.expiring_user_tokens {
+                app = app.with_expiring_user_tokens(e);
+            }
             for p in &a.additional_key_paths {
                 let p = resolve(base_dir, p);
                 let pem = std::fs::read_to_string(&p)
@@ -181,6 +196,9 @@ impl WorldFile {
                 Some(id) => acc.id(id),
                 None => acc,
             });
+            for (member, permission) in &a.members {
+                b = b.member(&a.login, member, permission);
+            }
         }
         for r in &self.repos {
             let (o, n) = r
@@ -222,6 +240,9 @@ impl WorldFile {
         }
         if let Some(s) = self.iat_leeway_secs {
             b = b.iat_leeway(s);
+        }
+        if let Some(s) = self.device_interval_secs {
+            b = b.device_flow_timing(s, crate::users::DEFAULT_DEVICE_CODE_LIFETIME);
         }
         Ok(b)
     }

@@ -452,3 +452,36 @@ fn git_with_a_user_token_is_what_both_the_user_and_the_app_may_do() {
     assert!(!out.status.success());
     assert_eq!(gh.requests().last().unwrap().status, 401);
 }
+
+#[test]
+fn a_world_file_declares_the_device_flow_and_memberships() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = serde_json::json!({
+        "apps": [{"id": 1001, "slug": "demo-app", "generate_key_to": "k.pem", "device_flow": true}],
+        "accounts": [
+            {"login": "acme", "type": "Organization", "members": {"octo": "write"}},
+            {"login": "octo"}
+        ],
+        "repos": ["acme/widgets"],
+        "installations": [{"id": 11, "app_id": 1001, "account": "acme"}],
+        "device_interval_secs": 1
+    });
+    let gh = local_github::WorldFile::parse(&world.to_string())
+        .unwrap()
+        .into_builder(dir.path())
+        .unwrap()
+        .start()
+        .unwrap();
+    assert!(gh.app(1001).device_flow());
+    assert_eq!(start(&gh, 1001)["interval"], 1);
+    let (octo, _) = login(&gh, 1001, "octo");
+    ok(&git(
+        dir.path(),
+        &[
+            "clone",
+            "-q",
+            &token_url(&gh, &octo, "acme", "widgets"),
+            "w",
+        ],
+    ));
+}
