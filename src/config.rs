@@ -8,6 +8,9 @@
 //! Flags and environment describe one app, which is tried before the file's apps. Values are parsed
 //! into types here, so that every later stage works with an [`App`], never with raw strings.
 
+use crate::keyref::kms_arn::KmsKey;
+use crate::keyref::pkcs11_uri::Pkcs11Uri;
+use crate::keyref::{KeyRef, Written};
 use crate::secret::Secret;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
@@ -18,7 +21,7 @@ use std::time::Duration;
 /// Environment variables read by the helper (besides `HOME`/`XDG_*`).
 pub mod env {
     pub const APP_ID: &str = "GITHUB_APP_ID";
-    pub const PRIVATE_KEY: &str = "GITHUB_APP_PRIVATE_KEY";
+    pub const PRIVATE_KEY: &str = crate::keyref::PRIVATE_KEY_ENV;
     pub const PRIVATE_KEY_PATH: &str = "GITHUB_APP_PRIVATE_KEY_PATH";
     pub const INSTALLATION_ID: &str = "GITHUB_APP_INSTALLATION_ID";
     pub const API_URL: &str = "GITHUB_APP_API_URL";
@@ -78,38 +81,6 @@ impl AppId {
 impl std::fmt::Display for AppId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.iss())
-    }
-}
-
-/// Where the app's private key comes from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    File(PathBuf),
-    /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
-    Env(Secret),
-    /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
-    Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
-    /// An AWS KMS key or alias ARN (`--private-key arn:aws:kms:REGION:ACCOUNT:key/ID`).
-    AwsKms(crate::signer::aws_kms::KmsKey),
-    /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
-    Command {
-        argv: Vec<String>,
-        public_key: Option<PathBuf>,
-    },
-}
-
-impl KeySource {
-    /// What holds the key, for messages; never the key or a PIN.
-    pub fn describe(&self) -> String {
-        match self {
-            KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
-            KeySource::Pkcs11(uri) => uri.describe(),
-            KeySource::AwsKms(key) => key.describe(),
-            KeySource::Command { argv, .. } => format!(
-                "signer command '{}'",
-                crate::protocol::printable(argv.first().map_or("", String::as_str))
-            ),
-        }
     }
 }
 
@@ -266,7 +237,7 @@ pub enum SourceSpec {
 #[derive(Debug, Clone)]
 pub struct InstallationSpec {
     pub id: AppId,
-    pub key: KeySource,
+    pub key: KeyRef,
     pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
     pub permissions: BTreeMap<String, String>,
@@ -710,7 +681,7 @@ fn app_from_flags_and_env(
     let key = if let Some(path) = &flags.private_key {
         key_reference(&path.to_string_lossy(), "--private-key")?
     } else if let Some(pem) = env(env::PRIVATE_KEY) {
-        KeySource::Env(Secret::new(pem))
+        KeyRef::Env(Secret::new(pem))
     } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
         key_reference(&path, env::PRIVATE_KEY_PATH)?
     } else {
@@ -829,9 +800,9 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
         );
     }
     let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
-        (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
+        (Some(path), None, None) => KeyRef::File(beside(key_path(path, "private_key_path")?)),
         (None, Some(text), None) => match key_reference(text, "private_key")? {
-            KeySource::File(path) => KeySource::File(beside(path)),
+            KeyRef::File(path) => KeyRef::File(beside(path)),
             other => other,
         },
         (None, None, Some(argv)) => {
@@ -840,7 +811,7 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
                     "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
                 );
             }
-            KeySource::Command {
+            KeyRef::Command {
                 argv: argv.clone(),
                 public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
             }
@@ -966,20 +937,17 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
 /// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
 /// `pkcs11:` URI, an AWS KMS key ARN, or a PEM file path.
-fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
+fn key_reference(text: &str, setting: &str) -> Result<KeyRef> {
     let text = text.trim();
-    if text.starts_with("arn:") {
-        return Ok(KeySource::AwsKms(
-            crate::signer::aws_kms::KmsKey::parse(text).with_context(|| format!("in {setting}"))?,
-        ));
-    }
-    if text.starts_with("pkcs11:") {
-        return Ok(KeySource::Pkcs11(
-            crate::signer::pkcs11::Pkcs11Uri::parse(text)
-                .with_context(|| format!("in {setting}"))?,
-        ));
-    }
-    Ok(KeySource::File(key_path(Path::new(text), setting)?))
+    Ok(match Written::of(text) {
+        Written::KmsArn => {
+            KeyRef::AwsKms(KmsKey::parse(text).with_context(|| format!("in {setting}"))?)
+        }
+        Written::Pkcs11Uri => {
+            KeyRef::Pkcs11(Pkcs11Uri::parse(text).with_context(|| format!("in {setting}"))?)
+        }
+        Written::Path => KeyRef::File(key_path(Path::new(text), setting)?),
+    })
 }
 
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
@@ -1271,7 +1239,7 @@ mod tests {
         f.cache = Some("none".into());
         let c = resolve(&f, &env).unwrap();
         assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(123));
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::File(p) if p == Path::new("/k.pem")));
         assert_eq!(c.cache, CacheMode::None);
         let c = resolve(
             &Flags {
@@ -1282,7 +1250,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(999));
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::Env(_)));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::Env(_)));
         assert_eq!(c.cache, CacheMode::File);
         assert_eq!(c.refresh_margin, DEFAULT_MARGIN);
     }
@@ -1334,7 +1302,7 @@ installation_id = 7
         let acme = &c.apps[1];
         assert_eq!(acme.owners, vec!["acme"]);
         assert!(
-            matches!(&inst(acme).key, KeySource::File(p) if p == &dir.path().join("keys/acme.pem"))
+            matches!(&inst(acme).key, KeyRef::File(p) if p == &dir.path().join("keys/acme.pem"))
         );
         assert_eq!(inst(acme).scope(), "contents:read");
         assert_eq!(c.apps[2].api_url("https"), "https://ghe.example.com/api/v3");
@@ -1362,18 +1330,18 @@ installation_id = 7
         )
         .unwrap();
         assert!(
-            matches!(&inst(&c.apps[0]).key, KeySource::Command { argv, public_key }
+            matches!(&inst(&c.apps[0]).key, KeyRef::Command { argv, public_key }
             if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
         );
-        assert!(matches!(&inst(&c.apps[1]).key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert!(matches!(&inst(&c.apps[1]).key, KeyRef::File(p) if p == Path::new("/k.pem")));
         let c = resolve_file(
             "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
              [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
         )
         .unwrap();
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::AwsKms(k) if k.region == "eu-west-1"));
         assert!(
-            matches!(&inst(&c.apps[1]).key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+            matches!(&inst(&c.apps[1]).key, KeyRef::Pkcs11(u) if u.object.as_deref() == Some("gh"))
         );
         let flags = Flags {
             app_id: Some("1".into()),
@@ -1382,7 +1350,7 @@ installation_id = 7
         };
         assert!(matches!(
             &inst(&resolve(&flags, &no_env).unwrap().apps[0]).key,
-            KeySource::AwsKms(_)
+            KeyRef::AwsKms(_)
         ));
         for (toml, expected) in [
             ("app_id = 1\n", "has no key"),
