@@ -11,28 +11,22 @@
 use crate::keyref::kms_arn::KmsKey;
 use crate::keyref::pkcs11_uri::Pkcs11Uri;
 use crate::keyref::{KeyRef, Written};
-use crate::secret::Secret;
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Environment variables read by the helper (besides `HOME`/`XDG_*`).
-pub mod env {
-    pub const APP_ID: &str = "GITHUB_APP_ID";
-    pub const PRIVATE_KEY: &str = crate::keyref::PRIVATE_KEY_ENV;
-    pub const PRIVATE_KEY_PATH: &str = "GITHUB_APP_PRIVATE_KEY_PATH";
-    pub const INSTALLATION_ID: &str = "GITHUB_APP_INSTALLATION_ID";
-    pub const API_URL: &str = "GITHUB_APP_API_URL";
-    pub const HOST: &str = "GITHUB_APP_HOST";
-    pub const CONFIG: &str = "GIT_CREDENTIAL_GITHUB_APP_CONFIG";
-    pub const CACHE: &str = "GIT_CREDENTIAL_GITHUB_APP_CACHE";
-    pub const REFRESH_MARGIN: &str = "GIT_CREDENTIAL_GITHUB_APP_REFRESH_MARGIN";
-    pub const TIMEOUT: &str = "GIT_CREDENTIAL_GITHUB_APP_TIMEOUT";
-    pub const TRACE: &str = "GIT_CREDENTIAL_GITHUB_APP_TRACE";
-    pub const STATELESS_TOKENS: &str = "GIT_CREDENTIAL_GITHUB_APP_STATELESS_TOKENS";
-}
+pub mod env;
+pub mod file;
+pub mod flags;
+pub mod hosts;
+
+pub use file::default_config_path;
+pub use flags::Flags;
+pub use hosts::{Host, host_for};
+
+use file::{FileConfig, app_from_file, read_file};
+use flags::app_from_flags_and_env;
 
 /// The `iss` of the app's JWT: the numeric App ID or the client ID (`Iv1.…`, `Iv23li…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,107 +101,6 @@ impl CacheMode {
             ),
         })
     }
-}
-
-/// A host as compared in routing: lower case, without the protocol's default port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host(String);
-
-impl Host {
-    /// Accepts `github.com`, `GitHub.com:443`, `https://ghe.example.com/`, `127.0.0.1:8080`.
-    pub fn parse(text: &str) -> Result<Host> {
-        let text = text.trim();
-        if let Some(what) = secret_kind(text) {
-            bail!("the host is {what} (not shown), not a host name");
-        }
-        let (scheme, rest) = match text.split_once("://") {
-            Some((s, r)) => (Some(s), r),
-            None => (None, text),
-        };
-        let host = rest.trim_end_matches('/');
-        if split_host_port(host).is_none() {
-            bail!("{} is not a host name", quoted(text));
-        }
-        Ok(Host::normalize(scheme.unwrap_or("https"), host))
-    }
-
-    /// The form used for comparison, for a host as git sends it with `protocol`.
-    pub fn normalize(protocol: &str, host: &str) -> Host {
-        let lower = host.to_ascii_lowercase();
-        let default_port = if protocol == "http" { ":80" } else { ":443" };
-        Host(
-            lower
-                .strip_suffix(default_port)
-                .map(str::to_owned)
-                .unwrap_or(lower),
-        )
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name without port or IPv6 brackets.
-    pub fn name(&self) -> &str {
-        split_host_port(&self.0).map_or(self.0.as_str(), |(name, _)| name)
-    }
-
-    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for. Only a
-    /// well-formed host counts: `[::1]evil.example` is not loopback.
-    pub fn is_loopback(&self) -> bool {
-        let Some((name, _)) = split_host_port(&self.0) else {
-            return false;
-        };
-        if name == "localhost" {
-            return true;
-        }
-        name.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-    }
-
-    /// The REST API base for this host: github.com → api.github.com, `SUB.ghe.com` → api.SUB.ghe.com,
-    /// anything else is GitHub Enterprise Server at `PROTOCOL://HOST/api/v3`.
-    pub fn default_api_url(&self, protocol: &str) -> String {
-        let name = self.name();
-        if name == "github.com" && self.0 == "github.com" {
-            "https://api.github.com".to_owned()
-        } else if name.ends_with(".ghe.com") && self.0 == name {
-            format!("https://api.{name}")
-        } else {
-            format!("{protocol}://{}/api/v3", self.0)
-        }
-    }
-}
-
-/// `name[:port]` or `[ipv6][:port]` split into name (without brackets) and port; `None` unless
-/// the text is exactly that shape: a DNS name or IPv4 address of letters, digits, `-`, `.` and
-/// `_`; an IPv6 address inside brackets; a port of digits.
-fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
-    let (name, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        inside.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':')?),
-        };
-        (inside, port)
-    } else {
-        match text.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (text, None),
-        }
-    };
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
-        Some(_) => return None,
-    };
-    let name_ok = text.starts_with('[')
-        || (!name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)));
-    name_ok.then_some((name, port))
 }
 
 /// One configured token source and what it serves: a host, optionally some owners, and where its
@@ -347,84 +240,6 @@ pub const DEFAULT_MARGIN: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_USERNAME: &str = "x-access-token";
-
-/// Settings given as flags on the helper line. Every field is optional.
-#[derive(Debug, Default, Clone)]
-pub struct Flags {
-    pub app_id: Option<String>,
-    pub private_key: Option<PathBuf>,
-    pub installation_id: Option<String>,
-    pub api_url: Option<String>,
-    pub host: Option<String>,
-    pub owners: Vec<String>,
-    pub cache: Option<String>,
-    pub refresh_margin: Option<String>,
-    pub timeout: Option<String>,
-    pub config: Option<PathBuf>,
-    pub username: Option<String>,
-    pub verbose: bool,
-    /// `--repo-scoped`: tokens for just the repository.
-    pub repo_scoped: bool,
-    /// `--permissions contents:read,metadata:read`.
-    pub permissions: Option<String>,
-}
-
-/// The config file's shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    cache: Option<String>,
-    refresh_margin: Option<String>,
-    timeout: Option<String>,
-    username: Option<String>,
-    stateless_tokens: Option<String>,
-    #[serde(default, rename = "app")]
-    apps: Vec<FileApp>,
-    public_fallback: Option<FileApp>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileApp {
-    app_id: StringOrNumber,
-    private_key_path: Option<PathBuf>,
-    /// Like `private_key_path`, or a key that is not a file (see [`key_reference`]).
-    private_key: Option<String>,
-    /// A command that signs (see `signer::command`).
-    signer: Option<Vec<String>>,
-    /// The public key file of `signer`, for checking its signatures and for `doctor`.
-    public_key: Option<PathBuf>,
-    host: Option<String>,
-    api_url: Option<String>,
-    installation_id: Option<u64>,
-    #[serde(default)]
-    owners: Vec<String>,
-    #[serde(default)]
-    permissions: BTreeMap<String, String>,
-    #[serde(default)]
-    repo_scoped: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringOrNumber {
-    Number(u64),
-    String(String),
-}
-
-impl StringOrNumber {
-    fn text(&self) -> String {
-        match self {
-            StringOrNumber::Number(n) => n.to_string(),
-            StringOrNumber::String(s) => s.clone(),
-        }
-    }
-}
-
-/// The default config file path.
-pub fn default_config_path() -> Option<PathBuf> {
-    dirs::config_dir().map(|d| d.join("git-credential-github-app").join("config.toml"))
-}
 
 /// Merge flags, environment (through `getenv`) and the config file into a [`Config`].
 pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
@@ -575,193 +390,6 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
         .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
-fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(FileConfig::default());
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read config file {}", path.display()));
-        }
-    };
-    toml::from_str(&text).map_err(|e| {
-        // toml's Display quotes the offending line, which may hold a pasted key: give only the
-        // position and the parser's message.
-        let at = e.span().map_or(String::new(), |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rsplit('\n').next().unwrap_or("");
-            let column = line_start.chars().count() + 1;
-            // The key whose value is wrong: the last name before a '=' on that line.
-            let key = line_start
-                .rsplit_once('=')
-                .map(|(left, _)| {
-                    let left = left.trim_end();
-                    let start = left
-                        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                        .map_or(0, |i| i + 1);
-                    &left[start..]
-                })
-                .filter(|k| !k.is_empty())
-                .map_or(String::new(), |k| {
-                    format!(", {}", quoted(k).trim_matches('\''))
-                });
-            format!(" line {line}, column {column}{key}:")
-        });
-        let message: String = hide_quoted_values(e.message())
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        anyhow!("config file {}:{at} {}", path.display(), message.trim())
-    })
-}
-
-/// serde's and toml's messages quote the value they did not expect (`invalid type: string
-/// "-----BEGIN…", expected u64`) and the names they do not know (`` unknown field `x` ``): replace
-/// each quoted part by [`quoted`]'s form of it, so no pasted secret is echoed.
-fn hide_quoted_values(message: &str) -> String {
-    let mut out = String::new();
-    let mut rest = message;
-    while let Some(start) = rest.find(['"', '`']) {
-        let close = rest.as_bytes()[start] as char;
-        out.push_str(&rest[..start]);
-        let body = &rest[start + 1..];
-        // Find the closing quote, skipping Rust-escaped characters inside "…".
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in body.char_indices() {
-            match c {
-                '\\' if close == '"' && !escaped => escaped = true,
-                c if c == close && !escaped => {
-                    end = Some(i);
-                    break;
-                }
-                _ => escaped = false,
-            }
-        }
-        let Some(end) = end else {
-            out.push_str("(value not shown)");
-            return out;
-        };
-        let value = &body[..end];
-        let unescaped = value.replace("\\n", "\n").replace("\\\"", "\"");
-        match quoted(&unescaped).strip_prefix('\'') {
-            Some(plain) => {
-                out.push(close);
-                out.push_str(plain.strip_suffix('\'').unwrap_or(plain));
-                out.push(close);
-            }
-            None => out.push_str(&quoted(&unescaped)),
-        }
-        rest = &body[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn app_from_flags_and_env(
-    flags: &Flags,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<App>> {
-    let (id_text, origin) = match (&flags.app_id, env(env::APP_ID)) {
-        (Some(id), _) => (id.clone(), "--app-id"),
-        (None, Some(id)) => (id, env::APP_ID),
-        (None, None) => {
-            if flags.private_key.is_some() || flags.installation_id.is_some() {
-                bail!(
-                    "--private-key and --installation-id need --app-id (or {})",
-                    env::APP_ID
-                );
-            }
-            return Ok(None);
-        }
-    };
-    let id = AppId::parse(&id_text).context(origin)?;
-    let key = if let Some(path) = &flags.private_key {
-        key_reference(&path.to_string_lossy(), "--private-key")?
-    } else if let Some(pem) = env(env::PRIVATE_KEY) {
-        KeyRef::Env(Secret::new(pem))
-    } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        key_reference(&path, env::PRIVATE_KEY_PATH)?
-    } else {
-        bail!(
-            "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
-            env::PRIVATE_KEY,
-            env::PRIVATE_KEY_PATH
-        );
-    };
-    let installation_id = match first_named(&[
-        (flags.installation_id.clone(), "--installation-id"),
-        (env(env::INSTALLATION_ID), env::INSTALLATION_ID),
-    ]) {
-        Some((text, setting)) => Some(parse_installation_id(&text).context(setting)?),
-        None => None,
-    };
-    let api_url = flags
-        .api_url
-        .clone()
-        .map(|u| check_api_url(&u, "--api-url"))
-        .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
-        .transpose()?;
-    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
-        Some((text, setting)) => Host::parse(&text).context(setting)?,
-        None => host_for(api_url.as_deref())?,
-    };
-    let permissions = flags
-        .permissions
-        .as_deref()
-        .map(parse_permissions)
-        .transpose()?
-        .unwrap_or_default();
-    let owners = flags
-        .owners
-        .iter()
-        .map(|o| check_owner(o).context("--owner"))
-        .collect::<Result<_>>()?;
-    Ok(Some(App {
-        origin: if flags.app_id.is_some() {
-            "command line".into()
-        } else {
-            "environment".into()
-        },
-        host,
-        api_url,
-        owners,
-        source: SourceSpec::Installation(InstallationSpec {
-            id,
-            key,
-            installation_id,
-            permissions,
-            repo_scoped: flags.repo_scoped,
-        }),
-    }))
-}
-
-/// The host an app serves when only its API URL is given: `api.github.com` → `github.com`,
-/// `api.SUB.ghe.com` → `SUB.ghe.com`, `https://H/api/v3` → `H` (GitHub Enterprise Server, or the
-/// local test GitHub over loopback http). Without an API URL: `github.com`.
-pub fn host_for(api_url: Option<&str>) -> Result<Host> {
-    let Some(url) = api_url else {
-        return Host::parse("github.com");
-    };
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("the API URL has no scheme"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = Host::parse(&format!("{scheme}://{authority}"))?;
-    let name = host.as_str();
-    if name == "api.github.com" {
-        return Host::parse("github.com");
-    }
-    if let Some(sub) = name.strip_prefix("api.")
-        && sub.ends_with(".ghe.com")
-    {
-        return Host::parse(sub);
-    }
-    Ok(host)
-}
-
 /// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
 pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -786,76 +414,6 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
         bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
     }
     Ok(out)
-}
-
-fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
-    let id = AppId::parse(&fa.app_id.text()).context("app_id")?;
-    let beside = |path: PathBuf| match base {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path,
-    };
-    if fa.public_key.is_some() && fa.signer.is_none() {
-        bail!(
-            "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
-        );
-    }
-    let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
-        (Some(path), None, None) => KeyRef::File(beside(key_path(path, "private_key_path")?)),
-        (None, Some(text), None) => match key_reference(text, "private_key")? {
-            KeyRef::File(path) => KeyRef::File(beside(path)),
-            other => other,
-        },
-        (None, None, Some(argv)) => {
-            if argv.first().is_none_or(|p| p.trim().is_empty()) {
-                bail!(
-                    "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
-                );
-            }
-            KeyRef::Command {
-                argv: argv.clone(),
-                public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
-            }
-        }
-        (None, None, None) => {
-            bail!("app {id} has no key: set private_key_path, private_key or signer")
-        }
-        _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
-    };
-    let api_url = fa
-        .api_url
-        .as_deref()
-        .map(|u| check_api_url(u, "api_url"))
-        .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
-    };
-    for (perm, level) in &fa.permissions {
-        if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!(
-                "permissions: {} = {} must be read, write or admin",
-                quoted(perm),
-                quoted(level)
-            );
-        }
-    }
-    Ok(App {
-        origin,
-        host,
-        api_url,
-        owners: fa
-            .owners
-            .iter()
-            .map(|o| check_owner(o).context("owners"))
-            .collect::<Result<_>>()?,
-        source: SourceSpec::Installation(InstallationSpec {
-            id,
-            key,
-            installation_id: fa.installation_id,
-            permissions: fa.permissions.clone(),
-            repo_scoped: fa.repo_scoped,
-        }),
-    })
 }
 
 /// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
@@ -1015,6 +573,7 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use file::hide_quoted_values;
 
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")
