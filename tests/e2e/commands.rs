@@ -351,7 +351,7 @@ fn a_remembered_not_installed_owner_is_named_at_most_once_a_minute() {
     assert_eq!(
         said(&first),
         format!(
-            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}); leaving this request to other helpers\n",
+            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}); leaving this request to other helpers (remembered for 5 min). If you install the app now, run: git-credential-github-app forget nobody\n",
             gh.host()
         )
     );
