@@ -19,6 +19,7 @@ pub mod github;
 pub mod index;
 pub mod jwt;
 pub mod key;
+pub mod keyref;
 pub mod protocol;
 pub mod route;
 pub mod secret;

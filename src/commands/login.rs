@@ -53,20 +53,16 @@ the token cached for git. GitHub keeps the app authorized for you: revoke it in 
 /// Set by the Ctrl-C handler while `login` waits.
 static CANCELLED: AtomicBool = AtomicBool::new(false);
 
-/// The app a person logs in to: the configured entry with user tokens (the command line's
-/// `--app-id` first), narrowed by `--host`; exactly one.
-fn user_app(ctx: &Context, config: &Config) -> Result<UserApp> {
-    let host = ctx
-        .flags
-        .host
-        .as_deref()
-        .map(crate::config::Host::parse)
-        .transpose()?;
+/// The app a person logs in to: the configured entry with user tokens for the host (the command
+/// line's `--app-id` first; else the environment, the config file, or git's helper line for the
+/// host, as every command resolves them); exactly one.
+fn user_app(ctx: &Context, config: &Config, host: &crate::config::Host) -> Result<UserApp> {
+    let host = Some(host);
     let candidates: Vec<&crate::config::App> = config
         .apps
         .iter()
         .filter(|a| matches!(a.source, SourceSpec::User(_)))
-        .filter(|a| host.as_ref().is_none_or(|h| *h == a.host))
+        .filter(|a| host.is_none_or(|h| *h == a.host))
         .collect();
     let app = match candidates.as_slice() {
         [one] => *one,
@@ -105,8 +101,9 @@ fn forget_cached(config: &Config, app: &UserApp) {
 }
 
 fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let config = target::config(ctx)?;
-    let app = user_app(ctx, &config)?;
+    let resolved = target::resolve(ctx)?;
+    let config = resolved.config;
+    let app = user_app(ctx, &config, &resolved.host)?;
     let store = store::Store::new(
         config.cache,
         store::default_state(),
@@ -144,8 +141,9 @@ fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCod
 }
 
 fn run_logout(ctx: &Context, _args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let config = target::config(ctx)?;
-    let app = user_app(ctx, &config)?;
+    let resolved = target::resolve(ctx)?;
+    let config = resolved.config;
+    let app = user_app(ctx, &config, &resolved.host)?;
     let store = store::Store::new(
         config.cache,
         store::default_state(),
