@@ -47,9 +47,8 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         if !matches(&record.owner) {
             continue;
         }
-        let Ok(app_id) = AppId::parse(&record.app) else {
-            continue;
-        };
+        // A user-token app's records are under `user:CLIENT_ID` (see source::user::records_app).
+        let app_id = AppId::parse(&record.app).unwrap_or(AppId::ClientId(record.app.clone()));
         state.forget_installation(&record.api, &app_id, &record.owner);
         match record.installation {
             Some(_) => installations += 1,

@@ -90,14 +90,15 @@ fn user_app(ctx: &Context, config: &Config, host: &crate::config::Host) -> Resul
     })
 }
 
-/// Drop the token cached for git under the login's key (a new login, or none).
-fn forget_cached(config: &Config, app: &UserApp) {
-    let state = State::open();
+/// Drop the token cached for git under the login's key and the owners remembered for the app
+/// (a new login, or none: another person may reach other owners).
+fn forget_cached(config: &Config, app: &UserApp, state: &State) {
     let key = user::cache_key(app);
-    Cache::new(config.cache, &state)
+    Cache::new(config.cache, state)
         .with_deadline(Instant::now() + config.timeout)
         .remove(&key);
-    index::forget(&state, &key);
+    index::forget(state, &key);
+    user::forget_installations(app, state);
 }
 
 fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
@@ -124,8 +125,14 @@ fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCod
         open,
         out.err,
     ) {
-        Ok(_) => {
-            forget_cached(&config, &app);
+        Ok((login, _)) => {
+            let state = State::open();
+            forget_cached(&config, &app, &state);
+            // Which owners the person reaches through the app, so that the first git request
+            // needs no lookup (a failure here only means a lookup at the first request).
+            if let Err(e) = user::remember_installations(&app, &state, &http, &login.access) {
+                trace!("installations not looked up at login: {e:#}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(LoginFailed::Cancelled) => {
@@ -151,7 +158,7 @@ fn run_logout(ctx: &Context, _args: &Args, out: &mut Output<'_>) -> Result<ExitC
     );
     let who = store.load(&app.key()).map(|(login, _)| login.user);
     let removed = store.remove(&app.key());
-    forget_cached(&config, &app);
+    forget_cached(&config, &app, &State::open());
     match (removed, who) {
         (true, Some(user)) => writeln!(
             out.err,

@@ -178,7 +178,8 @@ fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
         )
     );
     // The helper's requests (the person's visits to the page aside): device code, the polls,
-    // GET /user. The code was entered before the first poll: 3 (the figure in docs/).
+    // GET /user, GET /user/installations (the owners the person reaches through the app). The
+    // code was entered before the first poll: 4 (the figure in docs/).
     let helper_requests: Vec<String> = gh
         .requests()
         .iter()
@@ -194,7 +195,8 @@ fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
         [
             "POST /login/device/code",
             "POST /login/oauth/access_token",
-            "GET /api/v3/user"
+            "GET /api/v3/user",
+            "GET /api/v3/user/installations"
         ]
     );
 
@@ -312,6 +314,46 @@ fn get_never_starts_a_login_and_says_how() {
     );
     assert!(err.contains("askpass"), "git fell through: {err}");
     assert_eq!(gh.oauth_stats().device_codes, 0, "no device flow from get");
+}
+
+#[test]
+fn owners_the_person_cannot_reach_through_the_app_fall_through_like_uninstalled_ones() {
+    let gh = world();
+    let env = user_env(&gh);
+    let client_id = gh.app(1001).client_id();
+    gh.add_repo("nobody", "tools").unwrap();
+    login_as(&env, &gh, "octo");
+    gh.clear_log();
+    // The app is not installed on 'nobody': git asks its next helper, and it is remembered.
+    let fill = env.fill("nobody/tools.git");
+    let err = stderr(&fill);
+    assert!(
+        err.contains(&format!(
+            "git-credential-github-app: app {client_id} is not installed on 'nobody' ({}); leaving this request to other helpers (remembered for 5 min)",
+            gh.host()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("askpass"), "fell through: {err}");
+    assert_eq!(gh.count("GET", "/api/v3/user/installations"), 1);
+    let again = env.fill("nobody/tools.git");
+    assert!(stderr(&again).contains("askpass"));
+    assert_eq!(
+        gh.count("GET", "/api/v3/user/installations"),
+        1,
+        "remembered"
+    );
+    // Installed after the login: `forget` makes the next request ask again.
+    gh.add_installation(Installation::new(13, 1001, "nobody").all());
+    gh.add_member("nobody", "octo", "read");
+    assert_ok(&env.helper(&["forget", "nobody"], b""));
+    let fill = env.fill("nobody/tools.git");
+    assert!(
+        field(&fill, "password").unwrap().starts_with("ghu_"),
+        "{}",
+        stderr(&fill)
+    );
+    assert_eq!(gh.count("GET", "/api/v3/user/installations"), 2);
 }
 
 #[test]

@@ -20,10 +20,10 @@ pub mod store;
 
 use super::{About, Cx, Fetched, Kind, Known, NotMine, Record, Target, Token, TokenSource};
 use crate::cache::CacheKey;
-use crate::config::{CacheMode, Config, Host, UserSpec};
+use crate::config::{AppId, CacheMode, Config, Host, UserSpec};
 use crate::github::{Revoked, unix_now};
 use crate::secret::Secret;
-use crate::state::{State, digest};
+use crate::state::{Remembered, State, digest};
 use anyhow::Result;
 use oauth::{OAuthError, Post, Web};
 use std::io::Write;
@@ -58,6 +58,11 @@ impl User {
 
     fn cache_key(&self) -> CacheKey {
         cache_key(&self.app)
+    }
+
+    /// Whether the app serves `owner` for the logged-in person, as remembered; `None`: not known.
+    fn remembered(&self, owner: &str, state: &State) -> Option<(Remembered, u64)> {
+        state.lookup_record(&self.app.api_url, &records_app(&self.app), owner)
     }
 
     fn not_logged_in(&self, said: bool) -> Fetched {
@@ -106,8 +111,21 @@ impl TokenSource for User {
         &self.app.api_url
     }
 
-    fn key(&self, _target: &Target, _state: &State) -> Known {
-        Known::Key(self.cache_key())
+    /// The token is the same for every owner, but it is answered only for owners where the
+    /// person can reach an installation of the app (remembered from `GET /user/installations`),
+    /// so that git asks its next helper for the others, as for installation tokens.
+    fn key(&self, target: &Target, state: &State) -> Known {
+        let Some(owner) = &target.owner else {
+            return Known::Key(self.cache_key());
+        };
+        match self.remembered(owner, state) {
+            Some((Remembered::Installation(_), _)) => Known::Key(self.cache_key()),
+            Some((Remembered::NotInstalled, at)) => Known::NotMine(NotMine::NotInstalled {
+                app: AppId::ClientId(self.app.client_id.clone()),
+                since: Some(at),
+            }),
+            None => Known::Unknown,
+        }
     }
 
     fn flight(&self, _target: &Target) -> String {
@@ -132,32 +150,92 @@ impl TokenSource for User {
         }
     }
 
-    fn fetch(&self, _target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
+    fn fetch(&self, target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
         let store = Store::new(self.cache, store::default_state(), cx.deadline.at());
         let Some((login, _)) = store.load(&self.app.key()) else {
             return Ok(self.not_logged_in(false));
         };
         let now = unix_now();
-        if login
+        let http = oauth::Http::new(cx.deadline.remaining().max(Duration::from_millis(100)));
+        let login = if login
             .expires_at
             .is_none_or(|at| at >= now + self.refresh_margin)
         {
             // Fresh (logged in or refreshed by another process since the cache was written).
-            return Ok(self.fetched(&login, now));
-        }
-        crate::trace!(
-            "user token {} of {} has {} s left; refreshing",
-            login.access.fingerprint(),
-            login.user,
-            login.expires_at.unwrap_or(now).saturating_sub(now)
-        );
-        let http = oauth::Http::new(cx.deadline.remaining().max(Duration::from_millis(100)));
-        match renew(&self.app, &store, &login, &http, now)? {
-            Renewed::Login(renewed) => Ok(self.fetched(&renewed, now)),
-            Renewed::Gone(text) => {
-                (cx.say)(&text);
-                Ok(self.not_logged_in(true))
+            login
+        } else {
+            crate::trace!(
+                "user token {} of {} has {} s left; refreshing",
+                login.access.fingerprint(),
+                login.user,
+                login.expires_at.unwrap_or(now).saturating_sub(now)
+            );
+            match renew(&self.app, &store, &login, &http, now)? {
+                Renewed::Login(renewed) => renewed,
+                Renewed::Gone(text) => {
+                    (cx.say)(&text);
+                    return Ok(self.not_logged_in(true));
+                }
             }
+        };
+        if let Some(owner) = &target.owner
+            && !matches!(
+                self.remembered(owner, cx.state),
+                Some((Remembered::Installation(_), _))
+            )
+            && !remember_installations(&self.app, cx.state, &http, &login.access)?
+                .iter()
+                .any(|(account, _)| account == owner)
+        {
+            cx.state
+                .remember_not_installed(&self.app.api_url, &records_app(&self.app), owner);
+            return Ok(Fetched::NotMine(NotMine::NotInstalled {
+                app: AppId::ClientId(self.app.client_id.clone()),
+                since: None,
+            }));
+        }
+        Ok(self.fetched(&login, now))
+    }
+}
+
+/// The identity under which owner → installation records of a user-token app are remembered:
+/// apart from an installation-token entry of the same app, because what the person can reach is
+/// not what the app can.
+pub fn records_app(app: &UserApp) -> AppId {
+    AppId::ClientId(format!("user:{}", app.client_id))
+}
+
+/// Ask GitHub which of the app's installations the person can reach (`GET
+/// /user/installations`) and remember each account (lower case) as served. Returns them.
+pub fn remember_installations(
+    app: &UserApp,
+    state: &State,
+    post: &dyn Post,
+    token: &Secret,
+) -> Result<Vec<(String, u64)>> {
+    let found = oauth::user_installations(post, &app.api_url, &app.host, token)
+        .map_err(|e| anyhow::anyhow!("{}", e.explain(&app.client_id, &app.host)))?;
+    let found: Vec<(String, u64)> = found
+        .into_iter()
+        .map(|(account, id)| (account.to_ascii_lowercase(), id))
+        .collect();
+    for (account, id) in &found {
+        state.remember_installation(&app.api_url, &records_app(app), account, *id);
+    }
+    crate::trace!(
+        "app {} reaches {} installation(s) for the person",
+        app.client_id,
+        found.len()
+    );
+    Ok(found)
+}
+
+/// Forget what was remembered about owners for `app` (another login may reach other owners).
+pub fn forget_installations(app: &UserApp, state: &State) {
+    let who = records_app(app);
+    for record in state.installation_records() {
+        if record.api == app.api_url && record.app == who.iss() {
+            state.forget_installation(&app.api_url, &who, &record.owner);
         }
     }
 }

@@ -403,6 +403,51 @@ fn tokens(
     })
 }
 
+/// Pages of `GET /user/installations` followed at most (10,000 installations).
+const MAX_PAGES: usize = 100;
+
+/// `GET {api}/user/installations` with the user's token, every page: the accounts (login, as
+/// GitHub writes it) of the app's installations the person can reach, with their ids.
+pub fn user_installations(
+    post: &dyn Post,
+    api_url: &str,
+    host: &str,
+    token: &Secret,
+) -> Result<Vec<(String, u64)>, OAuthError> {
+    let mut out = Vec::new();
+    for page in 1..=MAX_PAGES {
+        let answer = post
+            .get(
+                &format!("{api_url}/user/installations?per_page=100&page={page}"),
+                token,
+            )
+            .map_err(OAuthError::Transport)?;
+        let value: serde_json::Value = (answer.status == 200)
+            .then(|| serde_json::from_slice(&answer.body).ok())
+            .flatten()
+            .ok_or_else(|| {
+                OAuthError::Unexpected(format!(
+                    "{host} answered {} to GET /user/installations with the user's token",
+                    answer.status
+                ))
+            })?;
+        let items = value
+            .get("installations")
+            .and_then(|i| i.as_array())
+            .cloned()
+            .unwrap_or_default();
+        out.extend(items.iter().filter_map(|i| {
+            let login = i.get("account")?.get("login")?.as_str()?;
+            let id = i.get("id")?.as_u64()?;
+            Some((crate::github::printable_message(login), id))
+        }));
+        if items.len() < 100 {
+            break;
+        }
+    }
+    Ok(out)
+}
+
 /// The real [`Post`]: ureq, no redirects (a token never follows one off-host), size-limited
 /// answers, every call within `timeout`.
 pub struct Http {

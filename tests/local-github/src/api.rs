@@ -365,6 +365,53 @@ fn app_json(world: &World, app_id: u64, urls: &Urls, started: i64) -> Value {
     v
 }
 
+/// `GET /user/installations` with a user token: the installations of the token's app that the
+/// user can reach a repository of ("explicit permission"), paginated, as
+/// `{"total_count", "installations"}` (installation shape with `client_id`).
+fn user_installations(shared: &Shared, req: &HttpRequest, urls: &Urls, now: i64) -> HttpResponse {
+    const DOC: &str = "https://docs.github.com/rest/apps/installations#list-app-installations-accessible-to-the-user-access-token";
+    let world = shared.world.guard();
+    let Some(tok) = installation_token(req) else {
+        return error(401, MSG_REQUIRES_AUTH, DOC);
+    };
+    let user = match world.users.check(&tok, now) {
+        Ok(t) => t.clone(),
+        Err(_) if world.check_token(&tok, now).is_ok() => {
+            return error(403, "Resource not accessible by integration", DOC);
+        }
+        Err(_) => return error(401, MSG_BAD_CREDENTIALS, DOCS_REST),
+    };
+    // Explicit permission: own, member or collaborator (read access to a public repository
+    // does not count).
+    let installs: Vec<&InstRec> = world
+        .installations
+        .values()
+        .filter(|i| i.app_id == user.app_id)
+        .filter(|i| {
+            world
+                .installation_repos(i)
+                .iter()
+                .any(|r| world.user_permission(&user.login, r, false).is_some())
+        })
+        .collect();
+    let total = installs.len();
+    let (per_page, page) = paging(req);
+    let items: Vec<Value> = page_of(installs, per_page, page)
+        .into_iter()
+        .map(|i| installation_json(&world, i, urls, true))
+        .collect();
+    let mut r = json_response(200, &json!({"total_count": total, "installations": items}));
+    if let Some(link) = link_header(
+        &format!("{}/user/installations", urls.api),
+        per_page,
+        page,
+        total,
+    ) {
+        r.set_header("Link", link);
+    }
+    r
+}
+
 /// Parses per_page (default 30, max 100) and page (default 1).
 fn paging(req: &HttpRequest) -> (usize, usize) {
     let per_page = req
@@ -436,6 +483,7 @@ pub(crate) fn handle(shared: &Shared, req: &HttpRequest, path: &str, now: i64) -
     match (method, segs.as_slice()) {
         ("GET", ["rate_limit"]) => return rate_limit(shared, now, api_version),
         ("GET", ["user"]) => return crate::oauth::user(shared, req, &urls, now),
+        ("GET", ["user", "installations"]) => return user_installations(shared, req, &urls, now),
         ("GET", ["installation", "repositories"]) => {
             let world = shared.world.guard();
             let Some(tok) = installation_token(req) else {

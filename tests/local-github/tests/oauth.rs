@@ -186,6 +186,22 @@ fn device_flow_as_github_runs_it_pending_slow_down_approval_tokens() {
         (403, "Resource not accessible by integration".into())
     );
     assert_eq!(get(&gh, "/user", None).status, 401);
+
+    // The app's installations octo can reach: acme (member) and octo (own).
+    let r = get(&gh, "/user/installations", Some(&format!("token {access}")));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["total_count"], 2);
+    let accounts: Vec<&str> = v["installations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["account"]["login"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, ["acme", "octo"]);
+    assert_eq!(v["installations"][0]["id"], 11);
+    let r = get(&gh, "/user/installations", Some(&format!("token {inst}")));
+    assert_eq!(r.status, 403);
 }
 
 #[test]
