@@ -463,11 +463,8 @@ fn login_errors_each_have_their_line_and_ctrl_c_stops_cleanly() {
     // Ctrl-C while waiting: stops at once, nothing stored.
     let (child, lines, _code, err) = start_login(&env, &[]);
     let started = Instant::now();
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
     let (status, lines, _) = finish(child, lines, err);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(status.code(), Some(130), "{lines:?}");
