@@ -672,3 +672,52 @@ fn login_opens_a_browser_only_when_asked() {
         format!("{}/login/device\n", gh.url())
     );
 }
+
+#[test]
+fn login_and_clone_over_https_with_a_private_ca_as_on_enterprise_server() {
+    let gh = GitHub::builder()
+        .app(App::new(1001, "demo-app").with_device_flow(true))
+        .account(Account::org("acme"))
+        .account(Account::user("octo"))
+        .repo("acme", "widgets")
+        .member("acme", "octo", "write")
+        .installation(Installation::new(11, 1001, "acme").all())
+        .device_flow_timing(1, 900)
+        .https()
+        .start()
+        .unwrap();
+    let mut env = user_env(&gh);
+    assert!(env.git_url.starts_with("https://"), "{}", env.git_url);
+    // A loopback host is taken as plain http unless the API URL says otherwise.
+    let client_id = gh.app(1001).client_id();
+    env.set_flags(&[
+        "--app-id",
+        &client_id,
+        "--api-url",
+        &gh.api_url(),
+        "--cache",
+        "file",
+    ]);
+    let ca = crate::network::write_ca(&gh, &env.home);
+    env.set_env("SSL_CERT_FILE", &ca);
+    env.set_env("GIT_SSL_CAINFO", &ca);
+    let (child, lines, code, err) = start_login(&env, &[]);
+    assert_eq!(
+        lines[1],
+        format!(
+            "git-credential-github-app: Then open https://{}/login/device and enter it to authorize app {} (the code expires in 15m; Ctrl-C stops waiting)",
+            gh.host(),
+            gh.app(1001).client_id()
+        )
+    );
+    // The page's decision, as the test's HTTP client does not hold the run's CA.
+    assert!(gh.decide_device_code(&code, "octo", true));
+    let (status, lines, _) = finish(child, lines, err);
+    assert!(status.success(), "{lines:?}");
+    assert_ok(&env.clone_repo("acme", "widgets"));
+    assert!(
+        gh.requests()
+            .iter()
+            .any(|r| r.path == "/login/oauth/access_token" && r.status == 200)
+    );
+}
