@@ -32,6 +32,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let mut failed = 0;
     let mut revoked = 0;
+    let mut skipped = 0;
     for record in target::cache_entries(&state, config.as_ref()) {
         if owner
             .as_deref()
@@ -44,6 +45,19 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             index::forget_key(&state, &record.key);
             continue;
         };
+        if record.kind == source::Kind::User {
+            // GitHub revokes a user token only with the app's client secret, which the helper
+            // never has: not a failure to retry, a thing to do elsewhere.
+            writeln!(
+                out.err,
+                "git-credential-github-app: skipped user token {} of {} (app {}): the helper cannot revoke user tokens; run logout to forget it, and revoke the app's authorization in your GitHub settings (Applications → Authorized GitHub Apps) to end it",
+                token.secret.fingerprint(),
+                record.account,
+                record.app
+            )?;
+            skipped += 1;
+            continue;
+        }
         let what = format!(
             "token {} (app {}, owner '{}', installation {})",
             token.secret.fingerprint(),
@@ -72,7 +86,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             }
         }
     }
-    if revoked == 0 && failed == 0 {
+    if revoked == 0 && failed == 0 && skipped == 0 {
         match &owner {
             Some(o) => writeln!(out.out, "no cached token for '{o}'")?,
             None => writeln!(out.out, "no cached token")?,

@@ -283,6 +283,17 @@ fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
     );
     assert_eq!(stdout(&exec).trim(), "ghu_", "{}", stderr(&exec));
 
+    // revoke cannot end a user token: it says so, keeps it, and does not fail.
+    let revoke = env.helper(&["revoke"], b"");
+    assert_ok(&revoke);
+    assert!(
+        stderr(&revoke).contains("skipped user token sha256:")
+            && stderr(&revoke).contains("the helper cannot revoke user tokens"),
+        "{}",
+        stderr(&revoke)
+    );
+    assert!(gh.user_token_is_valid(&password));
+
     // logout: the next get falls through to the next helper (askpass here).
     let out = env.helper(&["logout"], b"");
     assert_ok(&out);
