@@ -101,7 +101,25 @@ fn forget_cached(config: &Config, app: &UserApp, state: &State) {
     user::forget_installations(app, state);
 }
 
+/// `login --app-id 123456`: the numeric App ID cannot run the device flow; say what can.
+fn check_app_id(ctx: &Context) -> Result<()> {
+    if let Some(id) = &ctx.flags.app_id
+        && matches!(
+            crate::config::AppId::parse(id),
+            Ok(crate::config::AppId::Numeric(_))
+        )
+        && ctx.flags.private_key.is_none()
+    {
+        bail!(
+            "login needs the app's client ID (Iv…, at the top of the app's settings page), not its numeric App ID {}",
+            id.trim()
+        );
+    }
+    Ok(())
+}
+
 fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
+    check_app_id(ctx)?;
     let resolved = target::resolve(ctx)?;
     let config = resolved.config;
     let app = user_app(ctx, &config, &resolved.host)?;
@@ -148,6 +166,7 @@ fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCod
 }
 
 fn run_logout(ctx: &Context, _args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
+    check_app_id(ctx)?;
     let resolved = target::resolve(ctx)?;
     let config = resolved.config;
     let app = user_app(ctx, &config, &resolved.host)?;

@@ -235,6 +235,17 @@ fn login_then_clone_and_push_as_the_person_with_the_requests_counted() {
     .count();
     assert_eq!(refresh_tokens_leaked, 1, "one login file");
 
+    // status --json: the same, as data.
+    let json = env.helper(&["status", "--json"], b"");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["logins"][0]["user"], "octo");
+    assert_eq!(v["logins"][0]["app_id"], client_id.as_str());
+    assert!(
+        v["logins"][0]["refresh_token_expires_at"]
+            .as_str()
+            .is_some()
+    );
+    assert!(!String::from_utf8_lossy(&json.stdout).contains("ghu_"));
     // status: who is logged in and both expiries, never a token.
     let status = env.helper(&["status"], b"");
     assert_ok(&status);
@@ -460,6 +471,18 @@ fn login_errors_each_have_their_line_and_ctrl_c_stops_cleanly() {
             "git-credential-github-app: the device flow is off for app {other} on {}: tick \"Enable Device Flow\" on the app's settings page (General → Identifying and authorizing users), then run login again\n",
             gh.host()
         )
+    );
+
+    // The numeric App ID cannot log in.
+    let out = run(
+        env.command(HELPER)
+            .args(["login", "--app-id", "2002", "--host", &gh.host()]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        "git-credential-github-app: login needs the app's client ID (Iv…, at the top of the app's settings page), not its numeric App ID 2002\n"
     );
 
     // Cancel on the page.
