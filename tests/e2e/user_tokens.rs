@@ -755,3 +755,54 @@ fn login_and_clone_over_https_with_a_private_ca_as_on_enterprise_server() {
             .any(|r| r.path == "/login/oauth/access_token" && r.status == 200)
     );
 }
+
+#[test]
+fn slow_down_adds_five_seconds_to_the_polling_interval() {
+    use local_github::{Fault, FaultAction};
+    let gh = world();
+    let env = user_env(&gh);
+    // The first poll is told to slow down (as GitHub does when polled too fast).
+    gh.inject(
+        Fault::new(
+            "/login/oauth/access_token",
+            FaultAction::json(
+                200,
+                serde_json::json!({
+                    "error": "slow_down",
+                    "error_description": "Too many requests have been made in the same timeframe.",
+                    "error_uri": "https://docs.github.com/developers/apps/authorizing-oauth-apps#error-codes-for-the-device-flow",
+                    "interval": 6
+                }),
+            ),
+        )
+        .method("POST"),
+    );
+    let (child, lines, code, err) = start_login(&env, &[]);
+    visit_device_page(&gh, &code, "octo", true);
+    let (status, lines, _) = finish(child, lines, err);
+    assert!(status.success(), "{lines:?}");
+    assert_eq!(
+        lines[2],
+        format!(
+            "git-credential-github-app: {} asked to be polled less often (slow_down); now every 6s",
+            gh.host()
+        )
+    );
+    let polls: Vec<u64> = gh
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/login/oauth/access_token")
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(polls.len(), 2, "one slowed down, one answered");
+    let times: Vec<i64> = gh
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/login/oauth/access_token")
+        .map(|r| r.time)
+        .collect();
+    assert!(
+        times[1] - times[0] >= 6,
+        "waited the new interval: {times:?}"
+    );
+}
