@@ -43,24 +43,23 @@ fn user_env(gh: &GitHub) -> Env {
     env
 }
 
-// The child goes back to the caller, which waits for it (`finish`).
-#[allow(clippy::zombie_processes)]
-/// `login` started in the background; returns the process and the stderr lines up to and
-/// including the one that carries the one-time code, and the code.
-fn start_login(
-    env: &Env,
-    extra: &[&str],
-) -> (
+/// A login in the background: the process, its stderr lines so far, the one-time code, and the
+/// rest of its stderr.
+type Started = (
     Child,
     Vec<String>,
     String,
     BufReader<std::process::ChildStderr>,
-) {
+);
+
+// The child goes back to the caller, which waits for it (`finish`).
+#[allow(clippy::zombie_processes)]
+/// `login` started in the background; returns the process and the stderr lines up to and
+/// including the one that carries the one-time code, and the code.
+fn start_login_with(env: &Env, args: &[String]) -> Started {
     let mut child = env
         .command(HELPER)
-        .args(env_flags(env))
-        .arg("login")
-        .args(extra)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -90,6 +89,15 @@ fn start_login(
             return (child, lines, code, err);
         }
     }
+}
+
+/// `login` with the env's helper flags and `extra`, started in the background (see
+/// [`start_login_with`]).
+fn start_login(env: &Env, extra: &[&str]) -> Started {
+    let mut args = env_flags(env);
+    args.push("login".into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_login_with(env, &args)
 }
 
 fn env_flags(env: &Env) -> Vec<String> {
@@ -659,9 +667,14 @@ fn setup_writes_a_user_token_line_that_git_then_uses_after_login() {
         )),
         "{text}"
     );
-    // git runs that line: not logged in yet, then the person's token.
+    // git runs that line: not logged in yet, then the person's token. `login` finds the app in
+    // that line (only the host is given).
     assert!(stderr(&env.fill("acme/widgets.git")).contains("not logged in"));
-    login_as(&env, &gh, "octo");
+    let (child, lines, code, err) =
+        start_login_with(&env, &["login".into(), "--host".into(), gh.host()]);
+    visit_device_page(&gh, &code, "octo", true);
+    let (status, lines, _) = finish(child, lines, err);
+    assert!(status.success(), "{lines:?}");
     let fill = env.fill("acme/widgets.git");
     assert!(
         field(&fill, "password").unwrap().starts_with("ghu_"),
