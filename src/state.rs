@@ -82,20 +82,27 @@ impl State {
     /// Read `root/sub/name` if the directories on the way are ours and private (see
     /// [`read_private`] for the file itself).
     pub fn read(&self, sub: &str, name: &str) -> Result<Vec<u8>, Unusable> {
+        read_private(&self.checked_dir(sub)?.join(name))
+    }
+
+    /// `root/sub` if it and the root are ours and private: what a listing of the directory goes
+    /// through.
+    pub fn dir(&self, sub: &str) -> Option<PathBuf> {
+        self.checked_dir(sub).ok()
+    }
+
+    fn checked_dir(&self, sub: &str) -> Result<PathBuf, Unusable> {
         // The root itself was checked once by `usable_root`.
         let dir = self.usable_root().map_err(Unusable::Io)?.join(sub);
-        {
-            let d = dir.as_path();
-            match std::fs::symlink_metadata(d) {
-                // Not ours: not read, and nothing in it removed (as an unsafe file would be).
-                Ok(meta) => {
-                    check_dir_meta(d, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
-                Err(e) => return Err(Unusable::Io(e)),
+        match std::fs::symlink_metadata(&dir) {
+            // Not ours: not read, and nothing in it removed (as an unsafe file would be).
+            Ok(meta) => {
+                check_dir_meta(&dir, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
+            Err(e) => return Err(Unusable::Io(e)),
         }
-        read_private(&dir.join(name))
+        Ok(dir)
     }
 
     /// The directory, if it may be used (see [`check_root`]): everything that reads or removes
@@ -227,7 +234,7 @@ impl State {
     /// Every remembered installation and "not installed" record that is still believed, for
     /// `status` and `forget`.
     pub fn installation_records(&self) -> Vec<InstallationEntry> {
-        let Some(dir) = self.root.as_ref().map(|r| r.join("installations")) else {
+        let Some(dir) = self.dir("installations") else {
             return Vec::new();
         };
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -745,12 +752,14 @@ mod tests {
         let theirs = State::at(root.join("gcga"));
         std::os::unix::fs::chown(root.join("gcga"), Some(other), Some(other)).unwrap();
         assert_eq!(theirs.installation("a", &AppId::Numeric(1), "o"), None);
+        assert!(theirs.installation_records().is_empty(), "listed too");
         assert!(theirs.private_dir("tokens").is_err());
         // A subdirectory of ours that belongs to someone else is not used either.
         let mine = State::at(dir.path().join("mine"));
         mine.remember_installation("a", &AppId::Numeric(1), "o", 7);
         std::os::unix::fs::chown(dir.path().join("mine/installations"), Some(other), None).unwrap();
         assert_eq!(mine.installation("a", &AppId::Numeric(1), "o"), None);
+        assert!(mine.installation_records().is_empty(), "listed too");
         // A sticky directory like /tmp is fine to create the root in.
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).unwrap();
