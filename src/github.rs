@@ -103,12 +103,82 @@ pub enum JwtProblem {
     UnknownApp,
 }
 
+/// Why a call got no usable answer, classified where the HTTP client reports it (never by the
+/// text of its message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// The TLS handshake failed; `untrusted`: because the server's certificate is not trusted
+    /// (another attempt would meet the same certificate).
+    Tls { untrusted: bool, text: String },
+    /// No connection or no answer within the time left.
+    Timeout(String),
+    /// Refused, reset, no such host, a broken answer: anything else on the way.
+    Connection(String),
+    /// The answer is larger than the helper reads (4 MiB).
+    TooLarge,
+}
+
+impl Transport {
+    fn from_ureq(e: &ureq::Error) -> Transport {
+        let rustls_error = match e {
+            ureq::Error::Rustls(r) => Some(r),
+            ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        match (e, rustls_error) {
+            (_, Some(r @ rustls::Error::InvalidCertificate(_))) => Transport::Tls {
+                untrusted: true,
+                text: printable_message(&format!(
+                    "the server's TLS certificate is not trusted ({r}); if a private CA or a TLS-inspecting proxy signs it, add that CA to the system store or point SSL_CERT_FILE at a bundle that has it"
+                )),
+            },
+            (_, Some(r)) => Transport::Tls {
+                untrusted: false,
+                text: printable_message(&format!("TLS: {r}")),
+            },
+            (ureq::Error::BodyExceedsLimit(_), _) => Transport::TooLarge,
+            (ureq::Error::Timeout(_), _) => Transport::Timeout(printable_message(&e.to_string())),
+            (ureq::Error::Io(io), _) if io.kind() == std::io::ErrorKind::TimedOut => {
+                Transport::Timeout(printable_message(&e.to_string()))
+            }
+            _ => Transport::Connection(printable_message(&e.to_string())),
+        }
+    }
+
+    /// Whether another attempt may get an answer: not for an untrusted certificate or an
+    /// oversized answer, which would come back the same.
+    pub fn worth_retrying(&self) -> bool {
+        !matches!(
+            self,
+            Transport::Tls {
+                untrusted: true,
+                ..
+            } | Transport::TooLarge
+        )
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Transport::Tls { text, .. }
+            | Transport::Timeout(text)
+            | Transport::Connection(text) => f.write_str(text),
+            Transport::TooLarge => write!(f, "an answer larger than {} MiB", MAX_BODY >> 20),
+        }
+    }
+}
+
 /// Why a call failed, classified for the caller. Every variant carries one line ready for stderr
 /// (its `Display`), naming the host and what to do.
 #[derive(Debug)]
 pub enum ApiError {
-    /// No usable answer: connection refused, reset, TLS, timeout, or the time budget ran out.
-    Transport(String),
+    /// No usable answer: connection refused, reset, TLS, timeout, an oversized answer, or the
+    /// time budget ran out (`cause`: `None`). `text` is the line for stderr.
+    Transport {
+        cause: Option<Transport>,
+        text: String,
+    },
     /// GitHub's rate limit, with the Unix time to retry at.
     RateLimited { retry_at: u64, text: String },
     /// The app's JWT was refused.
@@ -127,7 +197,7 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::InstallationGone { status, message } => write!(f, "{status} {message}"),
-            ApiError::Transport(text)
+            ApiError::Transport { text, .. }
             | ApiError::RateLimited { text, .. }
             | ApiError::JwtRejected { text, .. }
             | ApiError::NotInstalled(text)
@@ -602,10 +672,13 @@ impl Client {
         loop {
             let remaining = self.deadline.remaining();
             if remaining.is_zero() {
-                return Err(ApiError::Transport(format!(
-                    "no answer from {} within the time budget (--timeout); gave up",
-                    self.api_url
-                )));
+                return Err(ApiError::Transport {
+                    cause: None,
+                    text: format!(
+                        "no answer from {} within the time budget (--timeout); gave up",
+                        self.api_url
+                    ),
+                });
             }
             let sent = Instant::now();
             let outcome = self.send_once(method, &url, bearer, body, remaining);
@@ -632,8 +705,7 @@ impl Client {
                     trace!("{method} {path} → {} in {ms:.2} ms", reply.status);
                     None
                 }
-                // Another attempt would meet the same certificate.
-                Err(e) if e.starts_with(CERT_NOT_TRUSTED) => None,
+                Err(e) if !e.worth_retrying() => None,
                 Err(e) => {
                     trace!("{method} {path} failed: {e} (attempt {})", attempt + 1);
                     BACKOFF.get(attempt).copied()
@@ -648,20 +720,32 @@ impl Client {
                     return match outcome {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
-                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Transport(
-                            format!("cannot reach {}: {e}", self.api_url),
-                        )),
-                        Err(e) => Err(ApiError::Transport(format!(
-                            "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
-                            self.api_url,
-                            if self.deadline.passed() {
-                                " within the time budget (--timeout)"
-                            } else {
-                                ""
-                            },
-                            attempt + 1,
-                            started.elapsed().as_secs_f32()
-                        ))),
+                        Err(Transport::TooLarge) => Err(ApiError::Transport {
+                            text: format!(
+                                "{} sent {} to {method} {path}",
+                                self.host,
+                                Transport::TooLarge
+                            ),
+                            cause: Some(Transport::TooLarge),
+                        }),
+                        Err(e) if !e.worth_retrying() => Err(ApiError::Transport {
+                            text: format!("cannot reach {}: {e}", self.api_url),
+                            cause: Some(e),
+                        }),
+                        Err(e) => Err(ApiError::Transport {
+                            text: format!(
+                                "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
+                                self.api_url,
+                                if self.deadline.passed() {
+                                    " within the time budget (--timeout)"
+                                } else {
+                                    ""
+                                },
+                                attempt + 1,
+                                started.elapsed().as_secs_f32()
+                            ),
+                            cause: Some(e),
+                        }),
                     };
                 }
             }
@@ -675,7 +759,7 @@ impl Client {
         bearer: &Secret,
         body: Option<&[u8]>,
         timeout: Duration,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, Transport> {
         let timeout = Some(timeout.max(Duration::from_millis(100)));
         let auth = format!("Bearer {}", bearer.expose());
         let result = match method {
@@ -716,7 +800,7 @@ impl Client {
                     .call()
             }
         };
-        let mut response = result.map_err(|e| describe_transport_error(&e))?;
+        let mut response = result.map_err(|e| Transport::from_ureq(&e))?;
         let header = |name: &str| {
             response
                 .headers()
@@ -731,34 +815,17 @@ impl Client {
         let ratelimit_reset = number("x-ratelimit-reset");
         let next = header("link").and_then(|l| next_link(&l));
         let status = response.status().as_u16();
-        let body = match response
+        let body = response
             .body_mut()
             .with_config()
             .limit(MAX_BODY)
             .read_to_vec()
-        {
-            Ok(body) => body,
-            Err(ureq::Error::BodyExceedsLimit(_)) => {
-                let message = format!("an answer larger than {} MiB", MAX_BODY >> 20);
-                return Ok(Reply {
-                    status: 0,
-                    body: serde_json::json!({ "message": message })
-                        .to_string()
-                        .into_bytes(),
-                    date,
-                    retry_after: None,
-                    ratelimit_remaining: None,
-                    ratelimit_reset: None,
-                    next: None,
-                });
-            }
-            Err(e) => {
-                return Err(format!(
-                    "reading the answer: {}",
-                    describe_transport_error(&e)
-                ));
-            }
-        };
+            .map_err(|e| match Transport::from_ureq(&e) {
+                Transport::Connection(text) => {
+                    Transport::Connection(format!("reading the answer: {text}"))
+                }
+                other => other,
+            })?;
         Ok(Reply {
             status,
             body,
@@ -820,9 +887,6 @@ impl Client {
 
     fn failure(&self, reply: &Reply, doing: &str, signer: &Signer) -> ApiError {
         let message = reply.message();
-        if reply.status == 0 {
-            return ApiError::Transport(format!("{} sent {message} while {doing}", self.host));
-        }
         if reply.status == 401 || is_jwt_message(&message) || message == "Integration not found" {
             return self.jwt_refused(reply, signer);
         }
@@ -999,22 +1063,6 @@ fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) 
     token
 }
 
-const CERT_NOT_TRUSTED: &str = "the server's TLS certificate is not trusted";
-
-fn describe_transport_error(e: &ureq::Error) -> String {
-    let rustls_error = match e {
-        ureq::Error::Rustls(r) => Some(r),
-        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    if let Some(r @ rustls::Error::InvalidCertificate(_)) = rustls_error {
-        return printable_message(&format!(
-            "{CERT_NOT_TRUSTED} ({r}); if a private CA or a TLS-inspecting proxy signs it, add that CA to the system store or point SSL_CERT_FILE at a bundle that has it"
-        ));
-    }
-    printable_message(&e.to_string())
-}
-
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -1024,6 +1072,35 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_failures_are_typed_by_the_clients_error_not_its_text() {
+        let too_large = Transport::from_ureq(&ureq::Error::BodyExceedsLimit(MAX_BODY));
+        assert_eq!(too_large, Transport::TooLarge);
+        assert_eq!(too_large.to_string(), "an answer larger than 4 MiB");
+        assert!(
+            !too_large.worth_retrying(),
+            "the same answer would come again"
+        );
+        let timeout = Transport::from_ureq(&ureq::Error::Timeout(ureq::Timeout::Global));
+        assert!(matches!(timeout, Transport::Timeout(_)), "{timeout:?}");
+        assert!(timeout.worth_retrying());
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow");
+        assert!(matches!(
+            Transport::from_ureq(&ureq::Error::Io(io)),
+            Transport::Timeout(_)
+        ));
+        let refused = Transport::from_ureq(&ureq::Error::ConnectionFailed);
+        assert_eq!(refused, Transport::Connection("connection failed".into()));
+        let untrusted = Transport::from_ureq(&ureq::Error::Rustls(
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+        ));
+        assert!(
+            matches!(&untrusted, Transport::Tls { untrusted: true, text } if text.starts_with("the server's TLS certificate is not trusted")),
+            "{untrusted:?}"
+        );
+        assert!(!untrusted.worth_retrying());
+    }
 
     #[test]
     fn token_answers_are_checked() {
