@@ -644,7 +644,8 @@ fn check_app(
         return;
     };
     let state = State::open();
-    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
+    let mut signer =
+        crate::jwt::JwtIssuer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -774,7 +775,7 @@ fn key_format(source: &KeyRef) -> Option<String> {
 
 fn repo_check(
     client: &Client,
-    signer: &mut crate::jwt::Signer,
+    signer: &mut crate::jwt::JwtIssuer,
     target: &Target,
     app: &App,
     owner: &str,

@@ -15,7 +15,7 @@ pub mod transport;
 pub use transport::{Deadline, Method, Transport, printable_message, unix_now};
 use transport::{Http, Reply};
 
-use crate::jwt::{self, Signer};
+use crate::jwt::{self, JwtIssuer};
 use crate::protocol::printable;
 use crate::secret::Secret;
 use crate::trace;
@@ -172,7 +172,7 @@ impl Client {
     /// answers for organisations too). `None` when the app is not installed for the owner.
     pub fn find_installation(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         owner: &str,
         repo: Option<&str>,
     ) -> Result<Option<Installation>, ApiError> {
@@ -224,7 +224,7 @@ impl Client {
     /// installation has) and to `repositories` (none: all the installation covers).
     pub fn create_token(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         installation: u64,
         permissions: &BTreeMap<String, String>,
         repositories: &[String],
@@ -289,7 +289,7 @@ impl Client {
     }
 
     /// `GET /app`: the app the key signs for.
-    pub fn app(&self, signer: &mut Signer) -> Result<AppInfo, ApiError> {
+    pub fn app(&self, signer: &mut JwtIssuer) -> Result<AppInfo, ApiError> {
         let reply = self.with_jwt(signer, Method::Get, "/app", None)?;
         match reply.status {
             200 => {
@@ -304,7 +304,7 @@ impl Client {
 
     /// `GET /app/installations`, every page (following the `Link` header's `rel="next"`),
     /// without enterprise installations (they cannot read repositories).
-    pub fn installations(&self, signer: &mut Signer) -> Result<Vec<InstallationInfo>, ApiError> {
+    pub fn installations(&self, signer: &mut JwtIssuer) -> Result<Vec<InstallationInfo>, ApiError> {
         let mut all = Vec::new();
         let mut path = format!("/app/installations?per_page={PER_PAGE}");
         for _ in 0..MAX_PAGES {
@@ -338,7 +338,7 @@ impl Client {
     /// the installation was given). For `doctor --repo`.
     pub fn repo_installation(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         owner: &str,
         repo: &str,
     ) -> Result<Option<u64>, ApiError> {
@@ -415,7 +415,7 @@ impl Client {
     /// Send with a fresh JWT; on a 401 about the JWT's times, learn GitHub's clock and retry once.
     fn with_jwt(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         method: Method,
         path: &str,
         body: Option<&[u8]>,
@@ -560,7 +560,7 @@ impl Client {
     }
 
     /// The JWT itself was refused: wrong key for the app, or no such app on this host.
-    fn jwt_refused(&self, reply: &Reply, signer: &Signer) -> ApiError {
+    fn jwt_refused(&self, reply: &Reply, signer: &JwtIssuer) -> ApiError {
         let message = reply.message();
         let id = signer.issuer();
         let (problem, text) = if message == "Integration not found" {
@@ -591,7 +591,7 @@ impl Client {
         ApiError::JwtRejected { problem, text }
     }
 
-    fn failure(&self, reply: &Reply, doing: &str, signer: &Signer) -> ApiError {
+    fn failure(&self, reply: &Reply, doing: &str, signer: &JwtIssuer) -> ApiError {
         let message = reply.message();
         if reply.status == 401 || is_jwt_message(&message) || message == "Integration not found" {
             return self.jwt_refused(reply, signer);
