@@ -9,6 +9,7 @@
 //! whole `get` path can be driven from tests, and it returns errors instead of printing them:
 //! `cli` prints the one stderr line.
 
+use crate::cache::index;
 use crate::cache::{Cache, CacheKey};
 use crate::config::Config;
 use crate::github::{Deadline, Token as CachedToken, unix_now};
@@ -16,7 +17,7 @@ use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
 use crate::source::{self, Cx, Fetched, Known, NotMine, Target, Token, TokenSource};
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{index, protocol, route, trace};
+use crate::{protocol, route, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};

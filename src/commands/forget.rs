@@ -3,8 +3,8 @@
 
 use super::{Args, Command, Context, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::config::AppId;
-use crate::index;
 use crate::state::State;
 use anyhow::Result;
 use std::process::ExitCode;

@@ -5,12 +5,13 @@
 //! `revoke` and `forget` look through.
 
 use super::Context;
+use crate::cache::index;
 use crate::config::{self, CacheMode, Config, Flags, Host};
 use crate::github::Deadline;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
 use crate::state::State;
-use crate::{gitconfig, index, source};
+use crate::{gitconfig, source};
 use anyhow::{Result, anyhow, bail};
 
 /// The app(s) and the host a command works on, resolved the one way every command shares.

@@ -3,9 +3,10 @@
 
 use super::{Args, Command, Context, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::github::Revoked;
+use crate::source;
 use crate::state::State;
-use crate::{index, source};
 use anyhow::Result;
 use std::process::ExitCode;
 

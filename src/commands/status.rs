@@ -3,9 +3,10 @@
 
 use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::github::unix_now;
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{app, index, source};
+use crate::{app, source};
 use anyhow::Result;
 use std::process::ExitCode;
 

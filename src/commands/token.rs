@@ -3,9 +3,10 @@
 
 use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::app::{self, Obtain, Obtained};
+use crate::cache::index;
 use crate::github::Deadline;
 use crate::state::State;
-use crate::{index, source, trace};
+use crate::{source, trace};
 use anyhow::{Result, bail};
 use std::process::ExitCode;
 
