@@ -7,9 +7,10 @@ use super::{Args, Command, Context, Opt, Output};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec};
 use crate::gitconfig::{self, Entry, UrlMatch};
-use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
+use crate::github::{self, ApiError, Client, Deadline, JwtProblem};
 use crate::keyref::KeyRef;
 use crate::protocol;
+use crate::secret::Expiring;
 use crate::secret::Secret;
 use crate::state::State;
 use anyhow::{Result, bail};
@@ -887,7 +888,7 @@ fn cache_check(config: &Config, app: &App, report: &mut Report) {
         let cache = Cache::new(*mode, &state);
         let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new(value.clone()),
             expires_at: github::unix_now() + 3600,
         };
