@@ -12,7 +12,6 @@ use crate::keyref::kms_arn::KmsKey;
 use crate::keyref::pkcs11_uri::Pkcs11Uri;
 use crate::keyref::{KeyRef, Written};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,10 +19,12 @@ pub mod env;
 pub mod file;
 pub mod flags;
 pub mod hosts;
+pub mod permissions;
 
 pub use file::default_config_path;
 pub use flags::Flags;
 pub use hosts::{Host, host_for};
+pub use permissions::Permissions;
 
 use file::{FileConfig, app_from_file, read_file};
 use flags::app_from_flags_and_env;
@@ -133,7 +134,7 @@ pub struct InstallationSpec {
     pub key: KeyRef,
     pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: Permissions,
     /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
     pub repo_scoped: bool,
 }
@@ -173,11 +174,7 @@ impl App {
 impl InstallationSpec {
     /// A stable text for the token's permissions, part of the cache key.
     pub fn scope(&self) -> String {
-        self.permissions
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.permissions.scope()
     }
 }
 
@@ -386,32 +383,6 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
     options
         .iter()
         .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
-}
-
-/// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
-pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (name, level) = item
-            .split_once([':', '='])
-            .map(|(n, l)| (n.trim(), l.trim()))
-            .ok_or_else(|| {
-                anyhow!("--permissions takes NAME:LEVEL pairs, like contents:read,metadata:read")
-            })?;
-        let valid_name = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if !valid_name || !matches!(level, "read" | "write" | "admin") {
-            bail!(
-                "--permissions: each entry is a permission name (like contents) and read, write or admin"
-            );
-        }
-        out.insert(name.to_owned(), level.to_owned());
-    }
-    if out.is_empty() {
-        bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
-    }
-    Ok(out)
 }
 
 /// Whether `owner` is a GitHub login as routing accepts it from a repository path: letters, digits
@@ -649,16 +620,6 @@ mod tests {
             "git.example.com",
             "an explicit --host is honoured"
         );
-    }
-
-    #[test]
-    fn permissions_from_the_command_line() {
-        let p = parse_permissions("contents:read, metadata=read").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p["contents"], "read");
-        for bad in ["", "contents", "contents:all", "Contents:read", "a:b:c"] {
-            assert!(parse_permissions(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

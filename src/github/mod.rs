@@ -218,13 +218,13 @@ impl Client {
         &self,
         signer: &mut JwtIssuer,
         installation: u64,
-        permissions: &BTreeMap<String, String>,
+        permissions: &crate::config::Permissions,
         repositories: &[String],
     ) -> Result<Minted, ApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         let mut request = serde_json::Map::new();
         if !permissions.is_empty() {
-            request.insert("permissions".into(), serde_json::json!(permissions));
+            request.insert("permissions".into(), permissions.to_json());
         }
         if !repositories.is_empty() {
             request.insert("repositories".into(), serde_json::json!(repositories));
