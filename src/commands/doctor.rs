@@ -220,7 +220,7 @@ fn diagnose(
             format!(
                 "{}. {} ({})",
                 i + 1,
-                gitconfig::mask_pin_values(e.value.as_deref().unwrap_or("")),
+                gitconfig::mask_secrets(e.value.as_deref().unwrap_or("")),
                 e.origin
             )
         })
@@ -229,20 +229,33 @@ fn diagnose(
         .iter()
         .map(|e| {
             json!({
-                "helper": e.value.as_deref().map(gitconfig::mask_pin_values),
+                "helper": e.value.as_deref().map(gitconfig::mask_secrets),
                 "origin": e.origin,
                 "scope": e.scope.name()
             })
         })
         .collect::<Vec<_>>();
-    match ours_at {
-        Some(_) => report.add_data(
+    let runs = ours_at.map(|i| how_git_runs(effective[i].value.as_deref().unwrap_or("")));
+    match (ours_at, runs) {
+        (Some(_), Some(Err(problem))) => report.add_data(
             "helper",
-            Status::Ok,
-            format!("git runs these helpers for {url}, in order:\n{}", listing.join("\n")),
+            Status::Fail,
+            format!(
+                "{problem}\ngit runs these helpers for {url}, in order:\n{}",
+                listing.join("\n")
+            ),
             json!({ "helpers": helpers_json }),
         ),
-        None => report.add_data(
+        (Some(_), Some(Ok(program))) => report.add_data(
+            "helper",
+            Status::Ok,
+            format!(
+                "git runs these helpers for {url}, in order (ours runs {program}):\n{}",
+                listing.join("\n")
+            ),
+            json!({ "helpers": helpers_json, "program": program }),
+        ),
+        (None, _) | (_, None) => report.add_data(
             "helper",
             Status::Fail,
             format!(
@@ -350,6 +363,36 @@ fn diagnose(
     check_app(app, &config, target, repo, report);
     cache_check(&config, app, report);
     source
+}
+
+/// What git runs for our helper line, found as git finds it (nothing is run): the program, or
+/// why git cannot run it as meant.
+fn how_git_runs(line: &str) -> Result<String, String> {
+    let exec_path = gitconfig::git(&["--exec-path"])
+        .ok()
+        .map(|p| std::path::PathBuf::from(p.trim()));
+    let path = std::env::var_os("PATH");
+    let command = gitconfig::invocation(line).command();
+    match gitconfig::program(line, path.as_deref(), exec_path.as_deref()) {
+        gitconfig::Program::File(p) if p.is_file() => Ok(p.display().to_string()),
+        gitconfig::Program::File(p) => Err(format!(
+            "git runs {}, which does not exist; run setup again",
+            gitconfig::shown(&p.display().to_string())
+        )),
+        gitconfig::Program::InWorkTree(name) => Err(format!(
+            "git runs this line as `{}`: it looks for '{}' relative to the working tree of the repository it runs in, so a file a repository commits there runs instead of this helper. Run setup again: it writes the line as !'…', which git runs as written",
+            gitconfig::shown(&gitconfig::mask_secrets(&command)),
+            gitconfig::shown(&name)
+        )),
+        gitconfig::Program::NotFound(name) => Err(format!(
+            "git runs `{}`, and finds no '{}' in its exec path or PATH",
+            gitconfig::shown(&gitconfig::mask_secrets(&command)),
+            gitconfig::shown(&name)
+        )),
+        gitconfig::Program::Unparsable => Err(
+            "the helper line does not split into words as the shell splits it (a quote is not closed): git cannot run it".to_owned(),
+        ),
+    }
 }
 
 fn host_option(target: &Target) -> String {

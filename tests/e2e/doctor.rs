@@ -280,7 +280,7 @@ fn doctor_flags_extraheader_storing_helper_env_token_remote_user_and_repo_select
     assert_eq!(
         line(&l, "helper"),
         format!(
-            "[ OK ] helper: git runs these helpers for http://{}/, in order:",
+            "[ OK ] helper: git runs these helpers for http://{}/, in order (ours runs {HELPER}):",
             env.host
         )
     );
