@@ -1,0 +1,71 @@
+//! The cache check: a write/read/delete round trip in each backend the mode uses.
+
+use super::report::{Report, Status};
+use crate::cache::{Cache, CacheKey};
+use crate::config::{App, CacheMode, Config};
+use crate::github::{self, Token};
+use crate::secret::Secret;
+use crate::state::State;
+use serde_json::json;
+
+/// A write/read/delete round trip in each cache backend the configured mode uses.
+pub(super) fn check(config: &Config, app: &App, report: &mut Report) {
+    let modes: &[(CacheMode, &str)] = match config.cache {
+        CacheMode::None => {
+            report.add(
+                "cache",
+                Status::Skip,
+                "the cache is off (--cache none): every get mints",
+            );
+            return;
+        }
+        CacheMode::Auto => &[(CacheMode::Keyring, "keyring"), (CacheMode::File, "file")],
+        CacheMode::Keyring => &[(CacheMode::Keyring, "keyring")],
+        CacheMode::File => &[(CacheMode::File, "file")],
+    };
+    let state = State::open();
+    let mut lines = Vec::new();
+    let mut working = Vec::new();
+    for (mode, name) in modes {
+        let cache = Cache::new(*mode, &state);
+        let key = CacheKey::new("doctor://round-trip", &app.id, 0, "doctor");
+        let value = format!("doctor-round-trip-{}", std::process::id());
+        let token = Token {
+            secret: Secret::new(value.clone()),
+            expires_at: github::unix_now() + 3600,
+        };
+        let saved = cache.save(&key, &token);
+        let read = cache.load(&key).is_some_and(|t| t.secret.expose() == value);
+        cache.remove(&key);
+        let deleted = cache.load(&key).is_none();
+        if !saved.is_empty() && read && deleted {
+            lines.push(if saved == [*name] {
+                format!("{name} backend: write, read and delete work")
+            } else {
+                format!(
+                    "{name} backend ({}): write, read and delete work",
+                    saved.join(" + ")
+                )
+            });
+            working.push(json!({ "mode": name, "stores": saved }));
+        } else {
+            lines.push(format!(
+                "{name} backend: unusable here (write {}, read {}, delete {})",
+                if saved.is_empty() { "failed" } else { "ok" },
+                if read { "ok" } else { "failed" },
+                if deleted { "ok" } else { "failed" }
+            ));
+        }
+    }
+    let status = if working.is_empty() {
+        Status::Fail
+    } else {
+        Status::Ok
+    };
+    report.add_data(
+        "cache",
+        status,
+        lines.join("\n"),
+        json!({ "working": working }),
+    );
+}

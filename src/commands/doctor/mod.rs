@@ -1,0 +1,182 @@
+//! `doctor`: every check between "git asks" and "GitHub answers", one line each, in the style of
+//! Git Credential Manager's `diagnose`: `[ OK ]`, `[FAIL]` or `[SKIP]`, a summary, and the number
+//! of failed checks as the exit status. `--json` gives the same as one object.
+
+mod cache;
+mod git;
+mod github_checks;
+mod report;
+
+use super::setup::Target;
+use super::{Args, Command, Context, Opt, Output};
+use crate::config::{self, Flags};
+use crate::gitconfig::{self, Entry};
+use anyhow::{Result, bail};
+use report::{Report, Status};
+use serde_json::json;
+use std::process::ExitCode;
+
+pub static DOCTOR: Command = Command {
+    name: "doctor",
+    summary: "check the key, the app, its installations, git's config and the cache; exit status = failures",
+    usage: "doctor [--repo OWNER/REPO] [--json] [--host HOST] [HELPER OPTIONS]",
+    help: "\
+Checks everything between git asking and GitHub answering, one line each ([ OK ], [FAIL],
+[SKIP]), then a summary; the exit status is the number of failed checks. It never prints a token.
+
+The app checked is the one given with --app-id/--private-key (or --config, or GITHUB_APP_*);
+without them, the one in the helper line git runs for the host (default github.com).
+
+Checks: git's version; the helpers git runs for the host, in order, with where each is
+configured (the empty reset before ours, useHttpPath, helpers that store tokens,
+http.<url>.extraheader, which bypasses every helper); GH_TOKEN/GITHUB_TOKEN; remote URLs with a
+user name (not ours by design); the private key (format, file mode, its SHA256 fingerprint as
+GitHub shows it on the app's settings page); the API host over TLS/proxy; the clock against
+GitHub's; GET /app (the key belongs to the app); the installations; with --repo, which
+installation serves the repository and whether it is among the installation's repositories;
+narrowed permissions without workflows; a write/read/delete round trip in each cache backend.
+
+OPTIONS:
+    --repo OWNER/REPO   also check the installation that serves this repository
+    --json              the same as one JSON object on stdout
+",
+    options: &[Opt::value("repo", "OWNER/REPO"), Opt::flag("json")],
+    max_positional: 0,
+    trailing: false,
+    run,
+};
+
+fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
+    let repo = match args.value("repo") {
+        None => None,
+        Some(text) => match text.trim_end_matches(".git").split_once('/') {
+            Some((owner, repo)) if !owner.is_empty() && !repo.is_empty() && !repo.contains('/') => {
+                Some((owner.to_ascii_lowercase(), repo.to_owned()))
+            }
+            _ => bail!(
+                "--repo takes OWNER/REPO, not '{}'",
+                crate::protocol::printable(text)
+            ),
+        },
+    };
+    let target = Target::from_flags(&ctx.flags)?;
+    let mut report = Report::default();
+    let app_source = diagnose(ctx, &target, repo.as_ref(), &mut report);
+    let failed = report.count(Status::Fail);
+    let summary = format!(
+        "{} passed, {} skipped, {} failed",
+        report.count(Status::Ok),
+        report.count(Status::Skip),
+        failed
+    );
+    if args.flag("json") {
+        let value = json!({
+            "host": target.host.as_str(),
+            "url": target.section_url(),
+            "app_from": app_source,
+            "checks": report.checks.iter().map(|c| json!({
+                "id": c.id,
+                "status": c.status.word(),
+                "detail": c.detail,
+                "data": c.data,
+            })).collect::<Vec<_>>(),
+            "summary": {
+                "passed": report.count(Status::Ok),
+                "skipped": report.count(Status::Skip),
+                "failed": failed,
+            },
+        });
+        writeln!(o.out, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        writeln!(
+            o.out,
+            "git-credential-github-app doctor for {} (app from {app_source})",
+            target.section_url()
+        )?;
+        for c in &report.checks {
+            let mut lines = c.detail.lines();
+            writeln!(
+                o.out,
+                "{} {}: {}",
+                c.status.tag(),
+                c.id,
+                lines.next().unwrap_or("")
+            )?;
+            for line in lines {
+                writeln!(o.out, "       {line}")?;
+            }
+        }
+        writeln!(o.out, "Summary: {summary}")?;
+    }
+    Ok(ExitCode::from(u8::try_from(failed).unwrap_or(u8::MAX)))
+}
+/// Run every check into `report`; returns where the app's settings came from.
+fn diagnose(
+    ctx: &Context,
+    target: &Target,
+    repo: Option<&(String, String)>,
+    report: &mut Report,
+) -> String {
+    let host = target.host.as_str();
+    let ours = git::check(ctx, target, report);
+
+    // The app: from the command line / environment / config file, else from git's helper line.
+    let (flags, source) = app_flags(ctx, ours.as_ref());
+    let config = match config::resolve(&flags, &|n| ctx.env(n)) {
+        Ok(c) => c,
+        Err(e) => {
+            report.add("config", Status::Fail, crate::app::one_line(&e));
+            return source;
+        }
+    };
+    git::remote_check(&config, target, report);
+    let Some(app) = config.apps.iter().find(|a| a.host == target.host) else {
+        report.add(
+            "app",
+            Status::Fail,
+            format!(
+                "no GitHub App configured for {host}: pass --app-id and --private-key, run setup, or list the app in the config file"
+            ),
+        );
+        return source;
+    };
+    github_checks::check_app(app, &config, target, repo, report);
+    cache::check(&config, app, report);
+    source
+}
+
+pub(super) fn host_option(target: &Target) -> String {
+    if target.host.as_str() == "github.com" {
+        String::new()
+    } else {
+        format!(" --host {}", target.host.as_str())
+    }
+}
+
+/// The helper flags to check: given ones, else those of the helper line git runs.
+fn app_flags(ctx: &Context, ours: Option<&Entry>) -> (Flags, String) {
+    let given = ctx.flags.app_id.is_some()
+        || ctx.flags.config.is_some()
+        || ctx.env(config::env::APP_ID).is_some()
+        || ctx.env(config::env::CONFIG).is_some();
+    if !given
+        && let Some(entry) = ours
+        && let Some(words) = entry
+            .value
+            .as_deref()
+            .and_then(|v| gitconfig::shell_words(v.trim_start_matches('!')))
+        && let Ok(mut flags) = crate::cli::flags_from_words(words.into_iter().skip(1))
+    {
+        // --host on doctor's own command line chose the helper line; keep what it says.
+        flags.verbose = ctx.flags.verbose;
+        return (flags, format!("the helper line in {}", entry.origin));
+    }
+    let source = if ctx.flags.app_id.is_some() {
+        "the command line"
+    } else if ctx.env(config::env::APP_ID).is_some() {
+        "the environment"
+    } else {
+        "the config file"
+    };
+    (ctx.flags.clone(), source.to_owned())
+}
