@@ -16,6 +16,7 @@ pub mod github;
 pub mod index;
 pub mod jwt;
 pub mod key;
+pub mod net;
 pub mod protocol;
 pub mod route;
 pub mod secret;

@@ -354,9 +354,9 @@ fn softhsm2_errors_are_one_line_without_the_pin() {
 }
 
 /// moto's AWS server (KMS, STS, IAM) on a loopback port, stopped when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -366,7 +366,7 @@ impl Drop for Moto {
     }
 }
 
-fn moto(extra_env: &[(&str, &str)]) -> Option<Moto> {
+pub(crate) fn moto(extra_env: &[(&str, &str)]) -> Option<Moto> {
     if !have(&["python3:moto.server", "python3:boto3"]) {
         return None;
     }
@@ -425,7 +425,7 @@ fn boto3(moto: &Moto, script: &str) -> String {
 
 /// A KMS RSA_2048 SIGN_VERIFY key (and alias/github-app) in moto; the local GitHub trusts its
 /// public key for app 1001. Returns (GitHub, key ARN, alias ARN).
-fn kms_world(moto: &Moto) -> (GitHub, String, String) {
+pub(crate) fn kms_world(moto: &Moto) -> (GitHub, String, String) {
     let out = boto3(
         moto,
         "k = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY')['KeyMetadata']\n\
@@ -459,7 +459,7 @@ fn kms_world(moto: &Moto) -> (GitHub, String, String) {
     (gh, arn, alias)
 }
 
-fn use_kms(env: &mut Env, gh: &GitHub, moto: &Moto, arn: &str) {
+pub(crate) fn use_kms(env: &mut Env, gh: &GitHub, moto: &Moto, arn: &str) {
     let host = gh.host();
     env.set_flags(&[
         "--app-id",
@@ -713,9 +713,9 @@ print(server.server_port, flush=True)
 server.serve_forever()
 "#;
 
-struct Metadata {
+pub(crate) struct Metadata {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Metadata {
@@ -725,7 +725,7 @@ impl Drop for Metadata {
     }
 }
 
-fn metadata_server(key_id: &str) -> Metadata {
+pub(crate) fn metadata_server(key_id: &str) -> Metadata {
     use std::io::BufRead;
     let mut child = std::process::Command::new("python3")
         .args(["-c", METADATA_SERVER, key_id])

@@ -57,9 +57,7 @@ pub(super) fn check_app(
     // The API host, without credentials: TLS, proxy, and GitHub's clock.
     let reachable = match ping(&api_url, config.timeout.min(Duration::from_secs(10))) {
         Ok((status, date)) => {
-            let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
+            let proxy = crate::net::proxy::for_url(&api_url);
             report.add_data(
                 "api",
                 Status::Ok,
@@ -70,10 +68,10 @@ pub(super) fn check_app(
                     } else {
                         ""
                     },
-                    proxy.map_or(String::new(), |p| format!(
-                        ", through the proxy in the environment ({})",
-                        redact_userinfo(&p)
-                    ))
+                    match &proxy {
+                        Some(p) => format!(", through the proxy in {} ({})", p.from, p.shown()),
+                        None => ", directly".to_owned(),
+                    }
                 ),
                 json!({ "api_url": api_url, "status": status }),
             );
@@ -355,6 +353,7 @@ fn ping(api_url: &str, timeout: Duration) -> Result<(u16, Option<SystemTime>), S
         .http_status_as_error(false)
         .max_redirects(0)
         .tls_config(tls)
+        .proxy(crate::net::proxy::ureq_proxy(api_url))
         .user_agent(concat!(
             "git-credential-github-app/",
             env!("CARGO_PKG_VERSION")
@@ -378,17 +377,6 @@ fn signed_secs(a: SystemTime, b: SystemTime) -> i64 {
     match a.duration_since(b) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-/// A proxy URL without its password.
-fn redact_userinfo(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) => format!("{scheme}://…@{host}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
     }
 }
 
@@ -439,15 +427,6 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         #[cfg(unix)]
         assert_eq!(key_format(&source).as_deref(), Some("PKCS#1, mode 600"));
-    }
-
-    #[test]
-    fn proxies_lose_their_password() {
-        assert_eq!(
-            redact_userinfo("http://me:secret@proxy:3128"),
-            "http://…@proxy:3128"
-        );
-        assert_eq!(redact_userinfo("http://proxy:3128"), "http://proxy:3128");
     }
 
     #[test]
