@@ -106,8 +106,8 @@ impl KeySource {
             KeySource::Pkcs11(uri) => uri.describe(),
             KeySource::AwsKms(key) => key.describe(),
             KeySource::Command { argv, .. } => format!(
-                "signer command '{}'",
-                crate::protocol::printable(argv.first().map_or("", String::as_str))
+                "signer command {}",
+                quoted(argv.first().map_or("", String::as_str))
             ),
         }
     }
@@ -427,7 +427,9 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     ]) {
         Some((p, setting)) => {
             let text = p.to_string_lossy();
-            if let Some(what) = secret_kind(&text).filter(|_| !text.contains('/')) {
+            // A value that names no file and looks like a secret (a PEM, a base64 blob, a token:
+            // pasted into the wrong variable) is never echoed.
+            if let Some(what) = secret_kind(&text).filter(|_| !Path::new(&p).exists()) {
                 bail!("{setting} is {what} (not shown), not the path of a config file");
             }
             (Some(expand_home(Path::new(&p))), true)
@@ -565,7 +567,7 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
 }
 
 fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::private_file::read_config(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return Ok(FileConfig::default());

@@ -17,6 +17,7 @@ pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod net;
+pub mod private_file;
 pub mod protocol;
 pub mod route;
 pub mod secret;

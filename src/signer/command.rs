@@ -49,8 +49,9 @@ impl CommandSigner {
         })
     }
 
+    /// The program, as it may be shown: quoted, or `(a GitHub token, not shown)`.
     fn name(&self) -> String {
-        crate::protocol::printable(&self.argv[0])
+        super::shown_value(&self.argv[0])
     }
 }
 
@@ -61,19 +62,19 @@ impl KeySigner for CommandSigner {
             &self.argv,
             signing_input,
             self.deadline,
-            &format!("signer command '{name}'"),
+            &format!("signer command {name}"),
         )?;
         let signature = decode_signature(&out).ok_or_else(|| {
             anyhow!(
-                "signer command '{name}' printed {} bytes that are not an RSA signature (raw or base64); it must print the PKCS#1 v1.5 SHA-256 signature of its stdin",
+                "signer command {name} printed {} bytes that are not an RSA signature (raw or base64); it must print the PKCS#1 v1.5 SHA-256 signature of its stdin",
                 out.len()
             )
         })?;
         if let Some(spki) = &self.spki {
             super::verify(spki, signing_input, &signature).map_err(|_| {
                 anyhow!(
-                    "signer command '{name}' returned a signature that does not verify with public_key {}; it signs with another key, or not with RSASSA-PKCS1-v1_5 SHA-256",
-                    self.public_key.as_deref().map_or(String::new(), |p| crate::protocol::printable(&p.to_string_lossy()))
+                    "signer command {name} returned a signature that does not verify with public_key {}; it signs with another key, or not with RSASSA-PKCS1-v1_5 SHA-256",
+                    self.public_key.as_deref().map_or(String::new(), |p| super::shown_value(&p.to_string_lossy()))
                 )
             })?;
         }
@@ -83,14 +84,14 @@ impl KeySigner for CommandSigner {
     fn public_key_der(&self) -> Result<Vec<u8>> {
         self.spki.clone().ok_or_else(|| {
             anyhow!(
-                "the fingerprint of signer command '{}' is unknown: add public_key = \"app.pub.pem\" beside signer (openssl rsa -in app.pem -pubout -out app.pub.pem)",
+                "the fingerprint of signer command {} is unknown: add public_key = \"app.pub.pem\" beside signer (openssl rsa -in app.pem -pubout -out app.pub.pem)",
                 self.name()
             )
         })
     }
 
     fn describe(&self) -> String {
-        format!("signer command '{}'", self.name())
+        format!("signer command {}", self.name())
     }
 }
 
@@ -303,9 +304,11 @@ fn mask_word(word: &str) -> String {
 pub fn read_public_key(path: &Path) -> Result<Vec<u8>> {
     use rsa::pkcs1::DecodeRsaPublicKey;
     use rsa::pkcs8::{DecodePublicKey, EncodePublicKey};
-    let shown = crate::protocol::printable(&path.to_string_lossy());
-    let text = std::fs::read_to_string(path)
+    let shown = super::shown_value(&path.to_string_lossy());
+    let contents = crate::private_file::read(path, crate::private_file::MAX_KEY)
         .map_err(|e| anyhow!("cannot read public_key {shown}: {e}"))?;
+    let text = String::from_utf8(contents.bytes)
+        .map_err(|_| anyhow!("public_key {shown} is not PEM text"))?;
     if text.contains("PRIVATE KEY") {
         bail!(
             "public_key {shown} holds a private key; give the public half (openssl rsa -in app.pem -pubout -out app.pub.pem) and keep the private key off this machine"

@@ -39,13 +39,23 @@ pub fn open(
         KeySource::File(_) | KeySource::Env(_) => {
             Ok(Box::new(local::LocalKey::load(source, warn)?))
         }
-        KeySource::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
+        KeySource::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri, warn)?)),
         KeySource::AwsKms(key) => Ok(Box::new(aws_kms::KmsSigner::open(key, deadline)?)),
         KeySource::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
             argv,
             public_key.as_deref(),
             deadline,
         )?)),
+    }
+}
+
+/// A value from the user (a program, a path) as it may appear in a message: quoted, control
+/// characters escaped, or `(a GitHub token, not shown)` when it looks like a secret pasted in
+/// the wrong place.
+pub fn shown_value(text: &str) -> String {
+    match crate::config::secret_kind(text) {
+        Some(what) => format!("({what}, not shown)"),
+        None => format!("'{}'", crate::protocol::printable(text)),
     }
 }
 

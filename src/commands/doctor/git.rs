@@ -113,7 +113,7 @@ pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) -> Opti
                 Status::Fail,
                 format!(
                     "helper '{}' ({}) runs before ours and answers first: put an empty 'helper =' before ours (setup does)",
-                    first.value.as_deref().unwrap_or(""),
+                    gitconfig::mask_secrets(first.value.as_deref().unwrap_or("")),
                     first.origin
                 ),
             );
@@ -144,7 +144,8 @@ pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) -> Opti
         .skip(ours_at.map_or(0, |i| i + 1))
         .filter_map(|e| {
             let value = e.value.as_deref()?;
-            gitconfig::stores(value).map(|how| format!("'{value}' ({}) {how}", e.origin))
+            gitconfig::stores(value)
+                .map(|how| format!("'{}' ({}) {how}", gitconfig::mask_secrets(value), e.origin))
         })
         .collect();
     if ours_at.is_none() {
@@ -307,14 +308,22 @@ pub(super) fn remote_check(config: &Config, target: &Target, report: &mut Report
             Some((user, _)) => (user, ":[masked]"),
             None => (user, ""),
         };
+        // A token as the user name (`https://TOKEN@github.com/…`, a form GitHub documents) is
+        // never shown either.
+        let user_shown = if config::secret_kind(user).is_some() {
+            "[masked]"
+        } else {
+            user
+        };
         if config::Host::normalize(scheme, host) == target.host && user != config.username {
             // A password in the URL (a token pasted by a CI script) is never shown.
             let path = &rest[authority.len()..];
-            let shown = protocol::printable(&format!("{scheme}://{user}{password}@{host}{path}"));
+            let shown =
+                protocol::printable(&format!("{scheme}://{user_shown}{password}@{host}{path}"));
             found.push(format!(
                 "{} = {shown} (user '{}')",
                 e.key,
-                protocol::printable(user)
+                protocol::printable(user_shown)
             ));
         }
     }

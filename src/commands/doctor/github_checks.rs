@@ -225,17 +225,9 @@ pub(super) fn check_app(
 fn key_format(source: &KeySource) -> Option<String> {
     let (text, mode) = match source {
         KeySource::File(path) => {
-            let text = Secret::new(std::fs::read_to_string(path).ok()?);
-            #[cfg(unix)]
-            let mode = {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::metadata(path)
-                    .ok()
-                    .map(|m| format!(", mode {:03o}", m.permissions().mode() & 0o777))
-            };
-            #[cfg(not(unix))]
-            let mode = None;
-            (text, mode)
+            let contents = crate::private_file::read(path, crate::private_file::MAX_KEY).ok()?;
+            let mode = contents.mode.map(|m| format!(", mode {:03o}", m & 0o777));
+            (Secret::new(String::from_utf8(contents.bytes).ok()?), mode)
         }
         KeySource::Env(text) => (text.clone(), None),
         #[allow(unreachable_patterns)]

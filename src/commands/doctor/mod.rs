@@ -50,13 +50,17 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let repo = match args.value("repo") {
         None => None,
         Some(text) => match text.trim_end_matches(".git").split_once('/') {
+            _ if config::secret_kind(text).is_some()
+                || text
+                    .split('/')
+                    .any(|part| config::secret_kind(part).is_some()) =>
+            {
+                bail!("--repo takes OWNER/REPO, not {}", config::quoted(text))
+            }
             Some((owner, repo)) if !owner.is_empty() && !repo.is_empty() && !repo.contains('/') => {
                 Some((owner.to_ascii_lowercase(), repo.to_owned()))
             }
-            _ => bail!(
-                "--repo takes OWNER/REPO, not '{}'",
-                crate::protocol::printable(text)
-            ),
+            _ => bail!("--repo takes OWNER/REPO, not {}", config::quoted(text)),
         },
     };
     let target = Target::from_flags(&ctx.flags)?;
