@@ -97,6 +97,15 @@ impl Target {
         Ok(Target { host, scheme })
     }
 
+    /// [`Target::from_flags`], with `GITHUB_APP_HOST` when --host is not given.
+    pub fn from_context(ctx: &Context) -> Result<Target> {
+        let mut flags = ctx.flags.clone();
+        if flags.host.is_none() {
+            flags.host = ctx.env(config::env::HOST).filter(|v| !v.trim().is_empty());
+        }
+        Target::from_flags(&flags)
+    }
+
     /// `https://github.com/`: the subsection of setup's own sections.
     pub fn section_url(&self) -> String {
         format!("{}://{}/", self.scheme, self.host.as_str())
@@ -374,7 +383,7 @@ fn host_option(target: &Target) -> String {
 
 fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_flags(&ctx.flags)?;
+    let target = Target::from_context(ctx)?;
     let url = target.section_url();
     if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() {
         bail!(
@@ -405,7 +414,13 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             );
         }
     }
-    let line = helper_line(&ctx.flags)?;
+    // The host goes into the line whenever it is not github.com (it may have come from
+    // GITHUB_APP_HOST, which git's environment need not have).
+    let mut flags = ctx.flags.clone();
+    if flags.host.is_none() && target.host.as_str() != "github.com" {
+        flags.host = Some(target.host.as_str().to_owned());
+    }
+    let line = helper_line(&flags)?;
 
     // Everything from here to the rename happens under the config file's lock.
     let edit = gitconfig::edit::Edit::open(&gitconfig::edit::file_of(scope)?)?;
@@ -612,7 +627,7 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
 
 fn run_unsetup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_flags(&ctx.flags)?;
+    let target = Target::from_context(ctx)?;
     let url = target.section_url();
     let file = gitconfig::edit::file_of(scope)?;
     let nothing = |o: &mut Output<'_>| {

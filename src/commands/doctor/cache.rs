@@ -3,13 +3,13 @@
 use super::report::{Report, Status};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{App, CacheMode, Config};
-use crate::github::{self, Token};
+use crate::github::{self, Deadline, Token};
 use crate::secret::Secret;
 use crate::state::State;
 use serde_json::json;
 
 /// A write/read/delete round trip in each cache backend the configured mode uses.
-pub(super) fn check(config: &Config, app: &App, report: &mut Report) {
+pub(super) fn check(config: &Config, app: &App, deadline: Deadline, report: &mut Report) {
     let modes: &[(CacheMode, &str)] = match config.cache {
         CacheMode::None => {
             report.add(
@@ -27,7 +27,13 @@ pub(super) fn check(config: &Config, app: &App, report: &mut Report) {
     let mut lines = Vec::new();
     let mut working = Vec::new();
     for (mode, name) in modes {
-        let cache = Cache::new(*mode, &state);
+        if deadline.passed() {
+            lines.push(format!(
+                "{name} backend: not checked, the time budget (--timeout) ran out"
+            ));
+            continue;
+        }
+        let cache = Cache::new(*mode, &state).with_deadline(deadline.at());
         let key = CacheKey::new("doctor://round-trip", &app.id, 0, "doctor");
         let value = format!("doctor-round-trip-{}", std::process::id());
         let token = Token {

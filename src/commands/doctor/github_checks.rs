@@ -3,7 +3,7 @@
 
 use super::Target;
 use super::report::{Report, Status};
-use crate::config::{App, Config, KeySource};
+use crate::config::{App, KeySource};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem};
 use crate::secret::Secret;
 use crate::state::State;
@@ -13,13 +13,12 @@ use std::time::{Duration, SystemTime};
 /// The key, the API host, the clock, the app, its installations, the repository.
 pub(super) fn check_app(
     app: &App,
-    config: &Config,
+    deadline: Deadline,
     target: &Target,
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) {
     let api_url = app.api_url(target.scheme);
-    let deadline = Deadline::after(config.timeout);
     let mut warnings = Vec::new();
     let opened = crate::signer::open(&app.key, deadline.at(), &mut |w| warnings.push(w));
     let key = opened
@@ -55,7 +54,13 @@ pub(super) fn check_app(
     }
 
     // The API host, without credentials: TLS, proxy, and GitHub's clock.
-    let reachable = match ping(&api_url, config.timeout.min(Duration::from_secs(10))) {
+    let mut measured = None;
+    let reachable = match ping(
+        &api_url,
+        deadline
+            .remaining()
+            .clamp(Duration::from_millis(100), Duration::from_secs(10)),
+    ) {
         Ok((status, date)) => {
             let proxy = crate::net::proxy::for_url(&api_url);
             report.add_data(
@@ -78,20 +83,21 @@ pub(super) fn check_app(
             match date {
                 Some(server) => {
                     let offset = signed_secs(server, SystemTime::now());
+                    measured = Some(offset);
                     let (status, detail) = if offset.abs() <= 30 {
                         (
                             Status::Ok,
                             format!(
-                                "this machine's clock is within {}s of GitHub's",
-                                offset.abs()
+                                "this machine's clock is within {} of GitHub's",
+                                duration(offset.unsigned_abs())
                             ),
                         )
                     } else {
                         (
-                            Status::Fail,
+                            Status::Warn,
                             format!(
-                                "this machine's clock is {}s {} GitHub's: GitHub refuses app JWTs dated in the future or expired; set the clock (NTP)",
-                                offset.abs(),
+                                "this machine's clock is {} {} GitHub's: the helper dates its JWTs by GitHub's clock, so it works; other tools may not: set the clock (NTP)",
+                                duration(offset.unsigned_abs()),
                                 if offset > 0 { "behind" } else { "ahead of" }
                             ),
                         )
@@ -123,12 +129,15 @@ pub(super) fn check_app(
         return;
     };
     let state = State::open();
-    let mut signer = crate::jwt::Signer::new(opened, app.id.iss(), state.clock_offset(&api_url));
+    // GitHub's clock as just measured, else as last learnt: what the helper signs with.
+    let offset = measured.unwrap_or_else(|| state.clock_offset(&api_url));
+    let mut signer = crate::jwt::Signer::new(opened, app.id.iss(), offset);
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
         Err(_) => signer.key().describe(),
     };
+    let mut skipped = "GitHub did not accept the app's key";
     let slug = match client.app(&mut signer) {
         Ok(info) => {
             report.add_data(
@@ -157,18 +166,20 @@ pub(super) fn check_app(
             None
         }
         Err(e) => {
+            // No answer in time is not a refusal: say which it was.
+            skipped = if matches!(e, ApiError::Transport(_)) || deadline.passed() {
+                "GitHub did not answer GET /app in time (--timeout)"
+            } else {
+                "GET /app failed"
+            };
             report.add("app-auth", Status::Fail, e.to_string());
             None
         }
     };
     if slug.is_none() {
-        report.add(
-            "installations",
-            Status::Skip,
-            "GitHub did not accept the app's key",
-        );
+        report.add("installations", Status::Skip, skipped);
         if repo.is_some() {
-            report.add("repo", Status::Skip, "GitHub did not accept the app's key");
+            report.add("repo", Status::Skip, skipped);
         }
         permissions_check(app, report);
         return;
@@ -364,6 +375,11 @@ fn ping(api_url: &str, timeout: Duration) -> Result<(u16, Option<SystemTime>), S
     Ok((reply.status().as_u16(), date))
 }
 
+/// A duration as people write it: `2h`, `15m 3s`, `40s`.
+pub(super) fn duration(secs: u64) -> String {
+    humantime::format_duration(Duration::from_secs(secs)).to_string()
+}
+
 /// `a - b` in whole seconds, negative when `a` is earlier.
 fn signed_secs(a: SystemTime, b: SystemTime) -> i64 {
     match a.duration_since(b) {
@@ -426,5 +442,8 @@ mod tests {
         let now = SystemTime::now();
         assert_eq!(signed_secs(now + Duration::from_secs(90), now), 90);
         assert_eq!(signed_secs(now, now + Duration::from_secs(90)), -90);
+        assert_eq!(duration(7200), "2h");
+        assert_eq!(duration(903), "15m 3s");
+        assert_eq!(duration(0), "0s");
     }
 }

@@ -63,13 +63,19 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
             _ => bail!("--repo takes OWNER/REPO, not {}", config::quoted(text)),
         },
     };
-    let target = Target::from_flags(&ctx.flags)?;
+    let target = Target::from_context(ctx)?;
     let mut report = Report::default();
     let app_source = diagnose(ctx, &target, repo.as_ref(), &mut report);
     let failed = report.count(Status::Fail);
+    let warned = report.count(Status::Warn);
     let summary = format!(
-        "{} passed, {} skipped, {} failed",
+        "{} passed, {}{} skipped, {} failed",
         report.count(Status::Ok),
+        if warned > 0 {
+            format!("{warned} warned, ")
+        } else {
+            String::new()
+        },
         report.count(Status::Skip),
         failed
     );
@@ -86,6 +92,7 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
             })).collect::<Vec<_>>(),
             "summary": {
                 "passed": report.count(Status::Ok),
+                "warned": warned,
                 "skipped": report.count(Status::Skip),
                 "failed": failed,
             },
@@ -144,8 +151,10 @@ fn diagnose(
         );
         return source;
     };
-    github_checks::check_app(app, &config, target, repo, report);
-    cache::check(&config, app, report);
+    // One budget for every check that waits (the API, the cache): --timeout.
+    let deadline = crate::github::Deadline::after(config.timeout);
+    github_checks::check_app(app, deadline, target, repo, report);
+    cache::check(&config, app, deadline, report);
     source
 }
 
@@ -171,8 +180,20 @@ fn app_flags(ctx: &Context, ours: Option<&Entry>) -> (Flags, String) {
             .and_then(|v| gitconfig::shell_words(v.trim_start_matches('!')))
         && let Ok(mut flags) = crate::cli::flags_from_words(words.into_iter().skip(1))
     {
-        // --host on doctor's own command line chose the helper line; keep what it says.
+        // --host on doctor's own command line chose the helper line; keep what it says, except
+        // what doctor was told itself: its --timeout (and the environment's) bounds the checks.
         flags.verbose = ctx.flags.verbose;
+        if let Some(timeout) = ctx
+            .flags
+            .timeout
+            .clone()
+            .or_else(|| ctx.env(config::env::TIMEOUT))
+        {
+            flags.timeout = Some(timeout);
+        }
+        if ctx.flags.cache.is_some() {
+            flags.cache = ctx.flags.cache.clone();
+        }
         return (flags, format!("the helper line in {}", entry.origin));
     }
     let source = if ctx.flags.app_id.is_some() {

@@ -6,6 +6,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Status {
     Ok,
+    /// Worth knowing, not a failure (not counted in the exit status).
+    Warn,
     Fail,
     Skip,
 }
@@ -14,6 +16,7 @@ impl Status {
     pub(super) fn tag(self) -> &'static str {
         match self {
             Status::Ok => "[ OK ]",
+            Status::Warn => "[WARN]",
             Status::Fail => "[FAIL]",
             Status::Skip => "[SKIP]",
         }
@@ -21,6 +24,7 @@ impl Status {
     pub(super) fn word(self) -> &'static str {
         match self {
             Status::Ok => "ok",
+            Status::Warn => "warn",
             Status::Fail => "fail",
             Status::Skip => "skip",
         }
