@@ -839,3 +839,29 @@ fn signers_give_the_fingerprint_github_shows() {
         signer::verify(&kms.public_key_der().unwrap(), b"header.claims", &signature).unwrap();
     }
 }
+
+/// Issue 17 item 5: a signer that answers but leaves a background process holding its stdout
+/// costs a moment, not the get's whole budget (which the API calls still need).
+#[test]
+fn a_signer_leaving_a_process_behind_does_not_spend_the_budget() {
+    if !have(&["openssl"]) {
+        return;
+    }
+    let gh = world();
+    let probe = Env::new(&gh, 1001);
+    let signer = format!(
+        "[\"sh\", \"-c\", \"sleep 30 & openssl dgst -sha256 -sign \\\"$0\\\"\", {}]",
+        toml_str(&probe.key_path)
+    );
+    let env = with_signer(&gh, &signer, "");
+    let mut env = env;
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TIMEOUT", "8s");
+    let started = std::time::Instant::now();
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
