@@ -11,6 +11,7 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod container;
 pub mod gitconfig;
 pub mod github;
 pub mod index;

@@ -844,3 +844,37 @@ fn a_fifo_or_a_device_as_the_key_is_refused_at_once() {
         );
     }
 }
+
+/// Issue 17 item 9: in a container, `--cache auto` keeps tokens out of the kernel keyring (per
+/// uid on the host's kernel, so shared with other containers of that uid) and doctor says so.
+#[test]
+fn cache_auto_in_a_container_keeps_tokens_out_of_the_kernel_keyring() {
+    use crate::cache::keyutils_keys_holding;
+    if !have(&["keyctl"]) {
+        return;
+    }
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--cache", "auto"]);
+    env.set_env("container", "podman");
+    let token = token_of(&env.fill("octo/dotfiles.git"));
+    assert!(keyutils_keys_holding(&env, &token).is_empty());
+    assert!(env.cache_dir().join("tokens").exists());
+    let before = gh.mint_count();
+    assert_eq!(token_of(&env.fill("octo/dotfiles.git")), token);
+    assert_eq!(gh.mint_count(), before, "cached in the container's files");
+    let out = run(
+        env.command(HELPER).args(["doctor", "--host", &env.host]),
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("[ OK ] cache: in a container (")
+            && text.contains("): --cache auto leaves out the kernel keyring, which belongs to the uid on the host's kernel"),
+        "{text}"
+    );
+    // --cache keyring still uses it: the user asked for it.
+    env.add_flags(&["--cache", "keyring"]);
+    let token = token_of(&env.fill("acme/widgets.git"));
+    assert_eq!(keyutils_keys_holding(&env, &token).len(), 1);
+}

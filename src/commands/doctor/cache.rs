@@ -19,6 +19,9 @@ pub(super) fn check(config: &Config, app: &App, deadline: Deadline, report: &mut
             );
             return;
         }
+        CacheMode::Auto if cfg!(target_os = "linux") && crate::container::detected().is_some() => {
+            &[(CacheMode::File, "file")]
+        }
         CacheMode::Auto => &[(CacheMode::Keyring, "keyring"), (CacheMode::File, "file")],
         CacheMode::Keyring => &[(CacheMode::Keyring, "keyring")],
         CacheMode::File => &[(CacheMode::File, "file")],
@@ -26,6 +29,14 @@ pub(super) fn check(config: &Config, app: &App, deadline: Deadline, report: &mut
     let state = State::open();
     let mut lines = Vec::new();
     let mut working = Vec::new();
+    if config.cache == CacheMode::Auto
+        && cfg!(target_os = "linux")
+        && let Some(why) = crate::container::detected()
+    {
+        lines.push(format!(
+            "in a container ({why}): --cache auto leaves out the kernel keyring, which belongs to the uid on the host's kernel and so to every container running as this uid; tokens are cached in this container's files (--cache keyring uses the kernel keyring anyway)"
+        ));
+    }
     for (mode, name) in modes {
         if deadline.passed() {
             lines.push(format!(
