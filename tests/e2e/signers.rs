@@ -505,6 +505,18 @@ fn aws_kms_key_clones_and_pushes() {
         !err.contains("wJalr") && !err.contains("SESSIONTOKEN"),
         "{err}"
     );
+    // exec's command gets the token, not the AWS credentials that sign for the app (issue 17.6).
+    let out = env.helper(&["exec", "octo", "--", "env"], b"");
+    assert_ok(&out);
+    let seen = stdout(&out);
+    assert!(seen.contains("GH_TOKEN=ghs_"), "{seen}");
+    assert!(
+        !seen.contains("AWS_ACCESS_KEY_ID")
+            && !seen.contains("wJalr")
+            && !seen.contains("SESSIONTOKEN"),
+        "{seen}"
+    );
+    assert!(seen.contains("AWS_ENDPOINT_URL="), "other AWS settings stay: {seen}");
 }
 
 #[test]
