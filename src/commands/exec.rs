@@ -9,7 +9,7 @@
 //! process of ours is left behind holding the token.
 
 use super::{Args, Command, Context, Output, token};
-use crate::config::KeySource;
+use crate::keyref::KeyRef;
 use anyhow::{Context as _, Result, bail};
 use std::process::ExitCode;
 
@@ -63,9 +63,13 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             COMMAND.usage
         );
     };
-    let obtained = token::obtain_for(ctx, args, COMMAND.usage, out)?;
-    let kms = super::target::config(ctx)
-        .is_ok_and(|c| c.apps.iter().any(|a| matches!(a.key, KeySource::AwsKms(_))));
+    let (obtained, _) = token::obtain_for(ctx, args, COMMAND.usage, out)?;
+    let kms = super::target::resolve(ctx).is_ok_and(|r| {
+        r.config.apps.iter().any(|a| {
+            a.installation()
+                .is_some_and(|s| matches!(s.key, KeyRef::AwsKms(_)))
+        })
+    });
     out.out.flush()?;
     out.err.flush()?;
     let secret = obtained.token.secret.expose();

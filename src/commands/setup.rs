@@ -97,6 +97,12 @@ impl Target {
         Ok(Target { host, scheme })
     }
 
+    /// The target for `host` (http for a loopback host).
+    pub fn for_host(host: Host) -> Target {
+        let scheme = if host.is_loopback() { "http" } else { "https" };
+        Target { host, scheme }
+    }
+
     /// [`Target::from_flags`], with `GITHUB_APP_HOST` when --host is not given.
     pub fn from_context(ctx: &Context) -> Result<Target> {
         let mut flags = ctx.flags.clone();
@@ -135,8 +141,7 @@ fn helper_line(flags: &Flags) -> Result<String> {
     }
     if let Some(p) = &flags.private_key {
         let text = p.to_string_lossy();
-        let lower = text.trim_start().to_ascii_lowercase();
-        if lower.starts_with("pkcs11:") || lower.starts_with("arn:") {
+        if crate::keyref::Written::of(&text) != crate::keyref::Written::Path {
             // A PIN in the URI would be written into the git config (often world-readable) and
             // be in the helper's argv on every run: only a PIN file is taken.
             if crate::gitconfig::has_pin_value(&text) {

@@ -233,14 +233,18 @@ fn the_fallback_answers_owners_outside_every_apps_owner_list() {
     );
     let mut env = env;
     env.set_flags(&[]);
-    let stranger = env.fill("stranger/tool.git");
-    token_of(&stranger);
-    let acme = env.fill("acme/widgets.git");
-    token_of(&acme);
-    let minted: Vec<(u64, u64)> = gh
-        .tokens()
-        .iter()
-        .map(|t| (t.app_id, t.installation_id))
-        .collect();
-    assert_eq!(minted, vec![(3003, 33), (1001, 11)]);
+    let stranger = token_of(&env.fill("stranger/tool.git"));
+    let acme = token_of(&env.fill("acme/widgets.git"));
+    let minted_for = |token: &str| {
+        gh.tokens()
+            .iter()
+            .find(|t| t.token == token)
+            .map(|t| (t.app_id, t.installation_id))
+    };
+    assert_eq!(
+        minted_for(&stranger),
+        Some((3003, 33)),
+        "the fallback answered"
+    );
+    assert_eq!(minted_for(&acme), Some((1001, 11)));
 }

@@ -45,7 +45,7 @@ pub(super) fn check(config: &Config, app: &App, deadline: Deadline, report: &mut
             continue;
         }
         let cache = Cache::new(*mode, &state).with_deadline(deadline.at());
-        let key = CacheKey::new("doctor://round-trip", &app.id, 0, "doctor");
+        let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
         let token = Token {
             secret: Secret::new(value.clone()),

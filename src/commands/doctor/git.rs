@@ -9,8 +9,8 @@ use crate::gitconfig::{self, Entry, UrlMatch};
 use crate::protocol;
 use serde_json::json;
 
-/// git's version and the helpers git runs for the host; returns our helper's entry.
-pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) -> Option<Entry> {
+/// git's version and the helpers git runs for the host.
+pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) {
     let scheme = target.scheme;
     let host = target.host.as_str();
     let url = target.section_url();
@@ -169,7 +169,6 @@ pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) -> Opti
     }
     extraheader_check(target, report);
     env_token_check(ctx, &effective, report);
-    ours_at.map(|i| effective[i].clone())
 }
 
 /// What git runs for our helper line, found as git finds it (nothing is run): the program, or

@@ -3,8 +3,9 @@
 
 use super::Target;
 use super::report::{Report, Status};
-use crate::config::{App, KeySource};
+use crate::config::{App, InstallationSpec};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem};
+use crate::keyref::KeyRef;
 use crate::secret::Secret;
 use crate::state::State;
 use serde_json::json;
@@ -18,9 +19,12 @@ pub(super) fn check_app(
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) {
+    let Some(spec) = app.installation() else {
+        return;
+    };
     let api_url = app.api_url(target.scheme);
     let mut warnings = Vec::new();
-    let opened = crate::signer::open(&app.key, deadline.at(), &mut |w| warnings.push(w));
+    let opened = crate::signer::open(&spec.key, deadline.at(), &mut |w| warnings.push(w));
     let key = opened
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{}", crate::app::one_line(e)))
@@ -35,7 +39,7 @@ pub(super) fn check_app(
             } else {
                 Status::Fail
             };
-            let mut detail = match key_format(&app.key) {
+            let mut detail = match key_format(&spec.key) {
                 Some(form) => format!("{describe} ({form}): fingerprint {fingerprint}"),
                 None => format!("{describe}: fingerprint {fingerprint}"),
             };
@@ -121,7 +125,7 @@ pub(super) fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, "needs the key and the API host");
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
 
@@ -131,7 +135,7 @@ pub(super) fn check_app(
     let state = State::open();
     // GitHub's clock as just measured, else as last learnt: what the helper signs with.
     let offset = measured.unwrap_or_else(|| state.clock_offset(&api_url));
-    let mut signer = crate::jwt::Signer::new(opened, app.id.iss(), offset);
+    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), offset);
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -160,7 +164,7 @@ pub(super) fn check_app(
                 Status::Fail,
                 format!(
                     "GitHub refused {key_name} for app {}: the key does not belong to this app, or was deleted from it; the app's settings page lists its keys' fingerprints",
-                    app.id.iss()
+                    spec.id.iss()
                 ),
             );
             None
@@ -181,7 +185,7 @@ pub(super) fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, skipped);
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
     match client.installations(&mut signer) {
@@ -229,18 +233,18 @@ pub(super) fn check_app(
     if let Some((owner, name)) = repo {
         repo_check(&client, &mut signer, target, app, owner, name, report);
     }
-    permissions_check(app, report);
+    permissions_check(spec, report);
 }
 
 /// "PKCS#1, mode 600" for a PEM key in a file or in the environment.
-fn key_format(source: &KeySource) -> Option<String> {
+fn key_format(source: &KeyRef) -> Option<String> {
     let (text, mode) = match source {
-        KeySource::File(path) => {
+        KeyRef::File(path) => {
             let contents = crate::private_file::read(path, crate::private_file::MAX_KEY).ok()?;
             let mode = contents.mode.map(|m| format!(", mode {:03o}", m & 0o777));
             (Secret::new(String::from_utf8(contents.bytes).ok()?), mode)
         }
-        KeySource::Env(text) => (text.clone(), None),
+        KeyRef::Env(text) => (text.clone(), None),
         #[allow(unreachable_patterns)]
         _ => return None,
     };
@@ -275,7 +279,7 @@ fn repo_check(
         );
         return;
     }
-    let installation = match app.installation_id {
+    let installation = match app.installation().and_then(|s| s.installation_id) {
         Some(id) => Ok(Some(github::Installation {
             id,
             account: owner.to_owned(),
@@ -319,7 +323,7 @@ fn repo_check(
 }
 
 /// Narrowed permissions without `workflows`: GitHub refuses pushes that touch workflow files.
-fn permissions_check(app: &App, report: &mut Report) {
+fn permissions_check(app: &InstallationSpec, report: &mut Report) {
     if app.permissions.is_empty() {
         report.add(
             "permissions",
@@ -424,7 +428,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let source = KeySource::File(path);
+        let source = KeyRef::File(path);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut warnings = Vec::new();
         let signer = crate::signer::open(&source, deadline, &mut |w| warnings.push(w)).unwrap();

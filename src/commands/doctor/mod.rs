@@ -9,8 +9,7 @@ mod report;
 
 use super::setup::Target;
 use super::{Args, Command, Context, Opt, Output};
-use crate::config::{self, Flags};
-use crate::gitconfig::{self, Entry};
+use crate::config;
 use anyhow::{Result, bail};
 use report::{Report, Status};
 use serde_json::json;
@@ -63,9 +62,15 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
             _ => bail!("--repo takes OWNER/REPO, not {}", config::quoted(text)),
         },
     };
-    let target = Target::from_context(ctx)?;
+    // The app and the host, resolved as every command resolves them (flags, environment, config
+    // file, then the helper line git runs for the host).
+    let resolved = super::target::resolve(ctx);
+    let target = match &resolved {
+        Ok(r) => Target::for_host(r.host.clone()),
+        Err(_) => Target::from_context(ctx)?,
+    };
     let mut report = Report::default();
-    let app_source = diagnose(ctx, &target, repo.as_ref(), &mut report);
+    let app_source = diagnose(ctx, &target, resolved, repo.as_ref(), &mut report);
     let failed = report.count(Status::Fail);
     let warned = report.count(Status::Warn);
     let summary = format!(
@@ -125,21 +130,26 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
 fn diagnose(
     ctx: &Context,
     target: &Target,
+    resolved: Result<super::target::Resolved>,
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) -> String {
     let host = target.host.as_str();
-    let ours = git::check(ctx, target, report);
-
-    // The app: from the command line / environment / config file, else from git's helper line.
-    let (flags, source) = app_flags(ctx, ours.as_ref());
-    let config = match config::resolve(&flags, &|n| ctx.env(n)) {
-        Ok(c) => c,
+    git::check(ctx, target, report);
+    let resolved = match resolved {
+        Ok(r) => r,
         Err(e) => {
-            report.add("config", Status::Fail, crate::app::one_line(&e));
-            return source;
+            let line = crate::app::one_line(&e);
+            let id = if line.starts_with("no GitHub App configured") {
+                "app"
+            } else {
+                "config"
+            };
+            report.add(id, Status::Fail, line);
+            return "nowhere".to_owned();
         }
     };
+    let config = resolved.config;
     git::remote_check(&config, target, report);
     let Some(app) = config.apps.iter().find(|a| a.host == target.host) else {
         report.add(
@@ -149,13 +159,13 @@ fn diagnose(
                 "no GitHub App configured for {host}: pass --app-id and --private-key, run setup, or list the app in the config file"
             ),
         );
-        return source;
+        return resolved.from;
     };
     // One budget for every check that waits (the API, the cache): --timeout.
     let deadline = crate::github::Deadline::after(config.timeout);
     github_checks::check_app(app, deadline, target, repo, report);
     cache::check(&config, app, deadline, report);
-    source
+    resolved.from
 }
 
 pub(super) fn host_option(target: &Target) -> String {
@@ -164,44 +174,4 @@ pub(super) fn host_option(target: &Target) -> String {
     } else {
         format!(" --host {}", target.host.as_str())
     }
-}
-
-/// The helper flags to check: given ones, else those of the helper line git runs.
-fn app_flags(ctx: &Context, ours: Option<&Entry>) -> (Flags, String) {
-    let given = ctx.flags.app_id.is_some()
-        || ctx.flags.config.is_some()
-        || ctx.env(config::env::APP_ID).is_some()
-        || ctx.env(config::env::CONFIG).is_some();
-    if !given
-        && let Some(entry) = ours
-        && let Some(words) = entry
-            .value
-            .as_deref()
-            .and_then(|v| gitconfig::shell_words(v.trim_start_matches('!')))
-        && let Ok(mut flags) = crate::cli::flags_from_words(words.into_iter().skip(1))
-    {
-        // --host on doctor's own command line chose the helper line; keep what it says, except
-        // what doctor was told itself: its --timeout (and the environment's) bounds the checks.
-        flags.verbose = ctx.flags.verbose;
-        if let Some(timeout) = ctx
-            .flags
-            .timeout
-            .clone()
-            .or_else(|| ctx.env(config::env::TIMEOUT))
-        {
-            flags.timeout = Some(timeout);
-        }
-        if ctx.flags.cache.is_some() {
-            flags.cache = ctx.flags.cache.clone();
-        }
-        return (flags, format!("the helper line in {}", entry.origin));
-    }
-    let source = if ctx.flags.app_id.is_some() {
-        "the command line"
-    } else if ctx.env(config::env::APP_ID).is_some() {
-        "the environment"
-    } else {
-        "the config file"
-    };
-    (ctx.flags.clone(), source.to_owned())
 }
