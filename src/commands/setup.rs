@@ -97,6 +97,16 @@ impl Target {
         Ok(Target { host, scheme })
     }
 
+    /// The host a command works on, resolved as every command resolves it
+    /// (`commands::target::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
+    /// apps serve); without any app configured, [`Target::from_context`].
+    pub fn resolve(ctx: &Context) -> Result<Target> {
+        match super::target::resolve(ctx) {
+            Ok(r) => Ok(Target::for_host(r.host)),
+            Err(_) => Target::from_context(ctx),
+        }
+    }
+
     /// The target for `host` (http for a loopback host).
     pub fn for_host(host: Host) -> Target {
         let scheme = if host.is_loopback() { "http" } else { "https" };
@@ -388,7 +398,7 @@ fn host_option(target: &Target) -> String {
 
 fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_context(ctx)?;
+    let target = Target::resolve(ctx)?;
     let url = target.section_url();
     if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() {
         bail!(
@@ -632,7 +642,7 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
 
 fn run_unsetup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_context(ctx)?;
+    let target = Target::resolve(ctx)?;
     let url = target.section_url();
     let file = gitconfig::edit::file_of(scope)?;
     let nothing = |o: &mut Output<'_>| {
