@@ -639,6 +639,7 @@ fn a_blank_line_ends_the_request_while_stdin_stays_open() {
 
 /// Issue 17 item 6: exec's command gets the token and nothing that mints another; SIGTERM to the
 /// helper reaches the command (no orphan holding the token).
+#[cfg(unix)]
 #[test]
 fn exec_hands_over_only_the_token_and_signals_reach_the_command() {
     let gh = world();
@@ -724,6 +725,7 @@ fn exec_hands_over_only_the_token_and_signals_reach_the_command() {
 
 /// Issue 17 item 6: a config.toml anyone can write (or that belongs to someone else) is not used:
 /// its `signer = [...]` would run as its victim.
+#[cfg(unix)]
 #[test]
 fn a_config_file_others_could_write_is_refused() {
     use std::os::unix::fs::PermissionsExt;
@@ -797,6 +799,7 @@ fn a_config_file_others_could_write_is_refused() {
 }
 
 /// Issue 17 item 5: a FIFO or a device as the key file is refused at once, not read forever.
+#[cfg(unix)]
 #[test]
 fn a_fifo_or_a_device_as_the_key_is_refused_at_once() {
     let gh = world();
@@ -834,6 +837,7 @@ fn a_fifo_or_a_device_as_the_key_is_refused_at_once() {
 
 /// Issue 17 item 9: in a container, `--cache auto` keeps tokens out of the kernel keyring (per
 /// uid on the host's kernel, so shared with other containers of that uid) and doctor says so.
+#[cfg(unix)]
 #[test]
 fn cache_auto_in_a_container_keeps_tokens_out_of_the_kernel_keyring() {
     use crate::cache::keyutils_keys_holding;
