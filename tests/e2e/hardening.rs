@@ -466,6 +466,29 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
         );
     }
     assert!(gh.mint_count() >= 1);
+    // doctor's cache round trip through the frozen Secret Service ends within doctor's own
+    // --timeout too (issue 17.5), not the helper line's.
+    let started = std::time::Instant::now();
+    let out = run_within(
+        env.command(HELPER).args([
+            "doctor",
+            "--host",
+            &gh.host(),
+            "--timeout",
+            "4s",
+            "--cache",
+            "keyring",
+        ]),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "doctor took {took:?}\n{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains(" cache: "), "{}", stdout(&out));
 }
 
 /// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
