@@ -26,10 +26,6 @@ impl Secret {
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.0)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// Keep this process's memory (the private key, JWTs, tokens) from other processes and from core

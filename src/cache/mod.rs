@@ -1,5 +1,6 @@
 //! The token cache, shared by every process of the user: the OS keyring where it really works, a
-//! 0600 file otherwise. Keyed by (API URL, app, installation, scope).
+//! 0600 file otherwise. Keyed by a [`CacheKey`] the token source builds; [`index`] records what
+//! each entry holds (never the token), since keyrings cannot be listed.
 //!
 //! A backend that fails (no D-Bus, a locked keyring, keyctl blocked by seccomp, a corrupt or
 //! foreign entry) never fails a `get`: it is traced and the next backend is tried; a bad entry reads
@@ -13,6 +14,7 @@
 //! is answered without waiting for it.
 
 mod file;
+pub mod index;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 mod keyring;
 #[cfg(target_os = "linux")]

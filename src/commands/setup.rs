@@ -98,10 +98,10 @@ impl Target {
     }
 
     /// The host a command works on, resolved as every command resolves it
-    /// (`commands::target::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
+    /// (`commands::resolve::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
     /// apps serve); without any app configured, [`Target::from_context`].
     pub fn resolve(ctx: &Context) -> Result<Target> {
-        match super::target::resolve(ctx) {
+        match super::resolve::resolve(ctx) {
             Ok(r) => Ok(Target::for_host(r.host)),
             Err(_) => Target::from_context(ctx),
         }

@@ -1,14 +1,17 @@
-//! What the token-handling commands share: the configuration as `get` would see it, and a route
-//! for `OWNER[/REPO]` typed by a person, exactly as git's request for that repository would be
-//! routed (so `token` and git share one cache entry and one mint).
+//! How the commands resolve what they work on, one way for all: the app(s) and the host
+//! ([`resolve`]: flags, environment, config file, then the helper line git runs), a route for
+//! `OWNER[/REPO]` typed by a person exactly as git's request for that repository would be routed
+//! (so `token` and git share one cache entry and one mint), and the cache entries `status`,
+//! `revoke` and `forget` look through.
 
 use super::Context;
+use crate::cache::index;
 use crate::config::{self, CacheMode, Config, Flags, Host};
 use crate::github::Deadline;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
 use crate::state::State;
-use crate::{gitconfig, index, source};
+use crate::{gitconfig, source};
 use anyhow::{Result, anyhow, bail};
 
 /// The app(s) and the host a command works on, resolved the one way every command shares.
@@ -147,7 +150,7 @@ pub fn route<'a>(config: &'a Config, host: &Host, target: &str) -> Result<Route<
 }
 
 /// The one required `OWNER[/REPO]` word.
-pub fn target<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
+pub fn owner_repo_arg<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
     args.positional.first().map(String::as_str).ok_or_else(|| {
         anyhow!("give the owner (or OWNER/REPO); usage: git-credential-github-app {usage}")
     })
