@@ -1,11 +1,13 @@
 //! `setup` and `unsetup`: point git at this helper for one host, and undo it.
 //!
-//! setup appends its own section to one git config file, spelled with a trailing slash
-//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`), so
-//! the user's sections are never edited and unsetup can remove exactly what setup wrote. The
-//! section holds the empty `helper =` (it drops the helpers git collected so far), our helper
-//! line, then the helpers that reset dropped — the user's own, so owners the app does not serve
-//! still get credentials — and `useHttpPath = true`. Everything goes through `git config`.
+//! setup writes into its own section of one git config file, spelled with a trailing slash
+//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`): the
+//! empty `helper =` (it drops the helpers git collected so far), our helper line (written so git
+//! runs exactly this binary: `gitconfig::write_line`), then the helpers that reset dropped — the
+//! user's own, so owners the app does not serve still get credentials — `useHttpPath = true`, and
+//! a record of what it wrote (`githubAppSetup`), so that running it again and unsetup remove just
+//! that and never a line the user wrote in the section. The file is changed under its lock, the
+//! way git changes it (`gitconfig::edit`), through `git config --file`.
 
 use super::{Args, Command, Context, Opt, Output};
 use crate::config::{self, Flags, Host};
@@ -26,12 +28,15 @@ Writes git's config for the host (default github.com), through git config:
         helper = /abs/path/git-credential-github-app --app-id 123456 --private-key /abs/app.pem
         helper = <the helpers git ran for this host before, in their order>
         useHttpPath = true
+        githubAppSetup = helpers=3,useHttpPath
 
 The empty line stops helpers configured earlier from answering before this one; they are listed
 again after it, so owners the app does not serve still get your usual credentials. The helper
 line carries the options given here (--app-id, --private-key, --owner, --cache, …; paths made
-absolute). A loopback host is configured as http://HOST. Running it again replaces what it wrote.
-A warning names any helper after ours that would store the app's tokens (store, cache, …).
+absolute); a binary path that needs quoting is written !'/path/…' so git runs it as written. A
+loopback host is configured as http://HOST. The last line records what setup wrote: running it
+again replaces just that, and lines you add to the section stay. A warning names any helper after
+ours that would store the app's tokens (store, cache, …).
 
 OPTIONS:
     --global       write ~/.gitconfig (the default)
@@ -56,8 +61,8 @@ pub static UNSETUP: Command = Command {
     summary: "remove what setup wrote for a host, restoring your git config as it was",
     usage: "unsetup [--host HOST] [--global|--local|--system]",
     help: "\
-Removes the sections setup wrote for the host (default github.com) from the chosen git config
-file; the file is left as it was before setup.
+Removes what setup wrote for the host (default github.com) from the chosen git config file, by
+its record, and nothing you wrote there; the file itself stays, even if left empty.
 
 OPTIONS:
     --global       ~/.gitconfig (the default)
