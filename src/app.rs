@@ -12,9 +12,10 @@
 use crate::cache::index;
 use crate::cache::{Cache, CacheKey};
 use crate::config::Config;
-use crate::github::{Deadline, Token as CachedToken, unix_now};
+use crate::github::{Deadline, unix_now};
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
+use crate::secret::Expiring;
 use crate::source::{self, Cx, Fetched, Known, NotMine, Target, Token, TokenSource};
 use crate::state::{NOT_INSTALLED_TTL, State};
 use crate::{protocol, route, trace};
@@ -222,8 +223,8 @@ pub fn local_time(unix: u64) -> String {
 /// A cached token if it has at least the refresh margin left; else the still-valid one as
 /// fallback (with its key).
 enum Cached {
-    Fresh(CacheKey, CachedToken),
-    Fallback(Option<(CacheKey, CachedToken)>),
+    Fresh(CacheKey, Expiring),
+    Fallback(Option<(CacheKey, Expiring)>),
 }
 
 fn lookup_cache(key: Option<&CacheKey>, config: &Config, cache: &Cache) -> Cached {
@@ -249,7 +250,7 @@ fn from_cache(
     source: &dyn TokenSource,
     target: &Target,
     key: CacheKey,
-    token: CachedToken,
+    token: Expiring,
 ) -> Obtained {
     Obtained {
         token: Token {
@@ -391,7 +392,7 @@ fn obtain_cold(
         Ok(Fetched::Token { token, key, about }) => {
             let stores = cache.save(
                 &key,
-                &CachedToken {
+                &Expiring {
                     secret: token.secret.clone(),
                     expires_at: token.expires_at,
                 },
@@ -418,7 +419,7 @@ fn obtain_cold(
 fn use_fallback(
     source: &dyn TokenSource,
     target: &Target,
-    fallback: Option<(CacheKey, CachedToken)>,
+    fallback: Option<(CacheKey, Expiring)>,
     e: anyhow::Error,
     say: &mut dyn FnMut(&str),
 ) -> Result<Cold> {

@@ -246,7 +246,6 @@ mod tests {
     use super::*;
     use crate::config::{AppId, CacheMode, InstallationSpec, SourceSpec};
     use crate::keyref::KeyRef;
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn app(host: &str, owners: &[&str], installation: Option<u64>) -> App {
@@ -259,7 +258,7 @@ mod tests {
                 id: AppId::Numeric(1),
                 key: KeyRef::File("/k".into()),
                 installation_id: installation,
-                permissions: BTreeMap::new(),
+                permissions: Default::default(),
                 repo_scoped: false,
             }),
         }

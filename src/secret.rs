@@ -28,6 +28,14 @@ impl Secret {
     }
 }
 
+/// A secret and when it stops working (Unix seconds, on this machine's clock): a token as GitHub
+/// mints it and as the cache holds it.
+#[derive(Debug, Clone)]
+pub struct Expiring {
+    pub secret: Secret,
+    pub expires_at: u64,
+}
+
 /// Keep this process's memory (the private key, JWTs, tokens) from other processes and from core
 /// files, as ssh-agent does: on Linux the process is marked non-dumpable, so no core file is
 /// written (a SIGQUIT mid-mint leaves nothing in the repository) and the user's other processes

@@ -107,8 +107,25 @@ impl Target {
     /// apps serve); without any app configured, [`Target::from_context`].
     pub fn resolve(ctx: &Context) -> Result<Target> {
         match super::resolve::resolve(ctx) {
-            Ok(r) => Ok(Target::for_host(r.host)),
+            Ok(r) => Ok(Target::of(&r)),
             Err(_) => Target::from_context(ctx),
+        }
+    }
+
+    /// The target of a resolved configuration: its host, with the protocol git uses for it
+    /// (the app's API scheme when given, so an HTTPS loopback host stays https).
+    pub fn of(resolved: &super::resolve::Resolved) -> Target {
+        match resolved
+            .config
+            .apps
+            .iter()
+            .find(|a| a.host == resolved.host)
+        {
+            Some(app) => Target {
+                host: resolved.host.clone(),
+                scheme: app.git_protocol(),
+            },
+            None => Target::for_host(resolved.host.clone()),
         }
     }
 

@@ -17,7 +17,7 @@ use transport::{Http, Reply};
 
 use crate::jwt::{self, JwtIssuer};
 use crate::protocol::printable;
-use crate::secret::Secret;
+use crate::secret::{Expiring, Secret};
 use crate::trace;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -31,14 +31,6 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_millis(1000),
     Duration::from_millis(3000),
 ];
-
-/// A minted installation token.
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub secret: Secret,
-    /// Unix seconds, from GitHub's `expires_at`.
-    pub expires_at: u64,
-}
 
 /// The part of an installation we use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +115,7 @@ pub struct InstallationInfo {
 /// A minted token and what GitHub said about it.
 #[derive(Debug, Clone)]
 pub struct Minted {
-    pub token: Token,
+    pub token: Expiring,
     /// The token's permissions as GitHub granted them.
     pub permissions: BTreeMap<String, String>,
 }
@@ -226,13 +218,13 @@ impl Client {
         &self,
         signer: &mut JwtIssuer,
         installation: u64,
-        permissions: &BTreeMap<String, String>,
+        permissions: &crate::config::Permissions,
         repositories: &[String],
     ) -> Result<Minted, ApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         let mut request = serde_json::Map::new();
         if !permissions.is_empty() {
-            request.insert("permissions".into(), serde_json::json!(permissions));
+            request.insert("permissions".into(), permissions.to_json());
         }
         if !repositories.is_empty() {
             request.insert("repositories".into(), serde_json::json!(repositories));
@@ -621,7 +613,7 @@ fn is_jwt_message(message: &str) -> bool {
     is_clock_message(message) || message.contains("JSON web token")
 }
 
-fn parse_token(body: &[u8]) -> Result<Token, String> {
+fn parse_token(body: &[u8]) -> Result<Expiring, String> {
     #[derive(Deserialize)]
     struct Body {
         token: Option<String>,
@@ -643,7 +635,7 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
         .duration_since(UNIX_EPOCH)
         .map_err(|_| "an expires_at before 1970".to_owned())?
         .as_secs();
-    Ok(Token {
+    Ok(Expiring {
         secret: Secret::new(token),
         expires_at,
     })
@@ -730,7 +722,7 @@ const FALLBACK_LIFETIME: u64 = 5 * 60;
 /// unreadable or not before `expires_at` is unusable: then `expires_at` is read on our clock,
 /// again at most an hour from `sent`, and at least [`FALLBACK_LIFETIME`] (GitHub just minted
 /// it). Never 0, never in the past, never longer than the token lives.
-fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) -> Token {
+fn to_local_clock(mut token: Expiring, server_date: Option<SystemTime>, sent: u64) -> Expiring {
     let date = server_date
         .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
@@ -830,7 +822,7 @@ mod tests {
     #[test]
     fn expiry_is_counted_on_our_clock_from_the_lifetime_github_states() {
         let sent = 1_700_000_000;
-        let token = |expires_at| Token {
+        let token = |expires_at| Expiring {
             secret: Secret::new("ghs_x"),
             expires_at,
         };

@@ -66,7 +66,7 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     // file, then the helper line git runs for the host).
     let resolved = super::resolve::resolve(ctx);
     let target = match &resolved {
-        Ok(r) => Target::for_host(r.host.clone()),
+        Ok(r) => Target::of(r),
         Err(_) => Target::from_context(ctx)?,
     };
     let mut report = Report::default();
