@@ -493,14 +493,31 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             .filter_map(|e| e.value.clone())
             .filter(|v| !gitconfig::is_ours(v))
             .collect();
-    let conditional: Vec<&Entry> =
+    // Helpers an includeIf adds for some repositories: those git runs here (setup run inside
+    // such a repository), and those in every includeIf'd file of the files setup reads.
+    let mut conditional: Vec<Entry> =
         gitconfig::effective_helpers(&here, target.scheme, target.host.as_str())
             .into_iter()
             .filter(|e| {
                 e.value.as_deref().is_some_and(|v| !gitconfig::is_ours(v))
                     && !before.iter().any(|b| b == *e)
             })
+            .cloned()
             .collect();
+    if scope != Scope::Local {
+        for e in included_helpers(&target)? {
+            let same = |c: &Entry| {
+                c.value == e.value
+                    && match (c.file(), e.file()) {
+                        (Some(a), Some(b)) => gitconfig::same_file(&a, &b),
+                        _ => c.origin == e.origin,
+                    }
+            };
+            if !conditional.iter().any(same) {
+                conditional.push(e);
+            }
+        }
+    }
     let path_scoped: Vec<&Entry> = before
         .iter()
         .filter(|e| {
@@ -660,6 +677,34 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The helpers for every request to the target's host in the files that `includeIf` sections of
+/// the system and global config include (whatever their condition).
+fn included_helpers(target: &Target) -> Result<Vec<Entry>> {
+    let mut found = Vec::new();
+    for include in gitconfig::unconditional_entries(r"^includeif\..*\.path$")? {
+        let (Some(value), Some(from)) = (include.value.as_deref(), include.file()) else {
+            continue;
+        };
+        let path = match (value.strip_prefix("~/"), dirs::home_dir()) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => from
+                .parent()
+                .map_or_else(|| PathBuf::from(value), |dir| dir.join(value)),
+        };
+        let Ok(entries) = gitconfig::entries_of_file(&path, r"^credential\.(.*\.)?helper$") else {
+            continue;
+        };
+        found.extend(entries.into_iter().filter(|e| {
+            e.value
+                .as_deref()
+                .is_some_and(|v| !v.is_empty() && !gitconfig::is_ours(v))
+                && gitconfig::url_matches(e.subsection(), target.scheme, target.host.as_str())
+                    == gitconfig::UrlMatch::All
+        }));
+    }
+    Ok(found)
 }
 
 fn run_unsetup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
