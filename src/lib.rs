@@ -20,5 +20,7 @@ pub mod protocol;
 pub mod route;
 pub mod secret;
 pub mod signer;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod startup;
 pub mod state;
 pub mod trace;

@@ -74,6 +74,11 @@ impl Env {
         self.extra_env.push((key.into(), value.into()));
     }
 
+    /// The helper's flags (everything after the binary path).
+    pub fn flags(&self) -> &[String] {
+        &self.flags
+    }
+
     pub fn helper_line(&self) -> String {
         let mut line = HELPER.to_owned();
         for f in &self.flags {
