@@ -346,8 +346,7 @@ fn umask_000_still_makes_private_directories_and_files() {
 /// get still answers (minting), saying why in the trace.
 #[test]
 fn root_with_another_users_home_creates_nothing_there() {
-    if !is_root() {
-        eprintln!("skipping: needs root to run as root with another user's HOME");
+    if !root_or_skip("to run as root with another user's HOME") {
         return;
     }
     let gh = world();
@@ -391,13 +390,6 @@ fn root_with_another_users_home_creates_nothing_there() {
         before,
         "files appeared in the user's cache"
     );
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A session bus that accepts connections and never answers (a stopped `dbus-daemon`), with the
@@ -487,8 +479,7 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
 /// the key.
 #[test]
 fn the_helper_is_not_dumpable() {
-    if !is_root() || !have(&["setpriv"]) {
-        eprintln!("skipping: needs root and setpriv to run the helper as another user");
+    if !root_or_skip("to run the helper as another user") || !have(&["setpriv"]) {
         return;
     }
     let gh = world();

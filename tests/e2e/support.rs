@@ -1,5 +1,9 @@
 //! The harness: a scratch HOME whose git uses the built helper against a local GitHub.
 
+#[path = "../support/skip.rs"]
+mod skip_record;
+pub use skip_record::skip;
+
 use local_github::GitHub;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -296,19 +300,35 @@ pub fn assert_ok(o: &Output) {
     );
 }
 
-/// Whether an optional tool is usable. A test that needs one returns early (saying so) when it is
-/// missing, unless GCGA_REQUIRE_TOOLS is set (CI sets it): then a missing tool fails the test.
+/// Whether an optional tool is usable. A test that needs one returns early when it is missing,
+/// after [`skip`] recorded it (`scripts/test` counts the skips), unless GCGA_REQUIRE_TOOLS is set
+/// (CI sets it): then a missing tool fails the test.
+#[track_caller]
 pub fn have(tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools.iter().copied().filter(|t| !tool_exists(t)).collect();
     if missing.is_empty() {
         return true;
     }
-    assert!(
-        std::env::var_os("GCGA_REQUIRE_TOOLS").is_none(),
-        "missing {missing:?}, and GCGA_REQUIRE_TOOLS is set"
-    );
-    eprintln!("skipping: {missing:?} missing (CI installs it)");
+    skip(&format!("{} missing (CI installs it)", missing.join(", ")));
     false
+}
+
+/// Whether the tests run as root. A test that needs root returns early when not, after [`skip`]
+/// recorded it (or failed, under GCGA_REQUIRE_TOOLS).
+#[track_caller]
+pub fn root_or_skip(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    skip(&format!("needs root {what}"));
+    false
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn tool_exists(tool: &str) -> bool {
