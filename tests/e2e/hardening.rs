@@ -2,7 +2,6 @@
 //! D-Bus, FIFOs and foreign directories in the cache, skewed `Date` headers, hostile server
 //! text, a client that keeps stdin open, sudo with someone else's HOME.
 
-use crate::flows::world;
 use crate::support::*;
 
 const PEM_BODY: &str = "MIIEpAIBAAKCAQEAzSECRETPEMBODY0123456789";

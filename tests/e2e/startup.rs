@@ -1,7 +1,6 @@
 //! The process start the helper does itself on Linux (src/startup.rs, instead of Rust's runtime
 //! start-up): closed standard descriptors and a reader that goes away.
 
-use crate::flows::world;
 use crate::support::*;
 use std::io::Write;
 use std::process::Stdio;

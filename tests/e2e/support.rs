@@ -4,12 +4,45 @@
 mod skip_record;
 pub use skip_record::skip;
 
-use local_github::GitHub;
+use local_github::{Account, App, GitHub, Installation};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use tempfile::TempDir;
 
 pub const HELPER: &str = env!("CARGO_BIN_EXE_git-credential-github-app");
+
+/// The world most tests use: app 1001 ("ci-bot") installed on org `acme` for one of its two
+/// repositories (widgets, not secret; contents write) and on user `octo` for all of them
+/// (dotfiles, notes; contents and issues write), and org `nobody` (thing, other) without it.
+pub fn world() -> GitHub {
+    world_builder(App::new(1001, "ci-bot")).start().unwrap()
+}
+
+/// [`world`] before it starts, with app 1001 given (a key held elsewhere), to serve it over
+/// HTTPS or on another address.
+pub fn world_builder(app: App) -> local_github::Builder {
+    GitHub::builder()
+        .app(app)
+        .account(Account::org("acme"))
+        .account(Account::user("octo"))
+        .account(Account::org("nobody"))
+        .repo("acme", "widgets")
+        .repo("acme", "secret")
+        .repo("octo", "dotfiles")
+        .repo("octo", "notes")
+        .repo("nobody", "thing")
+        .repo("nobody", "other")
+        .installation(
+            Installation::new(11, 1001, "acme")
+                .selected(["widgets"])
+                .permissions([("contents", "write"), ("metadata", "read")]),
+        )
+        .installation(Installation::new(12, 1001, "octo").all().permissions([
+            ("contents", "write"),
+            ("metadata", "read"),
+            ("issues", "write"),
+        ]))
+}
 
 /// A fresh HOME (with its own cache and config dirs) and a git configured to use the helper for
 /// the local GitHub.
