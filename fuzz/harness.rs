@@ -17,10 +17,11 @@ use git_credential_github_app::cache::Cache;
 use git_credential_github_app::config::{
     App, AppId, CacheMode, Config, Host, InstallationSpec, SourceSpec,
 };
-use git_credential_github_app::github::{Token, unix_now};
+use git_credential_github_app::github::unix_now;
 use git_credential_github_app::keyref::KeyRef;
 use git_credential_github_app::protocol::{self, Operation, Request};
 use git_credential_github_app::route::{self, Decision};
+use git_credential_github_app::secret::Expiring;
 use git_credential_github_app::secret::Secret;
 use git_credential_github_app::source::installation;
 use git_credential_github_app::state::State;
@@ -348,7 +349,7 @@ impl Fixture {
         );
         let saved = Cache::new(CacheMode::File, &self.state).save(
             &key,
-            &Token {
+            &Expiring {
                 secret: Secret::new(token.clone()),
                 expires_at,
             },

@@ -4,7 +4,7 @@
 //! host, plain http to a non-loopback host, a username that is not ours, an owner no app covers) is
 //! [`Decision::NotMine`], so that git falls through to the next helper.
 
-use crate::config::{App, Config, Host};
+use crate::config::{self, App, Config, Host};
 use crate::protocol::{Request, printable};
 use crate::source::Target;
 
@@ -200,7 +200,7 @@ fn parse_path(path: &str) -> Result<(String, Option<String>), String> {
     let mut segments = path.split('/');
     let owner = segments.next().unwrap_or("");
     let repo = segments.next();
-    if !valid_owner(owner) {
+    if !config::is_login(owner) {
         return refuse("the owner is not a GitHub account name");
     }
     let repo = match repo {
@@ -217,17 +217,6 @@ fn parse_path(path: &str) -> Result<(String, Option<String>), String> {
         return refuse("it has empty, '.' or '..' segments");
     }
     Ok((owner.to_ascii_lowercase(), repo))
-}
-
-/// GitHub logins: letters, digits and hyphens, no leading or trailing hyphen (39 at most; more with
-/// the `_shortcode` suffix of Enterprise Managed Users, which is why `_` is allowed inside).
-fn valid_owner(owner: &str) -> bool {
-    (1..=64).contains(&owner.len())
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        && !owner.starts_with(['-', '_'])
-        && !owner.ends_with('-')
 }
 
 /// Repository names: letters, digits, `.`, `-`, `_`, at most 100, never `.` or `..`.

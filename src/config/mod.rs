@@ -414,18 +414,26 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
-/// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
+/// Whether `owner` is a GitHub login as routing accepts it from a repository path: letters, digits
+/// and hyphens, no leading or trailing hyphen (39 at most; more with the `_shortcode` suffix of
+/// Enterprise Managed Users, which is why `_` is allowed inside).
+pub fn is_login(owner: &str) -> bool {
+    (1..=64).contains(&owner.len())
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !owner.starts_with(['-', '_'])
+        && !owner.ends_with('-')
+}
+
+/// An owner as configured: a GitHub login (see [`is_login`]: an owner routing could never match
+/// is refused), compared in lower case.
 fn check_owner(text: &str) -> Result<String> {
     let owner = text.trim();
     if let Some(what) = secret_kind(owner) {
         bail!("the owner is {what} (not shown), not a user or organisation name");
     }
-    let valid = !owner.is_empty()
-        && owner.len() <= 100
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
+    if !is_login(owner) {
         bail!(
             "owner {} is not a GitHub user or organisation name",
             quoted(owner)
@@ -572,6 +580,26 @@ fn expand_home(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
     use file::hide_quoted_values;
+
+    #[test]
+    fn owners_routing_could_never_match_are_refused() {
+        for bad in ["a.b", "-acme", "acme-", "_acme", "ac me", ""] {
+            let f = Flags {
+                owners: vec![bad.into()],
+                ..flags("1", "/k.pem")
+            };
+            let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+            assert!(e.contains("--owner"), "{bad}: {e}");
+        }
+        let f = Flags {
+            owners: vec!["Acme-Corp".into(), "octo_emu".into()],
+            ..flags("1", "/k.pem")
+        };
+        assert_eq!(
+            resolve(&f, &no_env).unwrap().apps[0].owners,
+            ["acme-corp", "octo_emu"]
+        );
+    }
 
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")
