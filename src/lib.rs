@@ -28,3 +28,8 @@ pub mod source;
 pub mod startup;
 pub mod state;
 pub mod trace;
+
+/// Unit tests that cannot run here say so in `scripts/test`'s summary (shared with tests/e2e).
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;
