@@ -2,12 +2,13 @@
 //! their user access token (apps with user tokens: a client ID without a key, or
 //! `--user-tokens`); `logout` forgets the login and its cached token.
 
-use super::{Args, Command, Context, Opt, Output, target};
+use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::config::{Config, SourceSpec};
 use crate::source::user::{self, LoginFailed, UserApp, login::RealClock, oauth::Http, store};
 use crate::state::State;
-use crate::{index, trace};
+use crate::trace;
 use anyhow::{Result, anyhow, bail};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,7 +87,7 @@ fn user_app(ctx: &Context, config: &Config, host: &crate::config::Host) -> Resul
     Ok(UserApp {
         client_id: spec.client_id.clone(),
         host: app.host.as_str().to_owned(),
-        api_url: app.api_url(target::protocol(&app.host)),
+        api_url: app.api_url(app.git_protocol()),
     })
 }
 
@@ -120,7 +121,7 @@ fn check_app_id(ctx: &Context) -> Result<()> {
 
 fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     check_app_id(ctx)?;
-    let resolved = target::resolve(ctx)?;
+    let resolved = resolve::resolve(ctx)?;
     let config = resolved.config;
     let app = user_app(ctx, &config, &resolved.host)?;
     let store = store::Store::new(
@@ -167,7 +168,7 @@ fn run_login(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCod
 
 fn run_logout(ctx: &Context, _args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     check_app_id(ctx)?;
-    let resolved = target::resolve(ctx)?;
+    let resolved = resolve::resolve(ctx)?;
     let config = resolved.config;
     let app = user_app(ctx, &config, &resolved.host)?;
     let store = store::Store::new(

@@ -11,9 +11,9 @@ pub mod exec;
 pub mod forget;
 pub mod installations;
 pub mod login;
+mod resolve;
 pub mod revoke;
 pub mod status;
-mod target;
 pub mod token;
 
 use crate::config::Flags;

@@ -1,10 +1,10 @@
 //! The config file (`config.toml`): its shape, reading it without echoing a pasted secret in a
 //! message, and turning its `[[app]]` entries into [`App`]s.
 
-use super::hosts::{Host, host_for};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
 use super::{
-    App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, expand_home, key_path,
-    key_reference, quoted, user_spec,
+    App, AppId, InstallationSpec, SourceSpec, check_owner, expand_home, key_path, key_reference,
+    quoted, user_spec,
 };
 use crate::keyref::KeyRef;
 use anyhow::{Context, Result, anyhow, bail};
@@ -73,7 +73,7 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 pub(super) fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::private_file::read_config(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return Ok(FileConfig::default());
@@ -207,15 +207,7 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
         _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
     };
     let (host, api_url) = host_and_api(fa)?;
-    for (perm, level) in &fa.permissions {
-        if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!(
-                "permissions: {} = {} must be read, write or admin",
-                quoted(perm),
-                quoted(level)
-            );
-        }
-    }
+    let permissions = super::Permissions::from_table(&fa.permissions)?;
     Ok(App {
         origin,
         host,
@@ -225,22 +217,33 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
             id,
             key,
             installation_id: fa.installation_id,
-            permissions: fa.permissions.clone(),
+            permissions,
             repo_scoped: fa.repo_scoped,
         }),
     })
 }
 
-/// An entry's host and API URL (the one derived from the other when only one is given).
-fn host_and_api(fa: &FileApp) -> Result<(Host, Option<String>)> {
+/// An entry's host and API base (the one derived from the other when only one is given; a host
+/// given with its scheme sets the API base on that scheme).
+fn host_and_api(fa: &FileApp) -> Result<(Host, Option<ApiBase>)> {
     let api_url = fa
         .api_url
         .as_deref()
         .map(|u| check_api_url(u, "api_url"))
         .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
+    let (host, api_url) = match fa.host.as_deref() {
+        Some(text) => {
+            let host = Host::parse(text).context("host")?;
+            let api_url = match api_url {
+                Some(url) => Some(url),
+                None => ApiBase::of_host(text, &host, "host")?,
+            };
+            (host, api_url)
+        }
+        None => (
+            host_for(api_url.as_ref().map(ApiBase::as_str)).context("api_url")?,
+            api_url,
+        ),
     };
     Ok((host, api_url))
 }

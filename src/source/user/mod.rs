@@ -256,11 +256,7 @@ pub fn logins(config: &Config, deadline: std::time::Instant) -> Vec<LoginInfo> {
             crate::config::SourceSpec::User(spec) => Some(UserApp {
                 client_id: spec.client_id.clone(),
                 host: a.host.as_str().to_owned(),
-                api_url: a.api_url(if a.host.is_loopback() {
-                    "http"
-                } else {
-                    "https"
-                }),
+                api_url: a.api_url(a.git_protocol()),
             }),
             _ => None,
         })
