@@ -2,9 +2,10 @@
 //!
 //! On Linux with glibc the process enters at C's `main`, skipping Rust's runtime start-up, which
 //! cost a cached `get` a sixth of its instructions; `startup` says what it did and what is kept.
-#![cfg_attr(all(target_os = "linux", target_env = "gnu"), no_main)]
+//! (Not in `cargo test`'s build of this file, where libtest's harness needs its own `main`.)
+#![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
 #[unsafe(no_mangle)]
 extern "C" fn main(
     _argc: std::ffi::c_int,
@@ -15,7 +16,7 @@ extern "C" fn main(
     startup::finish(cli::main())
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> std::process::ExitCode {
     git_credential_github_app::cli::main()
 }
