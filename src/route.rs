@@ -108,6 +108,18 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
             .collect(),
     };
     let Some((&app, rest)) = ordered.split_first() else {
+        // No app is for this owner (each lists others): `[public_fallback]` answers for the rest.
+        if let (Some(_), Some(public)) = (&owner, config.public_fallback.as_ref())
+            && public.host == host
+        {
+            return Decision::Serve(Route {
+                app: public,
+                api_url: public.api_url(&request.protocol),
+                owner,
+                repo,
+                fallbacks: Vec::new(),
+            });
+        }
         return Decision::NotMine(owner.is_none().then(|| {
             format!(
                 "git sent no repository path, so the owner (and the app installation) for {} is unknown; run: git config --global credential.{}://{}.useHttpPath true",
@@ -234,7 +246,6 @@ mod tests {
     use super::*;
     use crate::config::{AppId, CacheMode, InstallationSpec, SourceSpec};
     use crate::keyref::KeyRef;
-    use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn app(host: &str, owners: &[&str], installation: Option<u64>) -> App {
@@ -247,7 +258,7 @@ mod tests {
                 id: AppId::Numeric(1),
                 key: KeyRef::File("/k".into()),
                 installation_id: installation,
-                permissions: BTreeMap::new(),
+                permissions: Default::default(),
                 repo_scoped: false,
             }),
         }

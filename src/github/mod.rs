@@ -147,7 +147,7 @@ pub struct Client {
 impl Client {
     pub fn new(api_url: &str, host: &str, deadline: Deadline) -> Client {
         Client {
-            http: Http::new(deadline),
+            http: Http::new(deadline, crate::net::proxy::ureq_proxy(api_url)),
             api_url: api_url.to_owned(),
             host: host.to_owned(),
             deadline,
@@ -218,13 +218,13 @@ impl Client {
         &self,
         signer: &mut JwtIssuer,
         installation: u64,
-        permissions: &BTreeMap<String, String>,
+        permissions: &crate::config::Permissions,
         repositories: &[String],
     ) -> Result<Minted, ApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         let mut request = serde_json::Map::new();
         if !permissions.is_empty() {
-            request.insert("permissions".into(), serde_json::json!(permissions));
+            request.insert("permissions".into(), permissions.to_json());
         }
         if !repositories.is_empty() {
             request.insert("repositories".into(), serde_json::json!(repositories));

@@ -359,7 +359,7 @@ mod tests {
             id: AppId::Numeric(1),
             key: KeyRef::File("/k".into()),
             installation_id,
-            permissions: [("contents".to_owned(), "read".to_owned())].into(),
+            permissions: crate::config::Permissions::parse("contents:read").unwrap(),
             repo_scoped,
         }
     }

@@ -45,6 +45,7 @@ fn token_prints_gits_token_minted_once() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(v["token"], token.as_str());
     assert_eq!(v["installation_id"], 12);
+    assert_eq!(v["kind"], "installation");
     assert_eq!(v["account"], "octo");
     assert_eq!(v["permissions"]["contents"], "write");
     assert_eq!(v["minted"], false);
