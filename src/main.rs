@@ -2,7 +2,6 @@
 //!
 //! On Linux with glibc the process enters at C's `main`, skipping Rust's runtime start-up, which
 //! cost a cached `get` a sixth of its instructions; `startup` says what it did and what is kept.
-//! (Not in `cargo test`'s build of this file, where libtest's harness needs its own `main`.)
 #![cfg_attr(all(target_os = "linux", target_env = "gnu", not(test)), no_main)]
 
 #[cfg(all(target_os = "linux", target_env = "gnu", not(test)))]
@@ -16,6 +15,7 @@ extern "C" fn main(
     startup::finish(cli::main())
 }
 
+// The test harness of this file brings its own `main`.
 #[cfg(not(all(target_os = "linux", target_env = "gnu", not(test))))]
 fn main() -> std::process::ExitCode {
     git_credential_github_app::cli::main()
