@@ -26,7 +26,7 @@ options, as this binary knows them. Load it, or install it where the shell looks
     fish:  git-credential-github-app completions fish > ~/.config/fish/completions/git-credential-github-app.fish
 
 or for this shell only: source <(git-credential-github-app completions bash). install.sh installs
-the bash and fish scripts. Regenerate them after an upgrade.
+the bash script (and fish's, where ~/.config/fish exists). Regenerate them after an upgrade.
 ",
     options: &[],
     max_positional: 1,
