@@ -101,18 +101,29 @@ fn one_line(o: &GlobalOption) -> String {
     o.help.replace('\n', " ")
 }
 
-/// What a command's own `--long` does: the text beside it in the command's `OPTIONS:` help,
-/// if it is described there.
-pub fn option_help(c: &Command, long: &str) -> Option<&'static str> {
+/// What a command's own `--long` does: the text beside it in the command's `OPTIONS:` help
+/// (with its continuation lines, indented to that text), if it is described there.
+pub fn option_help(c: &Command, long: &str) -> Option<String> {
     let mut lines = c.help.lines().skip_while(|l| l.trim_end() != "OPTIONS:");
-    lines.find_map(|line| {
+    let (column, first) = lines.find_map(|line| {
         let rest = line.trim_start().strip_prefix("--")?.strip_prefix(long)?;
         if !rest.is_empty() && !rest.starts_with(' ') {
             return None; // --global for --glob
         }
         let (_, text) = rest.split_once("  ")?;
-        Some(text.trim())
-    })
+        let text = text.trim_start();
+        Some((line.len() - text.len(), text.trim_end()))
+    })?;
+    let mut help = first.to_owned();
+    for line in lines {
+        let indent = line.len() - line.trim_start().len();
+        if indent != column || line.trim().is_empty() {
+            break;
+        }
+        help.push(' ');
+        help.push_str(line.trim());
+    }
+    Some(help)
 }
 
 /// The bash script: a function for `complete -F`.
@@ -316,7 +327,7 @@ pub fn zsh(commands: &[&Command]) -> String {
             .map(|o| {
                 zsh_spec(
                     &command_spelling(o),
-                    option_help(c, o.long).unwrap_or(""),
+                    &option_help(c, o.long).unwrap_or_default(),
                     false,
                     &[],
                 )
@@ -423,8 +434,8 @@ pub fn fish(commands: &[&Command]) -> String {
     for c in commands {
         let condition = format!("__fish_seen_subcommand_from {}", c.name);
         for o in c.options {
-            let help = option_help(c, o.long).unwrap_or("");
-            option(&mut s, &condition, &command_spelling(o), None, help);
+            let help = option_help(c, o.long).unwrap_or_default();
+            option(&mut s, &condition, &command_spelling(o), None, &help);
         }
         let choices = choices(c);
         if !choices.is_empty() {
@@ -506,15 +517,29 @@ mod tests {
     #[test]
     fn a_command_option_is_described_from_its_help() {
         let doctor = &super::super::doctor::DOCTOR;
+        let help = |c, long| option_help(c, long);
         assert_eq!(
-            option_help(doctor, "repo"),
+            help(doctor, "repo").as_deref(),
             Some("also check the installation that serves this repository")
         );
         assert_eq!(
-            option_help(doctor, "json"),
+            help(doctor, "json").as_deref(),
             Some("the same as one JSON object on stdout")
         );
-        assert_eq!(option_help(doctor, "re"), None);
+        assert_eq!(help(doctor, "re"), None);
+        // A description over two lines, and the option after it.
+        let setup = &super::super::setup::SETUP;
+        assert_eq!(
+            help(setup, "proactive").as_deref(),
+            Some(
+                "also set http.<url>.proactiveAuth = basic (git 2.46 or later), so git asks the \
+                 helper before the first request and public repositories are fetched with a token"
+            )
+        );
+        assert_eq!(
+            help(setup, "system").as_deref(),
+            Some("write the system config (/etc/gitconfig, or $GIT_CONFIG_SYSTEM)")
+        );
         let fish = fish(super::super::ALL);
         assert!(fish.contains(
             "-n '__fish_seen_subcommand_from doctor' -l json -d 'the same as one JSON object on stdout'"
