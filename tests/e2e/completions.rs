@@ -55,12 +55,11 @@ fn bash_completes_commands_options_and_their_values() {
     assert_eq!(offers(&["--app-id", "7", "to"]), ["token"]);
     // A command's own options after its word, the global ones too.
     assert_eq!(offers(&["doctor", "--j"]), ["--json"]);
-    assert_eq!(
-        offers(&["doctor", "--re"]),
-        ["--refresh-margin", "--repo", "--repo-scoped"]
-    );
-    assert_eq!(offers(&["setup", "--pro"]), ["--proactive"]);
-    assert_eq!(offers(&["token", "--pro"]), Vec::<String>::new());
+    assert_eq!(offers(&["doctor", "--rep"]), ["--repo", "--repo-scoped"]);
+    assert_eq!(offers(&["setup", "--proa"]), ["--proactive"]);
+    // Not another command's.
+    assert_eq!(offers(&["token", "--proa"]), Vec::<String>::new());
+    assert_eq!(offers(&["token", "--rep"]), ["--repo-scoped"]);
     // A value is not an option or a command: nothing after --app-id, files after --private-key.
     assert_eq!(offers(&["--app-id", ""]), Vec::<String>::new());
     std::fs::write(dir.path().join("app.pem"), "").unwrap();
