@@ -124,3 +124,49 @@ fn the_man_page_renders_without_warnings() {
         assert!(plain.contains(needle), "{needle} not in\n{plain}");
     }
 }
+
+/// git's own bash completion runs `_git_credential_github_app` for `git credential-github-app`
+/// (its convention for `git-NAME` commands): the same function completes there.
+#[test]
+fn bash_completes_after_git_credential_github_app() {
+    let git_completion = "/usr/share/bash-completion/completions/git";
+    if !std::path::Path::new(git_completion).exists() {
+        skip(&format!(
+            "{git_completion} missing (Debian's git package has it)"
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(Command::new(HELPER).args(["completions", "bash"]), b"");
+    let script = dir.path().join("git-credential-github-app");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let driver = r#"
+source "$1"; source "$2"
+COMP_WORDS=(git credential-github-app "$3"); COMP_CWORD=2
+COMP_LINE="git credential-github-app $3"; COMP_POINT=${#COMP_LINE}
+__git_wrap__git_main
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    for (word, expected) in [("do", "doctor\n"), ("--ca", "--cache\n")] {
+        let out = run(
+            Command::new("bash")
+                .args([
+                    "--norc",
+                    "--noprofile",
+                    "-c",
+                    driver,
+                    "bash",
+                    git_completion,
+                ])
+                .arg(&script)
+                .arg(word),
+            b"",
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "{word}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
