@@ -59,6 +59,11 @@ fn roff(text: &str) -> String {
     out
 }
 
+/// A help text as one paragraph: its lines joined, runs of spaces made one.
+fn prose(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Preformatted text (a `--help` text, an example), kept line for line.
 fn verbatim(text: &str) -> String {
     format!(".nf\n{}\n.fi\n", roff(text.trim_end_matches('\n')))
@@ -114,7 +119,7 @@ Options may come before or after the operation or command word.
         if let Some(value) = o.value {
             let _ = write!(head, " \\fI{}\\fR", roff(value));
         }
-        let _ = writeln!(s, "{head}\n{}", roff(&o.help.replace('\n', " ")));
+        let _ = writeln!(s, "{head}\n{}", roff(&prose(o.help)));
         let mut also = Vec::new();
         if let Some(env) = o.env {
             also.push(format!("environment \\fB{}\\fR", roff(env)));
@@ -123,31 +128,26 @@ Options may come before or after the operation or command word.
             also.push(format!("config file key \\fB{}\\fR", roff(key)));
         }
         if !also.is_empty() {
-            let _ = writeln!(s, "Also: {}.", also.join(", "));
+            let _ = writeln!(s, ".br\nAlso: {}.", also.join(", "));
         }
     }
     s.push_str(".SH ENVIRONMENT\n");
     for o in GLOBAL {
         let Some(env) = o.env else { continue };
-        let _ = writeln!(
-            s,
-            ".TP\n\\fB{}\\fR\n{}",
-            roff(env),
-            roff(&o.help.replace('\n', " "))
-        );
+        let _ = writeln!(s, ".TP\n\\fB{}\\fR\n{}", roff(env), roff(&prose(o.help)));
         match o.long {
             Some(long) => {
-                let _ = writeln!(s, "The same as \\fB\\-\\-{}\\fR.", roff(long));
+                let _ = writeln!(s, ".br\nThe same as \\fB\\-\\-{}\\fR.", roff(long));
             }
             None => match o.config_key {
                 Some(key) => {
                     let _ = writeln!(
                         s,
-                        "No flag; also the config file key \\fB{}\\fR.",
+                        ".br\nNo flag; also the config file key \\fB{}\\fR.",
                         roff(key)
                     );
                 }
-                None => s.push_str("Set only in the environment.\n"),
+                None => s.push_str(".br\nSet only in the environment.\n"),
             },
         }
     }
