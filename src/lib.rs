@@ -27,5 +27,12 @@ pub mod route;
 pub mod secret;
 pub mod signer;
 pub mod source;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod startup;
 pub mod state;
 pub mod trace;
+
+/// Unit tests that cannot run here say so in `scripts/test`'s summary (shared with tests/e2e).
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;

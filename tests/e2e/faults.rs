@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Fault, FaultAction};
 use std::time::{Duration, Instant};

@@ -8,20 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 
 use crate::support::*;
 
-/// The two-owner world of `flows::world`, served over HTTPS.
+/// The shared `world`, served over HTTPS.
 pub fn https_world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .repo("acme", "widgets")
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(11, 1001, "acme").selected(["widgets"]))
-        .installation(Installation::new(12, 1001, "octo").all())
+    world_builder(App::new(1001, "ci-bot"))
         .https()
         .start()
         .unwrap()

@@ -2,7 +2,7 @@
 //! file from a repository; the user's own lines in setup's section survive; a locked config file;
 //! conditional helpers stay conditional; a renamed binary; an IPv6 host; sudo -E.
 
-use crate::flows::world;
+use crate::support::world;
 use crate::support::*;
 use std::path::{Path, PathBuf};
 
