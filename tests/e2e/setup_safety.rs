@@ -440,7 +440,7 @@ fn a_renamed_binary_and_an_ipv6_host_can_be_set_up_again_and_undone() {
 #[test]
 fn setup_under_sudo_e_leaves_the_users_gitconfig_theirs() {
     use std::os::unix::fs::MetadataExt;
-    if !root_or_skip("(to give the HOME to another user, as sudo -E does)") {
+    if !root_or_skip("to run setup as under sudo -E") {
         return;
     }
     let gh = world();
