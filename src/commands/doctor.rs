@@ -751,7 +751,7 @@ fn key_format(source: &KeySource) -> Option<String> {
                     .map(|m| format!(", mode {:03o}", m.permissions().mode() & 0o777))
             };
             #[cfg(not(unix))]
-            let mode = None;
+            let mode: Option<String> = None;
             (text, mode)
         }
         KeySource::Env(text) => (text.clone(), None),

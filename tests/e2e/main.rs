@@ -1,5 +1,9 @@
 //! End-to-end tests: the built helper under real git, against the local GitHub in
 //! `tests/local-github` (REST + `git http-backend`).
+//!
+//! The harness runs on a Unix host: a Windows build is tested from Linux, its `.exe` under Wine
+//! (mod `windows`), so this crate is not built for a Windows target.
+#![cfg(unix)]
 
 mod support;
 
@@ -43,3 +47,5 @@ mod setup;
 mod signers;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;
+/// The Windows build under Wine, answering Linux git (.ci/windows.sh prepares it).
+mod windows;
