@@ -7,6 +7,9 @@
 
 mod support;
 
+/// The GitHub Action's steps (action.yml, revoke/action.yml) run as a runner would.
+mod action;
+
 /// One time budget per get: every app, lock wait and API call inside --timeout.
 mod budget;
 /// Where tokens are cached and when they are replaced.
