@@ -21,9 +21,9 @@ wine="$(command -v wine64 || echo /usr/lib/wine/wine64)"
 t0=$SECONDS
 cargo clippy --locked --target "$target" --all-targets -- -D warnings
 t1=$SECONDS
-cargo build --locked --release --target "$target"
+# The release build, as .github/workflows/release.yml makes it.
+exe="$PWD/$(scripts/release-build "$target" target/windows-ci/dist | tail -1)"
 t2=$SECONDS
-exe="$PWD/target/$target/release/git-credential-github-app.exe"
 
 # Rust's std (1.78 and later) imports ProcessPrng from bcryptprimitives.dll, which Wine 8 lacks:
 # a one-function DLL over BCryptGenRandom stands in for it inside the prefix.

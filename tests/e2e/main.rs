@@ -42,6 +42,8 @@ mod lfs;
 mod network;
 /// Public repositories, proactive authentication and the public fallback app.
 mod public;
+/// The static Linux release binary (scripts/release-build, musl).
+mod release;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
