@@ -5,9 +5,10 @@
 use super::setup::Target;
 use super::{Args, Command, Context, Opt, Output};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{self, App, CacheMode, Config, Flags, KeySource};
+use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec};
 use crate::gitconfig::{self, Entry, UrlMatch};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
+use crate::keyref::KeyRef;
 use crate::protocol;
 use crate::secret::Secret;
 use crate::state::State;
@@ -372,7 +373,7 @@ fn app_flags(ctx: &Context, ours: Option<&Entry>) -> (Flags, String) {
             .value
             .as_deref()
             .and_then(|v| gitconfig::shell_words(v.trim_start_matches('!')))
-        && let Ok(mut flags) = crate::cli::flags_from_words(words.into_iter().skip(1))
+        && let Ok(mut flags) = Flags::from_words(words.into_iter().skip(1))
     {
         // --host on doctor's own command line chose the helper line; keep what it says.
         flags.verbose = ctx.flags.verbose;
@@ -533,10 +534,13 @@ fn check_app(
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) {
+    let Some(spec) = app.installation() else {
+        return;
+    };
     let api_url = app.api_url(target.scheme);
     let deadline = Deadline::after(config.timeout);
     let mut warnings = Vec::new();
-    let opened = crate::signer::open(&app.key, deadline.at(), &mut |w| warnings.push(w));
+    let opened = crate::signer::open(&spec.key, deadline.at(), &mut |w| warnings.push(w));
     let key = opened
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{}", crate::app::one_line(e)))
@@ -551,7 +555,7 @@ fn check_app(
             } else {
                 Status::Fail
             };
-            let mut detail = match key_format(&app.key) {
+            let mut detail = match key_format(&spec.key) {
                 Some(form) => format!("{describe} ({form}): fingerprint {fingerprint}"),
                 None => format!("{describe}: fingerprint {fingerprint}"),
             };
@@ -632,7 +636,7 @@ fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, "needs the key and the API host");
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
 
@@ -640,7 +644,7 @@ fn check_app(
         return;
     };
     let state = State::open();
-    let mut signer = crate::jwt::Signer::new(opened, app.id.iss(), state.clock_offset(&api_url));
+    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -668,7 +672,7 @@ fn check_app(
                 Status::Fail,
                 format!(
                     "GitHub refused {key_name} for app {}: the key does not belong to this app, or was deleted from it; the app's settings page lists its keys' fingerprints",
-                    app.id.iss()
+                    spec.id.iss()
                 ),
             );
             None
@@ -687,7 +691,7 @@ fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, "GitHub did not accept the app's key");
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
     match client.installations(&mut signer) {
@@ -735,13 +739,13 @@ fn check_app(
     if let Some((owner, name)) = repo {
         repo_check(&client, &mut signer, target, app, owner, name, report);
     }
-    permissions_check(app, report);
+    permissions_check(spec, report);
 }
 
 /// "PKCS#1, mode 600" for a PEM key in a file or in the environment.
-fn key_format(source: &KeySource) -> Option<String> {
+fn key_format(source: &KeyRef) -> Option<String> {
     let (text, mode) = match source {
-        KeySource::File(path) => {
+        KeyRef::File(path) => {
             let text = Secret::new(std::fs::read_to_string(path).ok()?);
             #[cfg(unix)]
             let mode = {
@@ -754,7 +758,7 @@ fn key_format(source: &KeySource) -> Option<String> {
             let mode: Option<String> = None;
             (text, mode)
         }
-        KeySource::Env(text) => (text.clone(), None),
+        KeyRef::Env(text) => (text.clone(), None),
         #[allow(unreachable_patterns)]
         _ => return None,
     };
@@ -789,7 +793,7 @@ fn repo_check(
         );
         return;
     }
-    let installation = match app.installation_id {
+    let installation = match app.installation().and_then(|s| s.installation_id) {
         Some(id) => Ok(Some(github::Installation {
             id,
             account: owner.to_owned(),
@@ -833,7 +837,7 @@ fn repo_check(
 }
 
 /// Narrowed permissions without `workflows`: GitHub refuses pushes that touch workflow files.
-fn permissions_check(app: &App, report: &mut Report) {
+fn permissions_check(app: &InstallationSpec, report: &mut Report) {
     if app.permissions.is_empty() {
         report.add(
             "permissions",
@@ -880,7 +884,7 @@ fn cache_check(config: &Config, app: &App, report: &mut Report) {
     let mut working = Vec::new();
     for (mode, name) in modes {
         let cache = Cache::new(*mode, &state);
-        let key = CacheKey::new("doctor://round-trip", &app.id, 0, "doctor");
+        let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
         let token = Token {
             secret: Secret::new(value.clone()),
@@ -1005,7 +1009,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let source = KeySource::File(path);
+        let source = KeyRef::File(path);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut warnings = Vec::new();
         let signer = crate::signer::open(&source, deadline, &mut |w| warnings.push(w)).unwrap();

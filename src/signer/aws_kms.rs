@@ -2,14 +2,16 @@
 //!
 //! `kms:Sign` with `MessageType=RAW` and `RSASSA_PKCS1_V1_5_SHA_256`, `kms:GetPublicKey` for the
 //! fingerprint, over the existing HTTP client with a small Signature Version 4 signer (why not the
-//! AWS SDK: README "Keeping the key off the machine"). Credentials come from where AWS tools look
+//! AWS SDK: docs/key-custody.md, "Why a small SigV4 client"). Credentials come from where AWS tools look
 //! ([`super::aws_credentials`]); the region from the ARN; the endpoint from `AWS_ENDPOINT_URL_KMS`
 //! or `AWS_ENDPOINT_URL` when set (plain http only to loopback), else `https://kms.REGION.amazonaws.com`.
 
 use super::KeySigner;
 use super::aws_credentials::{self, Credentials};
+use super::aws_http::{Http, Response, endpoint};
+use crate::keyref::kms_arn::KmsKey;
 use crate::secret::hex;
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
@@ -17,185 +19,6 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A KMS key or alias ARN.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KmsKey {
-    pub arn: String,
-    pub partition: String,
-    pub region: String,
-}
-
-impl KmsKey {
-    /// `arn:PARTITION:kms:REGION:ACCOUNT:key/ID` or `…:alias/NAME`.
-    pub fn parse(text: &str) -> Result<KmsKey> {
-        let text = text.trim();
-        let parts: Vec<&str> = text.splitn(6, ':').collect();
-        let valid = parts.len() == 6
-            && parts[0] == "arn"
-            && parts[1].starts_with("aws")
-            && parts[2] == "kms"
-            && !parts[3].is_empty()
-            && parts[3]
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && parts[4].len() == 12
-            && parts[4].bytes().all(|b| b.is_ascii_digit())
-            && parts[5]
-                .split_once('/')
-                .is_some_and(|(kind, id)| matches!(kind, "key" | "alias") && !id.is_empty())
-            && parts[5].bytes().all(|b| b.is_ascii_graphic());
-        if !valid {
-            bail!(
-                "'{}' is not an AWS KMS key ARN; use arn:aws:kms:REGION:ACCOUNT:key/KEY-ID or arn:aws:kms:REGION:ACCOUNT:alias/NAME",
-                crate::protocol::printable(text)
-            );
-        }
-        Ok(KmsKey {
-            arn: text.to_owned(),
-            partition: parts[1].to_owned(),
-            region: parts[3].to_owned(),
-        })
-    }
-
-    pub fn describe(&self) -> String {
-        format!("AWS KMS key {}", self.arn)
-    }
-}
-
-/// The HTTP side shared with [`aws_credentials`]: one agent, a deadline, loopback-only plain http.
-pub struct Http {
-    agent: ureq::Agent,
-    pub deadline: Instant,
-}
-
-pub struct Response {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub error_type: Option<String>,
-}
-
-impl Http {
-    pub fn new(deadline: Instant) -> Http {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let config = ureq::Agent::config_builder()
-            .timeout_global(Some(left.max(Duration::from_millis(100))))
-            .timeout_connect(Some((left / 3).min(Duration::from_secs(10))))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(concat!(
-                "git-credential-github-app/",
-                env!("CARGO_PKG_VERSION")
-            ))
-            .tls_config(tls)
-            .build();
-        Http {
-            agent: config.into(),
-            deadline,
-        }
-    }
-
-    /// One request. `timeout` caps it below the deadline (metadata services get a short one).
-    pub fn call(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Option<&[u8]>,
-        timeout: Option<Duration>,
-    ) -> Result<Response, String> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err("the time budget ran out".into());
-        }
-        let timeout = Some(timeout.map_or(left, |t| t.min(left)));
-        let result = match method {
-            "GET" => {
-                let mut request = self.agent.get(url);
-                for (k, v) in headers {
-                    request = request.header(*k, *v);
-                }
-                request.config().timeout_global(timeout).build().call()
-            }
-            _ => {
-                let mut request = if method == "PUT" {
-                    self.agent.put(url)
-                } else {
-                    self.agent.post(url)
-                };
-                for (k, v) in headers {
-                    request = request.header(*k, *v);
-                }
-                request
-                    .config()
-                    .timeout_global(timeout)
-                    .build()
-                    .send(body.unwrap_or_default())
-            }
-        };
-        let mut response = result.map_err(|e| match e {
-            ureq::Error::Timeout(_) => "no answer in time".to_owned(),
-            ureq::Error::Io(e) => e.to_string(),
-            ureq::Error::HostNotFound => "host not found".to_owned(),
-            other => other.to_string(),
-        })?;
-        let error_type = response
-            .headers()
-            .get("x-amzn-errortype")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(':').next().unwrap_or(v).to_owned());
-        let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| e.to_string())?;
-        Ok(Response {
-            status,
-            body,
-            error_type,
-        })
-    }
-}
-
-/// The service endpoint: `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, or AWS's own.
-pub fn endpoint(
-    service: &str,
-    region: &str,
-    partition: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<String> {
-    let specific = format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase());
-    if let Some((name, url)) = [specific.as_str(), "AWS_ENDPOINT_URL"]
-        .into_iter()
-        .find_map(|name| env(name).map(|url| (name, url)))
-    {
-        let url = url.trim().trim_end_matches('/').to_owned();
-        let Some((scheme, rest)) = url.split_once("://") else {
-            bail!("{name} must be a URL (https://…)");
-        };
-        let host = crate::config::Host::parse(rest.split('/').next().unwrap_or(""))
-            .map_err(|_| anyhow!("{name} has no valid host"))?;
-        match scheme {
-            "https" => {}
-            "http" if host.is_loopback() => {}
-            _ => bail!("{name} must use https (plain http only to loopback hosts)"),
-        }
-        return Ok(url);
-    }
-    let suffix = if partition == "aws-cn" {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    Ok(format!("https://{service}.{region}.{suffix}"))
-}
-
-/// `20261125T152700Z` and `20261125` for `now`.
 fn amz_dates(now: SystemTime) -> (String, String) {
     let rfc = humantime::format_rfc3339_seconds(now).to_string(); // 2026-11-25T15:27:00Z
     let stamp: String = rfc.chars().filter(|c| *c != '-' && *c != ':').collect();
@@ -502,55 +325,6 @@ impl KeySigner for KmsSigner {
 mod tests {
     use super::*;
     use crate::secret::Secret;
-
-    #[test]
-    fn arns() {
-        let key = KmsKey::parse(
-            "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-        )
-        .unwrap();
-        assert_eq!(
-            (key.region.as_str(), key.partition.as_str()),
-            ("eu-west-1", "aws")
-        );
-        assert!(KmsKey::parse("arn:aws:kms:us-east-1:123456789012:alias/github-app").is_ok());
-        assert!(KmsKey::parse("arn:aws-cn:kms:cn-north-1:123456789012:key/x1").is_ok());
-        for bad in [
-            "arn:aws:kms:us-east-1:123:key/x",
-            "arn:aws:s3:::bucket",
-            "arn:aws:kms:us-east-1:123456789012:keys/x",
-            "arn:aws:kms::123456789012:key/x",
-        ] {
-            assert!(KmsKey::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn endpoints() {
-        let none = |_: &str| None;
-        assert_eq!(
-            endpoint("kms", "eu-west-1", "aws", &none).unwrap(),
-            "https://kms.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(
-            endpoint("kms", "cn-north-1", "aws-cn", &none).unwrap(),
-            "https://kms.cn-north-1.amazonaws.com.cn"
-        );
-        let local =
-            |k: &str| (k == "AWS_ENDPOINT_URL").then(|| "http://127.0.0.1:5000/".to_owned());
-        assert_eq!(
-            endpoint("kms", "r", "aws", &local).unwrap(),
-            "http://127.0.0.1:5000"
-        );
-        let remote =
-            |k: &str| (k == "AWS_ENDPOINT_URL_KMS").then(|| "http://kms.example.com".to_owned());
-        assert!(
-            endpoint("kms", "r", "aws", &remote)
-                .unwrap_err()
-                .to_string()
-                .contains("plain http only to loopback")
-        );
-    }
 
     #[test]
     fn throttling_and_denial_are_one_line_without_secrets() {
