@@ -369,3 +369,35 @@ fn doctor_checks_the_key_the_app_and_the_credential_manager() {
     );
     assert!(!out.status.success());
 }
+
+#[test]
+fn a_token_too_long_for_the_credential_manager_is_cached_in_the_file() {
+    let Some(setup) = wine_setup() else { return };
+    // 60 selected repositories make a stateless token of over 1,300 characters: its cache entry
+    // no longer fits a Credential Manager blob (2,560 bytes, the text stored as UTF-16).
+    let names: Vec<String> = (0..60).map(|i| format!("service-number-{i:03}")).collect();
+    let mut builder = GitHub::builder()
+        .app(App::new(1001, "ci-bot"))
+        .account(Account::org("acme"));
+    for name in &names {
+        builder = builder.repo("acme", name);
+    }
+    let gh = builder
+        .installation(Installation::new(11, 1001, "acme").selected(names.clone()))
+        .start()
+        .unwrap();
+    gh.set_token_format(TokenFormat::Stateless);
+    let win = Windows::new(&gh, &setup, "auto");
+    let token = token_of(&win.env.fill("acme/service-number-000.git"));
+    assert!(token.len() > 1300, "{} characters", token.len());
+    assert_eq!(
+        token_of(&win.env.fill("acme/service-number-000.git")),
+        token
+    );
+    assert_eq!(gh.mint_count(), 1, "the second get came from a cache");
+    assert_eq!(
+        win.token_files_holding(&token).len(),
+        1,
+        "the file cache took it"
+    );
+}
