@@ -291,6 +291,7 @@ impl Client {
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .tls_config(tls)
+            .proxy(crate::net::proxy::ureq_proxy(api_url))
             .build();
         Client {
             agent: config.into(),

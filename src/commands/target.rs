@@ -76,7 +76,7 @@ pub fn resolve(ctx: &Context) -> Result<Resolved> {
 }
 
 /// The flags of our helper line among the helpers git runs for `host`, and where it is written.
-/// The command's own `--verbose` is kept.
+/// The command's own `--verbose`, `--timeout`, `--cache` and `--refresh-margin` are kept.
 pub fn helper_line_flags(ctx: &Context, host: &Host) -> Option<(Flags, String)> {
     let entries = gitconfig::helper_entries(None).ok()?;
     let effective = gitconfig::effective_helpers(&entries, protocol(host), host.as_str());
@@ -86,6 +86,18 @@ pub fn helper_line_flags(ctx: &Context, host: &Host) -> Option<(Flags, String)> 
     let words = gitconfig::shell_words(ours.value.as_deref()?.trim_start_matches('!'))?;
     let mut flags = Flags::from_words(words.into_iter().skip(1)).ok()?;
     flags.verbose |= ctx.flags.verbose;
+    // The helper line is the last source: how the command itself was told to behave (its own
+    // --timeout, --cache, --refresh-margin, or their variables) wins over what the line says.
+    let own = |flag: &Option<String>, var: &str| flag.clone().or_else(|| ctx.env(var));
+    if let Some(v) = own(&ctx.flags.timeout, config::env::TIMEOUT) {
+        flags.timeout = Some(v);
+    }
+    if let Some(v) = own(&ctx.flags.cache, config::env::CACHE) {
+        flags.cache = Some(v);
+    }
+    if let Some(v) = own(&ctx.flags.refresh_margin, config::env::REFRESH_MARGIN) {
+        flags.refresh_margin = Some(v);
+    }
     Some((flags, ours.origin.clone()))
 }
 

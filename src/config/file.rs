@@ -70,7 +70,7 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 pub(super) fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::private_file::read_config(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return Ok(FileConfig::default());

@@ -252,7 +252,9 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     ]) {
         Some((p, setting)) => {
             let text = p.to_string_lossy();
-            if let Some(what) = secret_kind(&text).filter(|_| !text.contains('/')) {
+            // A value that names no file and looks like a secret (a PEM, a base64 blob, a token:
+            // pasted into the wrong variable) is never echoed.
+            if let Some(what) = secret_kind(&text).filter(|_| !Path::new(&p).exists()) {
                 bail!("{setting} is {what} (not shown), not the path of a config file");
             }
             (Some(expand_home(Path::new(&p))), true)
@@ -525,26 +527,7 @@ fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
 /// PEM key, a GitHub token, a client secret or another long random string. Such values are never
 /// echoed in a message, whatever the setting.
 pub fn secret_kind(text: &str) -> Option<&'static str> {
-    let t = text.trim();
-    if t.contains("-----BEGIN") || t.contains("PRIVATE KEY") {
-        return Some("a private key");
-    }
-    let token_prefixes = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
-    if token_prefixes.iter().any(|p| t.starts_with(p)) {
-        return Some("a GitHub token");
-    }
-    let random =
-        |min: usize, allowed: &dyn Fn(u8) -> bool| t.len() >= min && t.bytes().all(allowed);
-    if random(20, &|b| b.is_ascii_hexdigit()) && !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Some("what looks like a client secret");
-    }
-    let mixed = t.bytes().any(|b| b.is_ascii_uppercase())
-        && t.bytes().any(|b| b.is_ascii_lowercase())
-        && t.bytes().any(|b| b.is_ascii_digit());
-    if mixed && random(24, &|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
-        return Some("what looks like a token or secret");
-    }
-    None
+    crate::secret::kind(text)
 }
 
 /// A value a user gave, as it may appear in a message: quoted with control characters escaped,

@@ -365,7 +365,7 @@ fn from_container(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
         headers.push(("authorization", token.expose()));
     }
     let response = http
-        .call("GET", &url, &headers, None, Some(Duration::from_secs(2)))
+        .call_metadata("GET", &url, &headers, Some(Duration::from_secs(2)))
         .map_err(|e| anyhow!("cannot reach the container credentials endpoint: {e}"))?;
     if response.status != 200 {
         bail!(
@@ -393,11 +393,10 @@ fn from_instance(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let base = base.trim().trim_end_matches('/');
     let short = Some(Duration::from_secs(1));
     // No instance metadata here (not EC2): no credentials from it, and no error of its own.
-    let Ok(response) = http.call(
+    let Ok(response) = http.call_metadata(
         "PUT",
         &format!("{base}/latest/api/token"),
         &[("x-aws-ec2-metadata-token-ttl-seconds", "300")],
-        None,
         short,
     ) else {
         return Ok(None);
@@ -408,11 +407,10 @@ fn from_instance(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let token = Secret::new(String::from_utf8_lossy(&response.body).trim());
     let get = |path: &str| -> Result<Vec<u8>> {
         let response = http
-            .call(
+            .call_metadata(
                 "GET",
                 &format!("{base}/latest/meta-data/iam/security-credentials/{path}"),
                 &[("x-aws-ec2-metadata-token", token.expose())],
-                None,
                 short,
             )
             .map_err(|e| anyhow!("instance metadata: {e}"))?;

@@ -75,7 +75,7 @@ fn setup_keeps_the_users_helpers_after_ours_and_unsetup_restores_the_file() {
     assert_eq!(
         stdout(&out),
         format!(
-            "Configured git ({home}/.gitconfig) for {url}:\n    [credential \"{url}\"]\n        helper =\n        helper = {ours}\n        helper = {gh_line}\n        helper = store\n        useHttpPath = true\nCheck it: git-credential-github-app doctor --host {host}\nUndo it:  git-credential-github-app unsetup\n",
+            "Configured git ({home}/.gitconfig) for {url}:\n    [credential \"{url}\"]\n        helper =\n        helper = {ours}\n        helper = {gh_line}\n        helper = store\n        useHttpPath = true\nCheck it: git-credential-github-app doctor --host {host}\nUndo it:  git-credential-github-app unsetup --host {host}\n",
             home = env.home.display(),
             host = env.host,
         )
@@ -164,7 +164,8 @@ fn setup_from_an_empty_home_and_back() {
     assert_eq!(stderr(&out), "");
     token_of(&env.fill("acme/widgets.git"));
     assert_ok(&helper_cmd(&env, "unsetup", &[]));
-    assert!(!env.home.join(".gitconfig").exists());
+    // The file stays (it may be a link into a dotfiles repository), empty as git sees it.
+    assert_eq!(gitconfig(&env), "");
 }
 
 #[test]
@@ -240,7 +241,7 @@ fn setup_local_and_system_scopes() {
     assert_eq!(
         text,
         format!(
-            "[core]\n\tautocrlf = false\n[credential \"http://{host}/\"]\n\thelper = \n\thelper = {HELPER} --app-id 1001 --private-key {key} --host {host} --cache file\n\tuseHttpPath = true\n",
+            "[core]\n\tautocrlf = false\n[credential \"http://{host}/\"]\n\thelper = \n\thelper = {HELPER} --app-id 1001 --private-key {key} --host {host} --cache file\n\tuseHttpPath = true\n\tgithubAppSetup = helpers=2,useHttpPath\n",
             host = env.host,
             key = env.key_path.display()
         )
