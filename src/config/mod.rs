@@ -574,6 +574,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn the_host_comes_from_the_api_url_unless_given() {
         for (url, host) in [
             ("https://api.github.com", "github.com"),
@@ -643,6 +644,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn a_pem_in_a_path_setting_is_refused_without_echoing_it() {
         let pem =
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretbody\n-----END RSA PRIVATE KEY-----\n";
@@ -768,6 +770,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn flags_win_over_environment() {
         let env = |name: &str| match name {
             env::APP_ID => Some("999".to_owned()),
@@ -796,6 +799,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn an_app_without_a_key_is_an_error() {
         let f = Flags {
             app_id: Some("1".into()),
@@ -863,6 +867,7 @@ installation_id = 7
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "Unix paths in the config file")]
     fn key_sources_in_the_file() {
         let c = resolve_file(
             "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\
@@ -944,6 +949,7 @@ installation_id = 7
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn no_setting_echoes_a_secret_and_each_names_itself() {
         let dir = tempfile::tempdir().unwrap();
         for secret in [PEM, PAT, CLIENT_SECRET] {
