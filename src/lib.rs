@@ -6,7 +6,7 @@
 //! in [`state`], the source fetches one (for [`source::installation`]: [`github`] finds the
 //! installation and mints a token with a JWT from [`jwt`], signed by a [`signer`] — a [`key`] on
 //! this machine, a PKCS#11 token, AWS KMS or a command) → the token is cached, recorded in the
-//! [`index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
+//! [`cache::index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
 //! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
 pub mod app;
@@ -17,7 +17,6 @@ pub mod config;
 pub mod container;
 pub mod gitconfig;
 pub mod github;
-pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod keyref;
@@ -28,5 +27,12 @@ pub mod route;
 pub mod secret;
 pub mod signer;
 pub mod source;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod startup;
 pub mod state;
 pub mod trace;
+
+/// Unit tests that cannot run here say so in `scripts/test`'s summary (shared with tests/e2e).
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;

@@ -64,7 +64,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         );
     };
     let (obtained, _) = token::obtain_for(ctx, args, COMMAND.usage, out)?;
-    let kms = super::target::resolve(ctx).is_ok_and(|r| {
+    let kms = super::resolve::resolve(ctx).is_ok_and(|r| {
         r.config.apps.iter().any(|a| {
             a.installation()
                 .is_some_and(|s| matches!(s.key, KeyRef::AwsKms(_)))

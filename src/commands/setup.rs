@@ -1,11 +1,13 @@
 //! `setup` and `unsetup`: point git at this helper for one host, and undo it.
 //!
-//! setup appends its own section to one git config file, spelled with a trailing slash
-//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`), so
-//! the user's sections are never edited and unsetup can remove exactly what setup wrote. The
-//! section holds the empty `helper =` (it drops the helpers git collected so far), our helper
-//! line, then the helpers that reset dropped — the user's own, so owners the app does not serve
-//! still get credentials — and `useHttpPath = true`. Everything goes through `git config`.
+//! setup writes into its own section of one git config file, spelled with a trailing slash
+//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`): the
+//! empty `helper =` (it drops the helpers git collected so far), our helper line (written so git
+//! runs exactly this binary: `gitconfig::write_line`), then the helpers that reset dropped — the
+//! user's own, so owners the app does not serve still get credentials — `useHttpPath = true`, and
+//! a record of what it wrote (`githubAppSetup`), so that running it again and unsetup remove just
+//! that and never a line the user wrote in the section. The file is changed under its lock, the
+//! way git changes it (`gitconfig::edit`), through `git config --file`.
 
 use super::{Args, Command, Context, Opt, Output};
 use crate::config::{self, Flags, Host};
@@ -26,12 +28,15 @@ Writes git's config for the host (default github.com), through git config:
         helper = /abs/path/git-credential-github-app --app-id 123456 --private-key /abs/app.pem
         helper = <the helpers git ran for this host before, in their order>
         useHttpPath = true
+        githubAppSetup = helpers=3,useHttpPath
 
 The empty line stops helpers configured earlier from answering before this one; they are listed
 again after it, so owners the app does not serve still get your usual credentials. The helper
 line carries the options given here (--app-id, --private-key, --owner, --cache, …; paths made
-absolute). A loopback host is configured as http://HOST. Running it again replaces what it wrote.
-A warning names any helper after ours that would store the app's tokens (store, cache, …).
+absolute); a binary path that needs quoting is written !'/path/…' so git runs it as written. A
+loopback host is configured as http://HOST. The last line records what setup wrote: running it
+again replaces just that, and lines you add to the section stay. A warning names any helper after
+ours that would store the app's tokens (store, cache, …).
 
 OPTIONS:
     --global       write ~/.gitconfig (the default)
@@ -56,8 +61,8 @@ pub static UNSETUP: Command = Command {
     summary: "remove what setup wrote for a host, restoring your git config as it was",
     usage: "unsetup [--host HOST] [--global|--local|--system]",
     help: "\
-Removes the sections setup wrote for the host (default github.com) from the chosen git config
-file; the file is left as it was before setup.
+Removes what setup wrote for the host (default github.com) from the chosen git config file, by
+its record, and nothing you wrote there; the file itself stays, even if left empty.
 
 OPTIONS:
     --global       ~/.gitconfig (the default)
@@ -98,12 +103,29 @@ impl Target {
     }
 
     /// The host a command works on, resolved as every command resolves it
-    /// (`commands::target::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
+    /// (`commands::resolve::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
     /// apps serve); without any app configured, [`Target::from_context`].
     pub fn resolve(ctx: &Context) -> Result<Target> {
-        match super::target::resolve(ctx) {
-            Ok(r) => Ok(Target::for_host(r.host)),
+        match super::resolve::resolve(ctx) {
+            Ok(r) => Ok(Target::of(&r)),
             Err(_) => Target::from_context(ctx),
+        }
+    }
+
+    /// The target of a resolved configuration: its host, with the protocol git uses for it
+    /// (the app's API scheme when given, so an HTTPS loopback host stays https).
+    pub fn of(resolved: &super::resolve::Resolved) -> Target {
+        match resolved
+            .config
+            .apps
+            .iter()
+            .find(|a| a.host == resolved.host)
+        {
+            Some(app) => Target {
+                host: resolved.host.clone(),
+                scheme: app.git_protocol(),
+            },
+            None => Target::for_host(resolved.host.clone()),
         }
     }
 
@@ -476,14 +498,31 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             .filter_map(|e| e.value.clone())
             .filter(|v| !gitconfig::is_ours(v))
             .collect();
-    let conditional: Vec<&Entry> =
+    // Helpers an includeIf adds for some repositories: those git runs here (setup run inside
+    // such a repository), and those in every includeIf'd file of the files setup reads.
+    let mut conditional: Vec<Entry> =
         gitconfig::effective_helpers(&here, target.scheme, target.host.as_str())
             .into_iter()
             .filter(|e| {
                 e.value.as_deref().is_some_and(|v| !gitconfig::is_ours(v))
                     && !before.iter().any(|b| b == *e)
             })
+            .cloned()
             .collect();
+    if scope != Scope::Local {
+        for e in included_helpers(&target)? {
+            let same = |c: &Entry| {
+                c.value == e.value
+                    && match (c.file(), e.file()) {
+                        (Some(a), Some(b)) => gitconfig::same_file(&a, &b),
+                        _ => c.origin == e.origin,
+                    }
+            };
+            if !conditional.iter().any(same) {
+                conditional.push(e);
+            }
+        }
+    }
     let path_scoped: Vec<&Entry> = before
         .iter()
         .filter(|e| {
@@ -643,6 +682,34 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The helpers for every request to the target's host in the files that `includeIf` sections of
+/// the system and global config include (whatever their condition).
+fn included_helpers(target: &Target) -> Result<Vec<Entry>> {
+    let mut found = Vec::new();
+    for include in gitconfig::unconditional_entries(r"^includeif\..*\.path$")? {
+        let (Some(value), Some(from)) = (include.value.as_deref(), include.file()) else {
+            continue;
+        };
+        let path = match (value.strip_prefix("~/"), dirs::home_dir()) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => from
+                .parent()
+                .map_or_else(|| PathBuf::from(value), |dir| dir.join(value)),
+        };
+        let Ok(entries) = gitconfig::entries_of_file(&path, r"^credential\.(.*\.)?helper$") else {
+            continue;
+        };
+        found.extend(entries.into_iter().filter(|e| {
+            e.value
+                .as_deref()
+                .is_some_and(|v| !v.is_empty() && !gitconfig::is_ours(v))
+                && gitconfig::url_matches(e.subsection(), target.scheme, target.host.as_str())
+                    == gitconfig::UrlMatch::All
+        }));
+    }
+    Ok(found)
 }
 
 fn run_unsetup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {

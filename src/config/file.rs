@@ -1,10 +1,10 @@
 //! The config file (`config.toml`): its shape, reading it without echoing a pasted secret in a
 //! message, and turning its `[[app]]` entries into [`App`]s.
 
-use super::hosts::{Host, host_for};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
 use super::{
-    App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, expand_home, key_path,
-    key_reference, quoted,
+    App, AppId, InstallationSpec, SourceSpec, check_owner, expand_home, key_path, key_reference,
+    quoted,
 };
 use crate::keyref::KeyRef;
 use anyhow::{Context, Result, anyhow, bail};
@@ -192,19 +192,21 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
         .as_deref()
         .map(|u| check_api_url(u, "api_url"))
         .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
-    };
-    for (perm, level) in &fa.permissions {
-        if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!(
-                "permissions: {} = {} must be read, write or admin",
-                quoted(perm),
-                quoted(level)
-            );
+    let (host, api_url) = match fa.host.as_deref() {
+        Some(text) => {
+            let host = Host::parse(text).context("host")?;
+            let api_url = match api_url {
+                Some(url) => Some(url),
+                None => ApiBase::of_host(text, &host, "host")?,
+            };
+            (host, api_url)
         }
-    }
+        None => (
+            host_for(api_url.as_ref().map(ApiBase::as_str)).context("api_url")?,
+            api_url,
+        ),
+    };
+    let permissions = super::Permissions::from_table(&fa.permissions)?;
     Ok(App {
         origin,
         host,
@@ -218,7 +220,7 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
             id,
             key,
             installation_id: fa.installation_id,
-            permissions: fa.permissions.clone(),
+            permissions,
             repo_scoped: fa.repo_scoped,
         }),
     })

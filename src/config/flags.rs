@@ -2,10 +2,10 @@
 //! which the command line is parsed and `--help` is written, and the one app they describe
 //! (with the environment).
 
-use super::hosts::{Host, host_for};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
 use super::{
-    App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, env, first_named,
-    key_reference, parse_installation_id, parse_permissions,
+    App, AppId, InstallationSpec, SourceSpec, check_owner, env, first_named, key_reference,
+    parse_installation_id,
 };
 use crate::keyref::KeyRef;
 use crate::secret::Secret;
@@ -388,14 +388,22 @@ pub(super) fn app_from_flags_and_env(
         .map(|u| check_api_url(&u, "--api-url"))
         .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
         .transpose()?;
-    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
-        Some((text, setting)) => Host::parse(&text).context(setting)?,
-        None => host_for(api_url.as_deref())?,
-    };
+    let (host, api_url) =
+        match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
+            Some((text, setting)) => {
+                let host = Host::parse(&text).context(setting)?;
+                let api_url = match api_url {
+                    Some(url) => Some(url),
+                    None => ApiBase::of_host(&text, &host, setting)?,
+                };
+                (host, api_url)
+            }
+            None => (host_for(api_url.as_ref().map(ApiBase::as_str))?, api_url),
+        };
     let permissions = flags
         .permissions
         .as_deref()
-        .map(parse_permissions)
+        .map(super::Permissions::parse)
         .transpose()?
         .unwrap_or_default();
     let owners = flags

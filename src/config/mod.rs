@@ -12,7 +12,6 @@ use crate::keyref::kms_arn::KmsKey;
 use crate::keyref::pkcs11_uri::Pkcs11Uri;
 use crate::keyref::{KeyRef, Written};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,10 +19,12 @@ pub mod env;
 pub mod file;
 pub mod flags;
 pub mod hosts;
+pub mod permissions;
 
 pub use file::default_config_path;
 pub use flags::Flags;
-pub use hosts::{Host, host_for};
+pub use hosts::{ApiBase, Host, host_for};
+pub use permissions::Permissions;
 
 use file::{FileConfig, app_from_file, read_file};
 use flags::app_from_flags_and_env;
@@ -110,8 +111,9 @@ pub struct App {
     /// Where this entry was configured ("command line", "environment", "config.toml app #2").
     pub origin: String,
     pub host: Host,
-    /// Explicit REST API base; otherwise derived from the host.
-    pub api_url: Option<String>,
+    /// Explicit REST API base (`--api-url`, or `--host` given with a scheme); otherwise
+    /// derived from the host and the protocol git uses.
+    pub api_url: Option<ApiBase>,
     /// Owners (lower case) this entry answers for; empty means any owner its source serves.
     pub owners: Vec<String>,
     /// Where its tokens come from.
@@ -133,7 +135,7 @@ pub struct InstallationSpec {
     pub key: KeyRef,
     pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: Permissions,
     /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
     pub repo_scoped: bool,
 }
@@ -142,8 +144,19 @@ impl App {
     /// The REST API base URL without a trailing slash.
     pub fn api_url(&self, protocol: &str) -> String {
         match &self.api_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
+            Some(url) => url.as_str().to_owned(),
             None => self.host.default_api_url(protocol),
+        }
+    }
+
+    /// The protocol git uses for this entry's host, for requests a command makes up: the API
+    /// base's scheme when one was given (`--api-url`, or `--host https://…`), else https, except
+    /// plain http for a loopback host (the local test GitHub).
+    pub fn git_protocol(&self) -> &'static str {
+        match &self.api_url {
+            Some(url) => url.scheme(),
+            None if self.host.is_loopback() => "http",
+            None => "https",
         }
     }
 
@@ -173,11 +186,7 @@ impl App {
 impl InstallationSpec {
     /// A stable text for the token's permissions, part of the cache key.
     pub fn scope(&self) -> String {
-        self.permissions
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.permissions.scope()
     }
 }
 
@@ -390,44 +399,26 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
         .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
-/// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
-pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (name, level) = item
-            .split_once([':', '='])
-            .map(|(n, l)| (n.trim(), l.trim()))
-            .ok_or_else(|| {
-                anyhow!("--permissions takes NAME:LEVEL pairs, like contents:read,metadata:read")
-            })?;
-        let valid_name = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if !valid_name || !matches!(level, "read" | "write" | "admin") {
-            bail!(
-                "--permissions: each entry is a permission name (like contents) and read, write or admin"
-            );
-        }
-        out.insert(name.to_owned(), level.to_owned());
-    }
-    if out.is_empty() {
-        bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
-    }
-    Ok(out)
+/// Whether `owner` is a GitHub login as routing accepts it from a repository path: letters, digits
+/// and hyphens, no leading or trailing hyphen (39 at most; more with the `_shortcode` suffix of
+/// Enterprise Managed Users, which is why `_` is allowed inside).
+pub fn is_login(owner: &str) -> bool {
+    (1..=64).contains(&owner.len())
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !owner.starts_with(['-', '_'])
+        && !owner.ends_with('-')
 }
 
-/// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
+/// An owner as configured: a GitHub login (see [`is_login`]: an owner routing could never match
+/// is refused), compared in lower case.
 fn check_owner(text: &str) -> Result<String> {
     let owner = text.trim();
     if let Some(what) = secret_kind(owner) {
         bail!("the owner is {what} (not shown), not a user or organisation name");
     }
-    let valid = !owner.is_empty()
-        && owner.len() <= 100
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
+    if !is_login(owner) {
         bail!(
             "owner {} is not a GitHub user or organisation name",
             quoted(owner)
@@ -443,42 +434,6 @@ fn parse_installation_id(text: &str) -> Result<u64> {
             Some(what) => bail!("the installation id is {what} (not shown), not a number"),
             None => bail!("installation id {} is not a positive number", quoted(text)),
         },
-    }
-}
-
-/// An API URL must be `https://host[:port][/path]` (plain http only on loopback hosts): no
-/// query, fragment, user name or password, nothing but printable ASCII. `setting` names where it
-/// came from; the value itself is never echoed (it may be a pasted secret).
-fn check_api_url(url: &str, setting: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/');
-    let refuse = |why: &str| -> Result<String> {
-        bail!("{setting} {why}; give the REST API base, like https://ghe.example.com/api/v3")
-    };
-    if let Some(what) = secret_kind(url) {
-        return refuse(&format!("is {what} (not shown), not a URL"));
-    }
-    if !url.bytes().all(|b| b.is_ascii_graphic()) {
-        return refuse("contains spaces, control or non-ASCII characters");
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return refuse("is not a URL (no https://)");
-    };
-    if rest.contains(['?', '#']) {
-        return refuse("has a query or fragment (?… or #…), which an API base cannot have");
-    }
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.contains('@') {
-        return refuse("contains a user name or password (…@), which the helper never sends");
-    }
-    let host = match Host::parse(authority) {
-        Ok(host) => host,
-        Err(_) => return refuse("does not have a valid host name"),
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(url.to_owned()),
-        "http" if host.is_loopback() => Ok(url.to_owned()),
-        "http" => refuse("is plain http; only https is allowed (http only for loopback hosts)"),
-        _ => refuse("must start with https://"),
     }
 }
 
@@ -556,6 +511,26 @@ mod tests {
     use super::*;
     use file::hide_quoted_values;
 
+    #[test]
+    fn owners_routing_could_never_match_are_refused() {
+        for bad in ["a.b", "-acme", "acme-", "_acme", "ac me", ""] {
+            let f = Flags {
+                owners: vec![bad.into()],
+                ..flags("1", "/k.pem")
+            };
+            let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+            assert!(e.contains("--owner"), "{bad}: {e}");
+        }
+        let f = Flags {
+            owners: vec!["Acme-Corp".into(), "octo_emu".into()],
+            ..flags("1", "/k.pem")
+        };
+        assert_eq!(
+            resolve(&f, &no_env).unwrap().apps[0].owners,
+            ["acme-corp", "octo_emu"]
+        );
+    }
+
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")
     }
@@ -605,16 +580,6 @@ mod tests {
             "git.example.com",
             "an explicit --host is honoured"
         );
-    }
-
-    #[test]
-    fn permissions_from_the_command_line() {
-        let p = parse_permissions("contents:read, metadata=read").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p["contents"], "read");
-        for bad in ["", "contents", "contents:all", "Contents:read", "a:b:c"] {
-            assert!(parse_permissions(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
@@ -723,9 +688,39 @@ mod tests {
     }
 
     #[test]
+    fn a_host_given_with_a_scheme_keeps_it() {
+        let with = |host: &str| Flags {
+            host: Some(host.into()),
+            ..flags("1", "/k.pem")
+        };
+        let c = resolve(&with("https://127.0.0.1:8443"), &no_env).unwrap();
+        assert_eq!(c.apps[0].git_protocol(), "https");
+        assert_eq!(c.apps[0].api_url("http"), "https://127.0.0.1:8443/api/v3");
+        let c = resolve(&with("127.0.0.1:8080"), &no_env).unwrap();
+        assert_eq!(
+            c.apps[0].git_protocol(),
+            "http",
+            "loopback without a scheme"
+        );
+        assert_eq!(c.apps[0].api_url("http"), "http://127.0.0.1:8080/api/v3");
+        let c = resolve(&with("https://GitHub.com/"), &no_env).unwrap();
+        assert_eq!(c.apps[0].api_url("https"), "https://api.github.com");
+        let e = format!(
+            "{:#}",
+            resolve(&with("http://ghe.example.com"), &no_env).unwrap_err()
+        );
+        assert!(e.contains("plain http"), "{e}");
+    }
+
+    #[test]
     fn api_url_must_be_https_except_loopback() {
-        let ok = |u| check_api_url(u, "--api-url").unwrap();
-        let err = |u| format!("{:#}", check_api_url(u, "--api-url").unwrap_err());
+        let ok = |u| {
+            hosts::check_api_url(u, "--api-url")
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        let err = |u| format!("{:#}", hosts::check_api_url(u, "--api-url").unwrap_err());
         assert_eq!(
             ok("https://ghe.example.com/api/v3/"),
             "https://ghe.example.com/api/v3"

@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Account, App, GitHub, Installation};
 use std::process::Output;

@@ -2,7 +2,6 @@
 //! D-Bus, FIFOs and foreign directories in the cache, skewed `Date` headers, hostile server
 //! text, a client that keeps stdin open, sudo with someone else's HOME.
 
-use crate::flows::world;
 use crate::support::*;
 use git_credential_github_app::config::flags::{GLOBAL, Name};
 
@@ -333,8 +332,7 @@ fn umask_000_still_makes_private_directories_and_files() {
 /// get still answers (minting), saying why in the trace.
 #[test]
 fn root_with_another_users_home_creates_nothing_there() {
-    if !is_root() {
-        eprintln!("skipping: needs root to run as root with another user's HOME");
+    if !root_or_skip("to run as root with another user's HOME") {
         return;
     }
     let gh = world();
@@ -378,13 +376,6 @@ fn root_with_another_users_home_creates_nothing_there() {
         before,
         "files appeared in the user's cache"
     );
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A session bus that accepts connections and never answers (a stopped `dbus-daemon`), with the
@@ -466,6 +457,29 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
         );
     }
     assert!(gh.mint_count() >= 1);
+    // doctor's cache round trip through the frozen Secret Service ends within doctor's own
+    // --timeout too (issue 17.5), not the helper line's.
+    let started = std::time::Instant::now();
+    let out = run_within(
+        env.command(HELPER).args([
+            "doctor",
+            "--host",
+            &gh.host(),
+            "--timeout",
+            "4s",
+            "--cache",
+            "keyring",
+        ]),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "doctor took {took:?}\n{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains(" cache: "), "{}", stdout(&out));
 }
 
 /// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
@@ -474,8 +488,7 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
 /// the key.
 #[test]
 fn the_helper_is_not_dumpable() {
-    if !is_root() || !have(&["setpriv"]) {
-        eprintln!("skipping: needs root and setpriv to run the helper as another user");
+    if !root_or_skip("to run the helper as another user") || !have(&["setpriv"]) {
         return;
     }
     let gh = world();

@@ -53,6 +53,8 @@ mod setup;
 mod setup_safety;
 /// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
 mod signers;
+/// The process start: closed standard descriptors, a reader that went away, SIGPIPE.
+mod startup;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;
 /// The Windows build under Wine, answering Linux git (.ci/windows.sh prepares it).

@@ -8,20 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 
 use crate::support::*;
 
-/// The two-owner world of `flows::world`, served over HTTPS.
+/// The shared `world`, served over HTTPS.
 pub fn https_world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .repo("acme", "widgets")
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(11, 1001, "acme").selected(["widgets"]))
-        .installation(Installation::new(12, 1001, "octo").all())
+    world_builder(App::new(1001, "ci-bot"))
         .https()
         .start()
         .unwrap()
@@ -286,4 +279,37 @@ fn aws_metadata_is_never_asked_through_a_proxy() {
         "{}",
         proxy.log()
     );
+}
+
+/// A host given with its scheme keeps it: `token` on a loopback host served over HTTPS
+/// (`--host https://127.0.0.1:PORT`) asks the API over HTTPS and gets the token git got, from
+/// the same cache entry (without the scheme a loopback host means plain http).
+#[test]
+fn a_host_given_with_https_keeps_it_for_commands() {
+    let gh = https_world();
+    let mut env = trusting_env(&gh);
+    let key = env.key_path.display().to_string();
+    let host = format!("https://{}", gh.host());
+    env.set_flags(&[
+        "--app-id",
+        "1001",
+        "--private-key",
+        &key,
+        "--host",
+        &host,
+        "--cache",
+        "file",
+    ]);
+    let fill = run(
+        env.command("git").args(["credential", "fill"]),
+        get_input(&gh, "octo/dotfiles.git").as_bytes(),
+    );
+    let git = token_of(&fill);
+    let out = env.helper(&["token", "octo"], b"");
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim_end(), git, "the token git got");
+    assert_eq!(gh.mint_count(), 1);
+    let listed = env.helper(&["installations"], b"");
+    assert_ok(&listed);
+    assert!(stdout(&listed).contains("octo"), "{}", stdout(&listed));
 }

@@ -1,7 +1,6 @@
 //! Secrets stay secret: with tracing on, no path of the helper prints a token, the JWT or any
 //! part of the private key.
 
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Fault, FaultAction, GitHub};
 use std::process::Output;

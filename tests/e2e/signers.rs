@@ -1,20 +1,6 @@
 use crate::support::*;
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 use std::time::{Duration, Instant};
-
-pub fn world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(
-            Installation::new(12, 1001, "octo")
-                .all()
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .start()
-        .unwrap()
-}
 
 /// The app configured only through the config file, its key signed by `signer` (TOML list text).
 fn with_signer(gh: &GitHub, signer: &str, extra: &str) -> Env {
@@ -440,21 +426,13 @@ pub(crate) fn kms_world(moto: &Moto) -> (GitHub, String, String) {
         lines.next().unwrap(),
     )
     .unwrap();
-    let gh = GitHub::builder()
-        .app(App::with_key(
-            1001,
-            "ci-bot",
-            local_github::AppKey::from_public_der(&der).unwrap(),
-        ))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(
-            Installation::new(12, 1001, "octo")
-                .all()
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .start()
-        .unwrap();
+    let gh = world_builder(App::with_key(
+        1001,
+        "ci-bot",
+        local_github::AppKey::from_public_der(&der).unwrap(),
+    ))
+    .start()
+    .unwrap();
     let alias = arn.split(":key/").next().unwrap().to_owned() + ":alias/github-app";
     (gh, arn, alias)
 }

@@ -3,7 +3,8 @@
 use super::report::{Report, Status};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{App, CacheMode, Config};
-use crate::github::{self, Deadline, Token};
+use crate::github::{self, Deadline};
+use crate::secret::Expiring;
 use crate::secret::Secret;
 use crate::state::State;
 use serde_json::json;
@@ -47,7 +48,7 @@ pub(super) fn check(config: &Config, app: &App, deadline: Deadline, report: &mut
         let cache = Cache::new(*mode, &state).with_deadline(deadline.at());
         let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new(value.clone()),
             expires_at: github::unix_now() + 3600,
         };

@@ -4,7 +4,7 @@
 use super::Target;
 use super::report::{Report, Status};
 use crate::config::{App, InstallationSpec};
-use crate::github::{self, ApiError, Client, Deadline, JwtProblem};
+use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Transport};
 use crate::keyref::KeyRef;
 use crate::secret::Secret;
 use crate::state::State;
@@ -135,7 +135,7 @@ pub(super) fn check_app(
     let state = State::open();
     // GitHub's clock as just measured, else as last learnt: what the helper signs with.
     let offset = measured.unwrap_or_else(|| state.clock_offset(&api_url));
-    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), offset);
+    let mut signer = crate::jwt::JwtIssuer::new(opened, spec.id.iss(), offset);
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -171,10 +171,14 @@ pub(super) fn check_app(
         }
         Err(e) => {
             // No answer in time is not a refusal: say which it was.
-            skipped = if matches!(e, ApiError::Transport(_)) || deadline.passed() {
-                "GitHub did not answer GET /app in time (--timeout)"
-            } else {
-                "GET /app failed"
+            skipped = match &e {
+                ApiError::Transport {
+                    cause: Some(Transport::Timeout(_)),
+                    ..
+                } => "GitHub did not answer GET /app in time (--timeout)",
+                _ if deadline.passed() => "GitHub did not answer GET /app in time (--timeout)",
+                ApiError::Transport { .. } => "GitHub could not be reached for GET /app",
+                _ => "GET /app failed",
             };
             report.add("app-auth", Status::Fail, e.to_string());
             None
@@ -260,7 +264,7 @@ fn key_format(source: &KeyRef) -> Option<String> {
 
 fn repo_check(
     client: &Client,
-    signer: &mut crate::jwt::Signer,
+    signer: &mut crate::jwt::JwtIssuer,
     target: &Target,
     app: &App,
     owner: &str,

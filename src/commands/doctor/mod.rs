@@ -64,9 +64,9 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     };
     // The app and the host, resolved as every command resolves them (flags, environment, config
     // file, then the helper line git runs for the host).
-    let resolved = super::target::resolve(ctx);
+    let resolved = super::resolve::resolve(ctx);
     let target = match &resolved {
-        Ok(r) => Target::for_host(r.host.clone()),
+        Ok(r) => Target::of(r),
         Err(_) => Target::from_context(ctx)?,
     };
     let mut report = Report::default();
@@ -130,7 +130,7 @@ fn run(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
 fn diagnose(
     ctx: &Context,
     target: &Target,
-    resolved: Result<super::target::Resolved>,
+    resolved: Result<super::resolve::Resolved>,
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) -> String {
