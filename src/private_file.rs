@@ -139,8 +139,13 @@ pub fn untrusted(path: &Path, contents: &Contents) -> Option<String> {
 /// `config.toml`: its text, if it is a file no one else could have written (its `signer = [...]`
 /// runs as us). Refused like ssh refuses such a config: `PermissionDenied` with the reason.
 pub fn read_config(path: &Path) -> io::Result<String> {
-    // `--config /dev/null`: no config file, as people (and tests) say it.
-    if std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/dev/null")) {
+    // `--config /dev/null`: no config file, as people (and tests) say it — on Windows too, where
+    // `NUL` says the same.
+    let null = Path::new("/dev/null");
+    if path == null
+        || (cfg!(windows) && path.as_os_str().eq_ignore_ascii_case("NUL"))
+        || std::fs::canonicalize(path).is_ok_and(|p| p == null)
+    {
         return Ok(String::new());
     }
     let contents = read(path, MAX_KEY)?;

@@ -549,7 +549,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn the_host_comes_from_the_api_url_unless_given() {
         for (url, host) in [
             ("https://api.github.com", "github.com"),
@@ -609,7 +608,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn a_pem_in_a_path_setting_is_refused_without_echoing_it() {
         let pem =
             "-----BEGIN RSA PRIVATE KEY-----\nMIIEsecretbody\n-----END RSA PRIVATE KEY-----\n";
@@ -765,7 +763,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn flags_win_over_environment() {
         let env = |name: &str| match name {
             env::APP_ID => Some("999".to_owned()),
@@ -794,7 +791,6 @@ mod tests {
     }
 
     #[test]
-    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn an_app_without_a_key_is_an_error() {
         let f = Flags {
             app_id: Some("1".into()),
@@ -944,7 +940,6 @@ installation_id = 7
     }
 
     #[test]
-    #[cfg_attr(not(unix), ignore = "--config /dev/null")]
     fn no_setting_echoes_a_secret_and_each_names_itself() {
         let dir = tempfile::tempdir().unwrap();
         for secret in [PEM, PAT, CLIENT_SECRET] {
