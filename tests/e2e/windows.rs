@@ -364,6 +364,11 @@ fn doctor_checks_the_key_the_app_and_the_credential_manager() {
         line("git"),
         "[FAIL] git: cannot run git (is it installed and on PATH?): program not found"
     );
+    // ... and does not claim what it could not read.
+    assert_eq!(
+        line("extraheader"),
+        "[SKIP] extraheader: git's config could not be read: cannot run git (is it installed and on PATH?): program not found"
+    );
     assert!(!out.status.success());
 }
 

@@ -250,8 +250,22 @@ fn how_git_runs(line: &str) -> Result<String, String> {
 
 /// `http.<url>.extraheader`: git sends it with every request, so no helper is ever asked.
 pub(super) fn extraheader_check(target: &Target, report: &mut Report) {
-    let found: Vec<String> = gitconfig::entries(r"^http\.(.*\.)?extraheader$", None)
-        .unwrap_or_default()
+    // git's config unreadable (git missing or refusing): nothing can be said about headers.
+    let entries = match gitconfig::entries(r"^http\.(.*\.)?extraheader$", None) {
+        Ok(entries) => entries,
+        Err(e) => {
+            report.add(
+                "extraheader",
+                Status::Skip,
+                format!(
+                    "git's config could not be read: {}",
+                    crate::app::one_line(&e)
+                ),
+            );
+            return;
+        }
+    };
+    let found: Vec<String> = entries
         .into_iter()
         .filter(|e| {
             e.value.as_deref().is_some_and(|v| !v.is_empty())
