@@ -231,3 +231,18 @@ mod tests {
         assert!(readable_by_others(&c));
     }
 }
+
+/// On every OS (the Unix-only tests above are in `tests`).
+#[cfg(test)]
+mod null_device {
+    use super::*;
+
+    #[test]
+    fn the_null_device_is_no_config_file() {
+        assert_eq!(read_config(Path::new("/dev/null")).unwrap(), "");
+        #[cfg(windows)]
+        for name in ["NUL", "nul"] {
+            assert_eq!(read_config(Path::new(name)).unwrap(), "");
+        }
+    }
+}
