@@ -858,6 +858,7 @@ installation_id = 7
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "Unix paths in the config file")]
     fn key_sources_in_the_file() {
         let c = resolve_file(
             "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\

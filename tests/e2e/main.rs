@@ -1,7 +1,14 @@
 //! End-to-end tests: the built helper under real git, against the local GitHub in
 //! `tests/local-github` (REST + `git http-backend`).
+//!
+//! The harness runs on a Unix host: a Windows build is tested from Linux, its `.exe` under Wine
+//! (mod `windows`), so this crate is not built for a Windows target.
+#![cfg(unix)]
 
 mod support;
+
+/// The GitHub Action's steps (action.yml, revoke/action.yml) run as a runner would.
+mod action;
 
 /// One time budget per get: every app, lock wait and API call inside --timeout.
 mod budget;
@@ -37,6 +44,8 @@ mod lfs;
 mod network;
 /// Public repositories, proactive authentication and the public fallback app.
 mod public;
+/// The static Linux release binary (scripts/release-build, musl).
+mod release;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
@@ -50,3 +59,5 @@ mod signers;
 mod startup;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;
+/// The Windows build under Wine, answering Linux git (.ci/windows.sh prepares it).
+mod windows;
