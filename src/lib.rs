@@ -7,6 +7,8 @@
 //! is cached and written back by [`protocol`]. [`app`] is the only module that knows that order.
 
 pub mod app;
+#[path = "source/broker/mod.rs"]
+pub mod broker;
 pub mod cache;
 pub mod cli;
 pub mod commands;
