@@ -400,4 +400,67 @@ mod tests {
         );
         assert_eq!(json_message(&reply("")), "no message");
     }
+
+    /// The loop against the octo-sts stand-in, with GitHub Actions' ID-token endpoint.
+    #[test]
+    fn exchanges_retry_a_401_once_with_a_fresh_oidc_token_and_5xx_in_the_budget() {
+        use local_github::{Account, ActionsJob, App, GitHub, Installation, OctoSts, OidcIssuer};
+        let gh = GitHub::builder()
+            .app(App::new(1001, "sts"))
+            .account(Account::org("acme"))
+            .repo("acme", "widgets")
+            .installation(Installation::new(11, 1001, "acme").all())
+            .start()
+            .unwrap();
+        let issuer = OidcIssuer::start().unwrap();
+        let policy = format!(
+            "issuer: {}\nsubject: repo:acme/widgets:ref:refs/heads/main\npermissions:\n  contents: read\n",
+            issuer.url()
+        );
+        gh.write_file("acme", "widgets", ".github/chainguard/ci.sts.yaml", &policy)
+            .unwrap();
+        let sts = OctoSts::start(&gh, 1001).unwrap();
+        let (url, request_token) = issuer.actions_job(ActionsJob::new("acme/widgets"));
+        let env = move |k: &str| match k {
+            oidc::ACTIONS_URL => Some(url.clone()),
+            oidc::ACTIONS_TOKEN => Some(request_token.clone()),
+            _ => None,
+        };
+        let audience = default_audience(&sts.url());
+        let deadline = Deadline::after(Duration::from_secs(20));
+        let source = oidc::OidcSource::GithubActions;
+        let mut fresh = || source.fetch(&audience, &env, deadline).map(Some);
+        let run = |fresh: &mut dyn FnMut() -> Result<Option<Secret>, BrokerError>,
+                   identity: &str| {
+            let request = octo_sts::request(&sts.url(), "acme/widgets", identity);
+            exchange("octo-sts", deadline, fresh, &request, &json_message)
+        };
+        sts.fail_next(16, "unable to verify bearer token", 1);
+        sts.fail_next(14, "unavailable", 1);
+        let reply = run(&mut fresh, "ci").unwrap();
+        assert!(gh.token_is_valid(octo_sts::token(&reply).unwrap().expose()));
+        assert_eq!(sts.exchanges().len(), 3);
+        assert_eq!(
+            issuer.actions_token_count(),
+            3,
+            "a fresh OIDC token for every attempt"
+        );
+        assert_eq!(issuer.actions_audiences()[0], "127.0.0.1");
+        // 401 twice: one retry only.
+        sts.fail_next(16, "unable to verify bearer token", 2);
+        let err = run(&mut fresh, "ci").unwrap_err();
+        assert!(matches!(err, BrokerError::Unauthorized(_)), "{err}");
+        assert_eq!(sts.exchanges().len(), 5);
+        // A refusal: the broker's own message, no retry.
+        let err = run(&mut fresh, "deploy").unwrap_err();
+        assert_eq!(
+            err,
+            BrokerError::Refused {
+                status: 404,
+                message: "octo-sts refused (404): unable to find trust policy for \"deploy\""
+                    .into()
+            }
+        );
+        assert_eq!(sts.exchanges().len(), 6);
+    }
 }

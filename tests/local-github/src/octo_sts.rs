@@ -56,6 +56,8 @@ struct StsState {
     minter: Minter,
     domain: String,
     log: Mutex<Vec<StsExchange>>,
+    /// Answers to give instead of exchanging: (status, gRPC code, message, times left).
+    faults: Mutex<Vec<(u32, String, usize)>>,
 }
 
 /// A running octo-sts stand-in (stops when dropped).
@@ -75,6 +77,7 @@ impl OctoSts {
             minter: Minter::new(gh.api_url(), gh.app(app_id)),
             domain: addr.ip().to_string(),
             log: Mutex::default(),
+            faults: Mutex::default(),
         });
         let s = state.clone();
         let server = Server::start(
@@ -110,6 +113,14 @@ impl OctoSts {
     }
     pub fn clear_log(&self) {
         self.state.log.guard().clear();
+    }
+    /// The next `times` exchanges answer gRPC `code` (its HTTP status: 16 → 401, 8 → 429,
+    /// 14 → 503, 13 → 500, …) with `message` instead of exchanging; they are logged.
+    pub fn fail_next(&self, code: u32, message: &str, times: usize) {
+        self.state
+            .faults
+            .guard()
+            .push((code, message.to_string(), times));
     }
 }
 
@@ -262,6 +273,7 @@ fn grpc(code: u32, message: &str) -> HttpResponse {
         8 => 429,
         12 => 501,
         13 => 500,
+        14 => 503,
         16 => 401,
         _ => 500,
     };
@@ -310,7 +322,19 @@ fn handle(state: &StsState, req: &HttpRequest) -> HttpResponse {
         subject: None,
         token: None,
     };
-    let (response, token) = exchange(state, req, &scopes, &scope, &identity, &mut record);
+    let fault = {
+        let mut faults = state.faults.guard();
+        let f = faults.first_mut().map(|f| {
+            f.2 -= 1;
+            (f.0, f.1.clone())
+        });
+        faults.retain(|f| f.2 > 0);
+        f
+    };
+    let (response, token) = match fault {
+        Some((code, message)) => (grpc(code, &message), None),
+        None => exchange(state, req, &scopes, &scope, &identity, &mut record),
+    };
     record.status = response.status;
     record.token = token;
     if response.status != 200 {
