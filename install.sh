@@ -71,5 +71,5 @@ esac
 if [ ${#setup_args[@]} -gt 0 ]; then
   "$target" setup "${setup_args[@]}" || die "setup failed (the binary is installed; fix the options and run: $target setup ...)"
 else
-  echo "To use it: $target setup --app-id ID --private-key PATH   (or see README.md, Configuration)"
+  echo "To use it: $target setup --app-id ID --private-key PATH   (or see docs/configuration.md)"
 fi

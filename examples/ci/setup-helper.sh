@@ -1,6 +1,6 @@
 #!/bin/sh
 # Make git use git-credential-github-app for one host: a CI job, a container build, a devcontainer.
-# The README's CI recipes run these same lines; tests/e2e/ci_recipes.rs runs this file.
+# The CI recipes in docs/ci.md run these same lines; tests/e2e/ci_recipes.rs runs this file.
 #
 # Needs git-credential-github-app on PATH and the app in the environment:
 #   GITHUB_APP_ID                   the App ID or client ID

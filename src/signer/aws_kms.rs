@@ -2,7 +2,7 @@
 //!
 //! `kms:Sign` with `MessageType=RAW` and `RSASSA_PKCS1_V1_5_SHA_256`, `kms:GetPublicKey` for the
 //! fingerprint, over the existing HTTP client with a small Signature Version 4 signer (why not the
-//! AWS SDK: README "Keeping the key off the machine"). Credentials come from where AWS tools look
+//! AWS SDK: docs/key-custody.md, "Why a small SigV4 client"). Credentials come from where AWS tools look
 //! ([`super::aws_credentials`]); the region from the ARN; the endpoint from `AWS_ENDPOINT_URL_KMS`
 //! or `AWS_ENDPOINT_URL` when set (plain http only to loopback), else `https://kms.REGION.amazonaws.com`.
 

@@ -1,4 +1,4 @@
-//! The README's CI recipes, tried: GitHub Actions' checkout credentials against the helper,
+//! The CI recipes of docs/ci.md, tried: GitHub Actions' checkout credentials against the helper,
 //! submodules across organisations, and the shell steps the Dockerfile / GitLab / devcontainer
 //! recipes run (`examples/ci/setup-helper.sh`).
 

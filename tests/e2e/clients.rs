@@ -126,7 +126,7 @@ fn cargo_fetches_a_private_git_dependency() {
     )
     .unwrap();
     // cargo's own git (libgit2) implements only part of the helper protocol; with the git CLI,
-    // every helper works. That is what the README recommends.
+    // every helper works. That is what docs/clients.md recommends.
     env.set_env("CARGO_NET_GIT_FETCH_WITH_CLI", "true");
     env.set_env("CARGO_HOME", &env.home.join(".cargo").display().to_string());
     let real_home = std::env::var("HOME").unwrap_or_default();

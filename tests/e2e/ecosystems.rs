@@ -147,7 +147,7 @@ fn cargo_default_libgit2_asks_no_helper_for_an_ip_address() {
     assert_eq!(gh.url(), "http://127.0.0.1");
     let (out, input, _, _env) = cargo_fetch(&gh);
     // libgit2 gives an IP address no `host`, and cargo's helper lookup then runs nothing at all;
-    // cargo's own advice (the git CLI) is the way out, as the README says.
+    // cargo's own advice (the git CLI) is the way out, as docs/clients.md says.
     assert!(!out.status.success());
     assert_eq!(input, "", "the helper was never run");
     assert!(

@@ -7,7 +7,7 @@ mod support;
 mod budget;
 /// Where tokens are cached and when they are replaced.
 mod cache;
-/// The README's CI recipes: Actions' extraheader, submodules across organisations, the shell steps.
+/// The CI recipes of docs/ci.md: Actions' extraheader, submodules across organisations, the shell steps.
 mod ci_recipes;
 /// The command line: commands, help, a terminal on stdin.
 mod cli;

@@ -155,7 +155,7 @@ fn without_the_fallback_public_clones_stay_anonymous_and_the_helper_silent() {
 fn without_the_fallback_proactive_auth_makes_git_prompt() {
     // What git 2.47 does when no helper answers a proactive request: it prompts (here the test's
     // askpass answers, and the made-up password is refused). So proactiveAuth for a whole host
-    // needs [public_fallback]; the README says so.
+    // needs [public_fallback]; docs/configuration.md says so.
     let gh = world();
     let env = env_with(&gh, false);
     let out = proactive_clone(&env, "stranger", "tool");

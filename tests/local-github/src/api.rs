@@ -16,10 +16,10 @@ use crate::state::{AccountRec, InstRec, RepoRec, TokenProblem, World, level, rfc
 use crate::{Shared, model::AccountType};
 
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
-/// documentation_url of the JWT and credential errors (shared/github-api/errors.json known_messages).
+/// documentation_url of the JWT and credential errors (the bodies quoted under "Error strings" in the README).
 pub(crate) const DOCS_REST: &str = "https://docs.github.com/rest";
 
-// docs_url of each operation file in shared/github-api/.
+// GitHub's docs page of each operation (the table under "REST operations" in the README).
 const DOC_GET_INST: &str =
     "https://docs.github.com/rest/apps/apps#get-an-installation-for-the-authenticated-app";
 const DOC_REPO_INST: &str = "https://docs.github.com/rest/apps/apps#get-a-repository-installation-for-the-authenticated-app";
@@ -45,16 +45,16 @@ pub(crate) const MSG_REPOS_NOT_ACCESSIBLE: &str = "There is at least one reposit
 /// testGetAccessTokenWithInvalidPermissions (github.com/PyGithub/PyGithub/pull/3539).
 pub(crate) const MSG_PERMS_NOT_GRANTED: &str =
     "The permissions requested are not granted to this installation.";
-/// errors.json "Bad credentials" (401).
+/// GitHub's "Bad credentials" (401; "Error strings" in the README).
 pub(crate) const MSG_BAD_CREDENTIALS: &str = "Bad credentials";
 /// GitHub's message for an unauthenticated call to an endpoint that needs a token
-/// (the `requires_authentication` component of errors.json; text as GitHub sends it).
+/// (the `requires_authentication` component response of the OpenAPI description; text as GitHub sends it).
 pub(crate) const MSG_REQUIRES_AUTH: &str = "Requires authentication";
 /// GitHub's 400 for an unparsable JSON body.
 const MSG_BAD_JSON: &str = "Problems parsing JSON";
 /// Missing User-Agent: "Request forbidden by administrative rules..." with 403 and text/html
 /// (docs "Getting started with the REST API" → User-Agent; quoted in github.com/NetEase/lordofpomelo/issues/27
-/// and github.com/tmamb/deep-learning/issues/23). shared/github-api/README.md §3 "Headers".
+/// and github.com/tmamb/deep-learning/issues/23). "Headers, versions and rate limits" in the README.
 pub(crate) const MSG_NO_USER_AGENT: &str = "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.";
 
 struct Templates {
@@ -88,7 +88,7 @@ fn templates() -> &'static Templates {
     })
 }
 
-/// `{"message", "documentation_url", "status"}` (basic-error, errors.json).
+/// `{"message", "documentation_url", "status"}` (GitHub's basic-error schema).
 pub(crate) fn error(status: u16, message: &str, doc: &str) -> HttpResponse {
     json_response(
         status,
@@ -318,7 +318,7 @@ fn repository_json(
         }
     }
     if api_version == Some("2026-03-10") {
-        // x-github-breaking-changes of the repository schema (shared/github-api/README.md §1).
+        // x-github-breaking-changes of the repository schema ("REST operations" in the README).
         for k in [
             "has_downloads",
             "master_branch",
@@ -745,7 +745,7 @@ fn mint(
     json_response(201, &v)
 }
 
-/// 422 in the validation-error shape (errors.json schemas.validation-error).
+/// 422 in the shape of GitHub's validation-error schema.
 fn validation_error(message: &str) -> HttpResponse {
     json_response(
         422,

@@ -9,11 +9,11 @@ use base64::Engine;
 use crate::http::{Body, HttpRequest, HttpResponse};
 use crate::state::{World, level};
 
-/// shared/github-api/errors.json `git_over_https.bad_token_body`.
+/// github.com's answer to a bad token (see "Git over HTTPS" under Sources in the crate's README).
 pub(crate) const MSG_BAD_TOKEN: &str =
     "Invalid username or token. Password authentication is not supported for Git operations.";
-/// shared/github-api/errors.json `git_over_https.challenge_sources` (trace of an unauthenticated
-/// request to a missing/private repository) and github.com's answer to an inaccessible repository.
+/// A traced unauthenticated request to a missing/private repository ("Git over HTTPS" under
+/// Sources in the crate's README) and github.com's answer to an inaccessible repository.
 pub(crate) const MSG_REPO_NOT_FOUND: &str = "Repository not found.";
 const TEXT: &str = "text/plain; charset=UTF-8";
 
@@ -50,7 +50,7 @@ fn text(status: u16, body: &str) -> HttpResponse {
 
 fn challenge(body: &str) -> HttpResponse {
     let mut r = text(401, body);
-    // shared/github-api/errors.json git_over_https.challenge
+    // github.com is a Basic-only server ("Git over HTTPS" under Sources in the crate's README).
     r.set_header("WWW-Authenticate", "Basic realm=\"GitHub\"");
     r
 }

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::state::World;
 
-/// Strings from shared/github-api/errors.json `known_messages`.
+/// GitHub's strings, as seen in the threads listed under "Error strings" in the crate's README.
 pub(crate) const MSG_DECODE: &str = "A JSON web token could not be decoded";
 pub(crate) const MSG_INTEGRATION_NOT_FOUND: &str = "Integration not found";
 pub(crate) const MSG_IAT: &str = "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued";
@@ -22,7 +22,7 @@ pub(crate) const MSG_EXP: &str = "'Expiration time' claim ('exp') must be a nume
 pub(crate) const MSG_EXP_TOO_FAR: &str = "'Expiration time' claim ('exp') is too far in the future";
 
 /// Longest JWT lifetime GitHub accepts ("no more than 10 minutes into the future", GitHub docs
-/// "Generating a JSON Web Token (JWT) for a GitHub App", shared/github-api/README.md §3).
+/// "Generating a JSON Web Token (JWT) for a GitHub App"; "JWT rules" under Sources in the crate's README).
 pub(crate) const MAX_JWT_LIFETIME: i64 = 600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

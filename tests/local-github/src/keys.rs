@@ -96,7 +96,7 @@ impl AppKey {
             .expect("PKCS#8 encoding")
             .to_string();
         let spki = public.to_public_key_der().expect("SPKI encoding");
-        // GitHub docs (managing-private-keys-for-github-apps.md, see shared/github-api/README.md §5):
+        // GitHub docs, "Managing private keys for GitHub Apps" (Sources in the crate's README):
         // `openssl rsa -pubout -outform DER | openssl sha256 -binary | openssl base64`.
         let fingerprint = format!(
             "SHA256:{}",

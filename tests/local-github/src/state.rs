@@ -319,7 +319,7 @@ fn classic_token() -> String {
 
 /// `ghs_{app_id}_{JWT}`: an HS256 JWT carrying the token's scope (GitHub's
 /// stateless format, rolled out from 2026-04-27 per the POST access_tokens
-/// description in shared/github-api/POST_app_installations_{installation_id}_access_tokens.json).
+/// description in GitHub's OpenAPI description; Sources in the crate's README).
 fn stateless_token(
     app_id: u64,
     inst_id: u64,
