@@ -12,7 +12,8 @@
 //! * the Git LFS batch API and basic transfer (`lfs`), `?go-get=1` meta tags (`goget`);
 //! * the services that trade a CI job's OIDC token for an installation token, each on its own
 //!   port: an OIDC issuer with GitHub Actions' ID-token endpoint ([`OidcIssuer`]), octo-sts
-//!   with trust policies read from the repositories ([`OctoSts`]), chinmina-bridge ([`Chinmina`]);
+//!   with trust policies read from the repositories ([`OctoSts`]), chinmina-bridge ([`Chinmina`]),
+//!   a generic RFC 8693 token-exchange server ([`TokenExchange`]);
 //! * optionally HTTPS with a CA made for the run (`tls`);
 //! * fault injection (status answers, delays, dropped connections), a skewable
 //!   server clock, configurable token lifetime and format, world mutations and a
@@ -44,6 +45,7 @@ mod model;
 mod octo_sts;
 mod oidc;
 mod public;
+mod rfc8693;
 mod state;
 mod tls;
 mod world_file;
@@ -62,6 +64,7 @@ pub use model::{
 };
 pub use octo_sts::{OctoSts, StsExchange};
 pub use oidc::{ACTIONS_TOKEN_LIFETIME, ActionsJob, OidcIssuer};
+pub use rfc8693::TokenExchange;
 pub use world_file::{AccountSpec, AppSpec, InstallationSpec, WorldFile, write_private};
 
 use http::{HttpRequest, HttpResponse, Outcome};

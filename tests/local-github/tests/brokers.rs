@@ -321,3 +321,48 @@ fn chinmina_vends_the_pipeline_repository_with_expiry_and_git_credentials() {
     assert_ne!(r.json()["token"].as_str().unwrap(), token);
     assert_eq!(ch.vend_count(), 3);
 }
+
+#[test]
+fn rfc_8693_exchange_answers_as_the_rfc_says() {
+    let gh = world();
+    let issuer = OidcIssuer::start().unwrap();
+    let sts = local_github::TokenExchange::start(&gh, 1001, &issuer.url()).unwrap();
+    let jwt = issuer.sign(json!({"sub": "system:serviceaccount:ci:runner", "aud": "sts"}));
+    let post = |body: String| {
+        let r = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent()
+            .post(&sts.url())
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body.as_bytes())
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value =
+            serde_json::from_str(&r.into_body().read_to_string().unwrap()).unwrap();
+        (status, body)
+    };
+    let (status, body) = post(format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={jwt}&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aid_token&scope=acme%2Fwidgets"
+    ));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "N_A");
+    assert_eq!(
+        body["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
+    assert!((3590..=3600).contains(&body["expires_in"].as_i64().unwrap()));
+    assert!(gh.token_is_valid(body["access_token"].as_str().unwrap()));
+    let (status, body) = post("grant_type=password".into());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+    let (status, body) = post(
+        "grant_type=urn:ietf:params:oauth:grant-type:token-exchange&subject_token=x.y.z&subject_token_type=urn:ietf:params:oauth:token-type:jwt&scope=acme/widgets".into());
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(sts.exchange_count(), 1);
+}
