@@ -13,12 +13,15 @@
 #![allow(dead_code)] // each includer uses only part of the harness
 
 use git_credential_github_app::app::{self, Io, Outcome};
-use git_credential_github_app::cache::{Cache, CacheKey};
-use git_credential_github_app::config::{App, AppId, CacheMode, Config, Host, KeySource};
+use git_credential_github_app::cache::Cache;
+use git_credential_github_app::config::{
+    App, AppId, CacheMode, Config, Host, InstallationSpec, KeySource, SourceSpec,
+};
 use git_credential_github_app::github::{Token, unix_now};
 use git_credential_github_app::protocol::{self, Operation, Request};
 use git_credential_github_app::route::{self, Decision};
 use git_credential_github_app::secret::Secret;
+use git_credential_github_app::source::installation;
 use git_credential_github_app::state::State;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,17 +43,19 @@ const LOCK_SWEEP: u64 = 4096;
 fn apps(key: &Path) -> Vec<App> {
     let app = |id: u64, host: &str, owners: &[&str], installation: Option<u64>, scope: &[_]| App {
         origin: format!("fuzz app {id}"),
-        id: AppId::Numeric(id),
-        key: KeySource::File(key.to_path_buf()),
         host: Host::parse(host).expect("fixture host"),
         api_url: None,
-        installation_id: installation,
         owners: owners.iter().map(|o| o.to_string()).collect(),
-        permissions: scope
-            .iter()
-            .map(|(k, v): &(&str, &str)| (k.to_string(), v.to_string()))
-            .collect(),
-        repo_scoped: false,
+        source: SourceSpec::Installation(InstallationSpec {
+            id: AppId::Numeric(id),
+            key: KeySource::File(key.to_path_buf()),
+            installation_id: installation,
+            permissions: scope
+                .iter()
+                .map(|(k, v): &(&str, &str)| (k.to_string(), v.to_string()))
+                .collect(),
+            repo_scoped: false,
+        }),
     };
     vec![
         app(
@@ -214,13 +219,13 @@ fn check_route(r: &Request, decision: Decision<'_>, data: &[u8]) -> bool {
                     );
                     assert!(
                         route.app.owners.is_empty() || route.app.owners.contains(owner),
-                        "app {} does not serve {owner}: {}",
-                        route.app.id,
+                        "{} does not serve {owner}: {}",
+                        route.app.describe(),
                         at()
                     );
                 }
                 None => assert!(
-                    route.app.installation_id.is_some() && route.repo.is_none(),
+                    route.app.serves_without_owner() && route.repo.is_none(),
                     "served without an owner or a fixed installation: {}",
                     at()
                 ),
@@ -310,9 +315,14 @@ impl Fixture {
         fixture
     }
 
-    fn app(&self, id: u64) -> &App {
+    fn app(&self, id: u64) -> &InstallationSpec {
         let id = AppId::Numeric(id);
-        self.config.apps.iter().find(|a| a.id == id).expect("app")
+        self.config
+            .apps
+            .iter()
+            .filter_map(App::installation)
+            .find(|a| a.id == id)
+            .expect("app")
     }
 
     fn remember(&mut self, api: &str, app: u64, owner: &str, installation: u64) {
@@ -330,7 +340,7 @@ impl Fixture {
 
     fn cache(&mut self, api: &str, app: u64, installation: u64, expires_at: u64) {
         let token = format!("ghs_fuzz{app}i{installation}e{expires_at}");
-        let key = CacheKey::new(
+        let key = installation::cache_key(
             api,
             &AppId::Numeric(app),
             installation,
@@ -355,10 +365,11 @@ impl Fixture {
         let Decision::Serve(route) = route::route(&request, &self.config) else {
             return None;
         };
-        let AppId::Numeric(app) = route.app.id else {
+        let spec = route.app.installation()?;
+        let AppId::Numeric(app) = spec.id else {
             return None;
         };
-        let installation = route.app.installation_id.or_else(|| {
+        let installation = spec.installation_id.or_else(|| {
             let owner = route.owner.clone()?;
             self.installations
                 .get(&(route.api_url.clone(), app, owner))

@@ -1,20 +1,23 @@
-//! The helper's operations, in order: request → route → cache → (lock → look up → mint) → answer.
+//! The helper's operations, in order: request → route → cache → (lock → fetch) → answer.
 //!
-//! This is the only module that knows that order. Obtaining a token ([`obtain`], used by `get` and
-//! by the `token`, `exec` and `doctor` commands) is separate from answering git, which only `get`
-//! does. It takes its input and output as parameters, so the whole `get` path can be driven from
-//! tests, and it returns errors instead of printing them: `cli` prints the one stderr line.
+//! This is the only module that knows that order, and it knows no kind of token: the route's
+//! candidate entries become token sources ([`source::open`]), and the cache lookup, the refresh
+//! margin, the fallback to a still-valid token, the single-flight lock with its takeover, the
+//! index of minted tokens and `erase` work through the [`TokenSource`] trait alone. Obtaining a
+//! token ([`obtain`], used by `get` and by the `token` and `exec` commands) is separate from
+//! answering git, which only `get` does. It takes its input and output as parameters, so the
+//! whole `get` path can be driven from tests, and it returns errors instead of printing them:
+//! `cli` prints the one stderr line.
 
 use crate::cache::{Cache, CacheKey};
-use crate::config::{AppId, Config};
-use crate::github::{ApiError, Client, Deadline, Minted, Token, unix_now};
-use crate::jwt::Signer;
+use crate::config::Config;
+use crate::github::{Deadline, Token as CachedToken, unix_now};
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
-use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
-use crate::{index, protocol, route, signer, trace};
+use crate::source::{self, Cx, Fetched, Known, NotMine, Target, Token, TokenSource};
+use crate::state::State;
+use crate::{index, protocol, route, trace};
 use anyhow::{Result, anyhow};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -92,8 +95,10 @@ pub fn run(
         Decision::Refuse(why) => return Err(anyhow!(why)),
     };
     trace!(
-        "served by app {} ({}) via {}",
-        route.app.id, route.app.origin, route.api_url
+        "served by {} ({}) via {}",
+        route.app.describe(),
+        route.app.origin,
+        route.api_url
     );
     match op {
         Operation::Get => {
@@ -112,79 +117,60 @@ pub fn run(
     }
 }
 
-fn installation_known(route: &Route<'_>, state: &State) -> Option<u64> {
-    let app = route.app;
-    app.installation_id.or_else(|| {
-        route
-            .owner
-            .as_deref()
-            .and_then(|o| state.installation(&route.api_url, &app.id, o))
-    })
-}
-
-/// The cache key of `route`'s token from `installation`: API, app, installation and scope
-/// (permissions, and the repository for a repository-scoped app).
-pub fn cache_key(route: &Route<'_>, installation: u64) -> CacheKey {
-    CacheKey::new(&route.api_url, &route.app.id, installation, &route.scope())
-}
-
-/// A token ready for use, and what is known about it.
+/// A token ready for use, and where it came from.
 #[derive(Debug, Clone)]
 pub struct Obtained {
     pub token: Token,
-    pub installation: u64,
-    /// The account the installation belongs to, when known (looked up now, or the owner asked for).
-    pub account: Option<String>,
-    /// The token's permissions as GitHub granted them, when known (minted now, or remembered
-    /// from when it was minted).
-    pub permissions: Option<BTreeMap<String, String>>,
-    /// Minted by this run (else: from the cache).
+    /// Fetched by this run (else: from the cache).
     pub minted: bool,
-    /// The app that holds the installation.
-    pub app: AppId,
+    /// The installation, for an installation token fetched now (for a cached one, the index
+    /// record says).
+    pub installation: Option<u64>,
+    /// The source's identity (the app's `iss`).
+    pub source_id: String,
+    /// The source's REST API base.
     pub api_url: String,
     pub cache_key: CacheKey,
 }
 
-/// No candidate app is installed for the owner: the request is not ours. Returned (inside
-/// `anyhow::Error`) by [`obtain`]; `get` passes the request on, commands report it.
+/// No candidate source serves the owner: the request is not ours. `get` passes it on to git's
+/// next helper; commands report it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotInstalled {
+pub struct NotServed {
     pub owner: String,
     pub host: String,
-    /// The apps that were asked, and since when (Unix seconds) each is remembered as not
-    /// installed; `None`: GitHub was asked just now.
-    pub apps: Vec<(AppId, Option<u64>)>,
+    /// Why each candidate said no, in order.
+    pub reasons: Vec<NotMine>,
 }
 
-impl NotInstalled {
-    /// True when at least one app was looked up on GitHub in this run.
-    pub fn asked_github(&self) -> bool {
-        self.apps.iter().any(|(_, since)| since.is_none())
+impl NotServed {
+    /// True when at least one source asked upstream in this run (else: all remembered).
+    pub fn asked_now(&self) -> bool {
+        self.reasons.iter().any(NotMine::asked_now)
     }
 
     /// `app 1 is` or `apps 1, 2 are`.
     fn app_list(&self) -> String {
-        let ids = self
-            .apps
+        let apps: Vec<String> = self
+            .reasons
             .iter()
-            .map(|(id, _)| id.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        if self.apps.len() == 1 {
-            format!("app {ids} is")
+            .map(|r| match r {
+                NotMine::NotInstalled { app, .. } => app.to_string(),
+            })
+            .collect();
+        if apps.len() == 1 {
+            format!("app {} is", apps[0])
         } else {
-            format!("apps {ids} are")
+            format!("apps {} are", apps.join(", "))
         }
     }
 
-    /// The stderr line for an owner remembered as "not installed" (item: say so, and how to
-    /// retry now).
+    /// The stderr line for an owner remembered as "not installed": say so, and how to retry now.
     pub fn remembered_message(&self, now: u64) -> String {
         let since = self
-            .apps
+            .reasons
             .iter()
-            .filter_map(|(_, s)| *s)
+            .filter_map(NotMine::since)
             .min()
             .unwrap_or(now);
         let age = humantime::format_duration(Duration::from_secs(now.saturating_sub(since)));
@@ -199,7 +185,7 @@ impl NotInstalled {
     }
 }
 
-impl std::fmt::Display for NotInstalled {
+impl std::fmt::Display for NotServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
@@ -211,7 +197,12 @@ impl std::fmt::Display for NotInstalled {
     }
 }
 
-impl std::error::Error for NotInstalled {}
+/// What [`obtain`] got: a token, or the reasons no source serves the target.
+#[derive(Debug)]
+pub enum Obtain {
+    Token(Obtained),
+    NotServed(NotServed),
+}
 
 /// `HH:MM:SS` in the local time zone (UTC where the zone is unknown).
 pub fn local_time(unix: u64) -> String {
@@ -220,85 +211,122 @@ pub fn local_time(unix: u64) -> String {
     local.format("%Y-%m-%d %H:%M:%S %Z").to_string()
 }
 
-/// A cached token if it has at least the refresh margin left; else the still-valid one as fallback.
+/// A cached token if it has at least the refresh margin left; else the still-valid one as
+/// fallback (with its key).
 enum Cached {
-    Fresh(u64, Token),
-    Fallback(Option<(u64, Token)>),
+    Fresh(CacheKey, CachedToken),
+    Fallback(Option<(CacheKey, CachedToken)>),
 }
 
-fn lookup_cache(route: &Route<'_>, config: &Config, state: &State, cache: &Cache) -> Cached {
-    let Some(id) = installation_known(route, state) else {
+fn lookup_cache(key: Option<&CacheKey>, config: &Config, cache: &Cache) -> Cached {
+    let Some(key) = key else {
         return Cached::Fallback(None);
     };
-    let Some(token) = cache.load(&cache_key(route, id)) else {
+    let Some(token) = cache.load(key) else {
         return Cached::Fallback(None);
     };
     let now = unix_now();
     if token.expires_at >= now + config.refresh_margin.as_secs() {
-        return Cached::Fresh(id, token);
+        return Cached::Fresh(key.clone(), token);
     }
     trace!(
         "cached token {} has {} s left, inside the refresh margin",
         token.secret.fingerprint(),
         token.expires_at.saturating_sub(now)
     );
-    Cached::Fallback((token.expires_at > now + MIN_FALLBACK_LIFETIME).then_some((id, token)))
+    Cached::Fallback((token.expires_at > now + MIN_FALLBACK_LIFETIME).then(|| (key.clone(), token)))
 }
 
-fn from_cache(route: &Route<'_>, installation: u64, token: Token) -> Obtained {
+fn from_cache(
+    source: &dyn TokenSource,
+    target: &Target,
+    key: CacheKey,
+    token: CachedToken,
+) -> Obtained {
     Obtained {
-        token,
-        installation,
-        account: route.owner.clone(),
-        permissions: None,
+        token: Token {
+            secret: token.secret,
+            expires_at: token.expires_at,
+            kind: source.kind(),
+            account: target.owner.clone(),
+            permissions: None,
+        },
         minted: false,
-        app: route.app.id.clone(),
-        api_url: route.api_url.clone(),
-        cache_key: cache_key(route, installation),
+        installation: None,
+        source_id: source.id(),
+        api_url: source.api_url().to_owned(),
+        cache_key: key,
     }
 }
 
-/// Obtain a token for `route`: from the cache, else (under the cross-process lock) by looking up
-/// the installation and minting, trying each candidate app in order. Everything ends by
-/// `deadline`. `say` gets the warnings a person should see (one line each). An owner no
-/// candidate is installed on is an error holding [`NotInstalled`].
+/// The token sources of `route`'s candidates, in order.
+fn sources<'a>(route: &Route<'a>, config: &Config) -> Vec<Box<dyn TokenSource + 'a>> {
+    route
+        .candidates()
+        .into_iter()
+        .map(|c| source::open(c.app, c.api_url, config))
+        .collect()
+}
+
+/// Obtain a token for `route`: from the cache, else (under the cross-process lock) from the
+/// token source, trying each candidate in order. Everything ends by `deadline`. `say` gets the
+/// warnings a person should see (one line each).
 pub fn obtain(
     route: &Route<'_>,
     config: &Config,
     state: &State,
     deadline: Deadline,
     say: &mut dyn FnMut(&str),
-) -> Result<Obtained> {
+) -> Result<Obtain> {
     let cache = Cache::new(config.cache, state).with_deadline(deadline.at());
-    let candidates = route.candidates();
-    for candidate in &candidates {
-        if let Cached::Fresh(id, token) = lookup_cache(candidate, config, state, &cache) {
-            return Ok(from_cache(candidate, id, token));
+    let target = route.target();
+    let sources = sources(route, config);
+    let mut known = Vec::with_capacity(sources.len());
+    for source in &sources {
+        let k = source.key(&target, state);
+        if let Known::Key(key) = &k
+            && let Cached::Fresh(key, token) = lookup_cache(Some(key), config, &cache)
+        {
+            return Ok(Obtain::Token(from_cache(
+                source.as_ref(),
+                &target,
+                key,
+                token,
+            )));
         }
+        known.push(k);
     }
-    // Cold: the apps in order; one that is not installed for the owner hands over to the next.
-    let mut not_installed = NotInstalled {
+    // Cold: the sources in order; one that does not serve the target hands over to the next.
+    let mut not_served = NotServed {
         owner: route.owner.clone().unwrap_or_default(),
         host: route.app.host.as_str().to_owned(),
-        apps: Vec::new(),
+        reasons: Vec::new(),
     };
-    for candidate in &candidates {
-        match obtain_cold(candidate, config, state, &cache, deadline, say)? {
-            Cold::Got(obtained) => return Ok(obtained),
-            Cold::NotInstalled { since } => {
-                not_installed.apps.push((candidate.app.id.clone(), since))
+    for (source, known) in sources.iter().zip(known) {
+        let key = match known {
+            Known::NotMine(reason) => {
+                not_served.reasons.push(reason);
+                continue;
             }
+            Known::Key(key) => Some(key),
+            Known::Unknown => None,
+        };
+        let mut cx = Cx {
+            state,
+            deadline,
+            say: &mut *say,
+        };
+        match obtain_cold(source.as_ref(), &target, key, config, &cache, &mut cx)? {
+            Cold::Got(obtained) => return Ok(Obtain::Token(obtained)),
+            Cold::NotMine(reason) => not_served.reasons.push(reason),
         }
     }
-    Err(not_installed.into())
+    Ok(Obtain::NotServed(not_served))
 }
 
 enum Cold {
     Got(Obtained),
-    /// `since`: remembered from a lookup at that time; `None`: GitHub said so just now.
-    NotInstalled {
-        since: Option<u64>,
-    },
+    NotMine(NotMine),
 }
 
 /// Take the mint lock `name` within the deadline. Half of what is left goes to waiting for the
@@ -313,249 +341,95 @@ fn take_mint_lock(state: &State, name: &str, deadline: Deadline) -> Option<std::
     state.lock(&format!("{name}-takeover"), deadline.remaining())
 }
 
+/// The cold path for one source: under its single-flight lock, look at the cache again (another
+/// process may have fetched meanwhile), then fetch, cache and record. `key`: where the token is
+/// cached, if known before fetching.
 fn obtain_cold(
-    route: &Route<'_>,
+    source: &dyn TokenSource,
+    target: &Target,
+    key: Option<CacheKey>,
     config: &Config,
-    state: &State,
     cache: &Cache,
-    deadline: Deadline,
-    say: &mut dyn FnMut(&str),
+    cx: &mut Cx<'_>,
 ) -> Result<Cold> {
-    if route.app.repo_scoped && route.repo.is_none() {
-        return Err(anyhow!(
-            "app {} mints repository-scoped tokens (repo_scoped), and no repository was named for {}; give OWNER/REPO",
-            route.app.id,
-            route.describe()
-        ));
-    }
-    if let (None, Some(owner)) = (route.app.installation_id, &route.owner)
-        && let Some((Remembered::NotInstalled, checked_at)) =
-            state.lookup_record_at(&route.api_url, &route.app.id, owner)
-    {
-        trace!(
-            "app {} is not installed on '{owner}' (remembered for {} s)",
-            route.app.id, NOT_INSTALLED_TTL
-        );
-        return Ok(Cold::NotInstalled {
-            since: Some(checked_at),
-        });
-    }
-    // One process per (API, app, installation or owner) looks up and mints; the others wait, then
-    // find the token in the cache. A fixed installation may serve several owners.
-    let who = match (route.app.installation_id, &route.owner) {
-        (Some(id), _) => format!("installation {id}"),
-        (None, owner) => format!("owner {}", owner.as_deref().unwrap_or_default()),
+    let _lock = take_mint_lock(cx.state, &source.flight(target), cx.deadline);
+    // Known now if another process fetched (or found the target is not the source's) while we
+    // waited.
+    let key = match key {
+        Some(key) => Some(key),
+        None => match source.key(target, cx.state) {
+            Known::Key(key) => Some(key),
+            Known::NotMine(reason) => return Ok(Cold::NotMine(reason)),
+            Known::Unknown => None,
+        },
     };
-    let _lock = take_mint_lock(
-        state,
-        &digest(&[&route.api_url, &route.app.id.iss(), &who]),
-        deadline,
-    );
-    let fallback = match lookup_cache(route, config, state, cache) {
-        Cached::Fresh(id, token) => {
+    let fallback = match lookup_cache(key.as_ref(), config, cache) {
+        Cached::Fresh(key, token) => {
             trace!("another process minted while we waited");
-            return Ok(Cold::Got(from_cache(route, id, token)));
+            return Ok(Cold::Got(from_cache(source, target, key, token)));
         }
         Cached::Fallback(token) => token,
     };
-    if deadline.passed() {
+    if cx.deadline.passed() {
         let e = anyhow!(
             "another git-credential-github-app process was getting the token for {} and did not finish within the time budget (--timeout {})",
-            route.describe(),
+            target.describe(),
             humantime::format_duration(config.timeout)
         );
-        return use_fallback(route, fallback, e, say);
+        return use_fallback(source, target, fallback, e, cx.say);
     }
 
-    match mint(route, state, deadline, config.stateless_tokens, say) {
-        Ok(Some((installation, account, minted))) => {
-            let key = cache_key(route, installation);
-            let stores = cache.save(&key, &minted.token);
+    match source.fetch(target, cx) {
+        Ok(Fetched::Token { token, key, about }) => {
+            let stores = cache.save(
+                &key,
+                &CachedToken {
+                    secret: token.secret.clone(),
+                    expires_at: token.expires_at,
+                },
+            );
             index::remember(
-                state,
-                &index::TokenRecord::new(route, &key, installation, &account, &minted, &stores),
+                cx.state,
+                &source::Record::new(source, target, &key, &token, &about, &stores),
             );
             Ok(Cold::Got(Obtained {
-                token: minted.token,
-                installation,
-                account: Some(account),
-                permissions: Some(minted.permissions),
+                token,
                 minted: true,
-                app: route.app.id.clone(),
-                api_url: route.api_url.clone(),
+                installation: about.installation,
+                source_id: source.id(),
+                api_url: source.api_url().to_owned(),
                 cache_key: key,
             }))
         }
-        Ok(None) => Ok(Cold::NotInstalled { since: None }),
-        Err(e) => use_fallback(route, fallback, e, say),
+        Ok(Fetched::NotMine(reason)) => Ok(Cold::NotMine(reason)),
+        Err(e) => use_fallback(source, target, fallback, e, cx.say),
     }
 }
 
 /// After a failure: the cached token that is still valid, with a warning, else the error.
 fn use_fallback(
-    route: &Route<'_>,
-    fallback: Option<(u64, Token)>,
+    source: &dyn TokenSource,
+    target: &Target,
+    fallback: Option<(CacheKey, CachedToken)>,
     e: anyhow::Error,
     say: &mut dyn FnMut(&str),
 ) -> Result<Cold> {
     match fallback {
-        Some((id, token)) => {
+        Some((key, token)) => {
             let left = token.expires_at.saturating_sub(unix_now());
             say(&format!(
                 "warning: {}; answering with the cached token, which expires in {}",
                 one_line(&e),
                 humantime::format_duration(Duration::from_secs(left))
             ));
-            Ok(Cold::Got(from_cache(route, id, token)))
+            Ok(Cold::Got(from_cache(source, target, key, token)))
         }
         None => Err(e),
     }
 }
 
-/// Load the app's key and make a JWT signer for `route`'s API (with GitHub's clock offset as last
-/// learnt). Key warnings go to `say` once per user.
-pub fn signer(
-    route: &Route<'_>,
-    state: &State,
-    deadline: Deadline,
-    say: &mut dyn FnMut(&str),
-) -> Result<Signer> {
-    let app = route.app;
-    let started = std::time::Instant::now();
-    let key = signer::open(&app.key, deadline.at(), &mut |warning| {
-        if state.first_time(&warning) {
-            say(&warning);
-        }
-    })?;
-    trace!(
-        "signer ({}) ready in {:.2} ms",
-        key.describe(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
-    Ok(Signer::new(
-        key,
-        app.id.iss(),
-        state.clock_offset(&route.api_url),
-    ))
-}
-
-/// Remember GitHub's clock offset if the signer learnt a new one.
-pub fn keep_clock_offset(route: &Route<'_>, state: &State, signer: &Signer, initial: i64) {
-    if signer.offset != initial {
-        trace!(
-            "remembering GitHub's clock offset {:+} s for {}",
-            signer.offset, route.api_url
-        );
-        state.remember_clock_offset(&route.api_url, signer.offset);
-    }
-}
-
-/// Find the installation (unless known) and mint a token. `None`: the app is not installed for
-/// this owner, so the request is not ours.
-fn mint(
-    route: &Route<'_>,
-    state: &State,
-    deadline: Deadline,
-    stateless_tokens: crate::config::StatelessTokens,
-    say: &mut dyn FnMut(&str),
-) -> Result<Option<(u64, String, Minted)>> {
-    let app = route.app;
-    let api = &route.api_url;
-    let host = app.host.as_str();
-    let mut signer = signer(route, state, deadline, say)?;
-    let initial_offset = signer.offset;
-    let client = Client::new(api, host, deadline).with_stateless_tokens(stateless_tokens);
-    let repositories: Vec<String> = match (&route.repo, app.repo_scoped) {
-        (Some(repo), true) => vec![repo.clone()],
-        _ => Vec::new(),
-    };
-
-    let result = (|| -> Result<Option<(u64, String, Minted)>> {
-        let mut remembered = installation_known(route, state);
-        for attempt in 0..2 {
-            let (id, account) = match remembered {
-                Some(id) => (id, route.owner.clone().unwrap_or_default()),
-                None => match lookup(route, &client, &mut signer, state)? {
-                    Some(found) => found,
-                    None => return Ok(None),
-                },
-            };
-            match client.create_token(&mut signer, id, &app.permissions, &repositories) {
-                Ok(minted) => {
-                    trace!(
-                        "minted token {} for installation {id}, expires at {}",
-                        minted.token.secret.fingerprint(),
-                        minted.token.expires_at
-                    );
-                    return Ok(Some((id, account, minted)));
-                }
-                Err(ApiError::InstallationGone { status, message })
-                    if attempt == 0 && app.installation_id.is_none() && remembered.is_some() =>
-                {
-                    trace!(
-                        "remembered installation {id} answered {status} {message}; looking it up again"
-                    );
-                    if let Some(owner) = &route.owner {
-                        state.forget_installation(api, &app.id, owner);
-                    }
-                    remembered = None;
-                }
-                Err(ApiError::InstallationGone { status, message }) => {
-                    let what = if app.installation_id.is_some() {
-                        "check --installation-id"
-                    } else {
-                        "the installation may have been removed just now; try again"
-                    };
-                    return Err(anyhow!(
-                        "{host} answered {status} ({message}) for installation {id} of app {}: it does not exist for this app or the app lost access; {what}",
-                        app.id
-                    ));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(anyhow!(
-            "the installation for {} keeps disappearing; try again",
-            route.describe()
-        ))
-    })();
-    keep_clock_offset(route, state, &signer, initial_offset);
-    result
-}
-
-fn lookup(
-    route: &Route<'_>,
-    client: &Client,
-    signer: &mut Signer,
-    state: &State,
-) -> Result<Option<(u64, String)>> {
-    let app = route.app;
-    let Some(owner) = route.owner.as_deref() else {
-        return Err(anyhow!(
-            "no installation id and no owner for {}",
-            route.describe()
-        ));
-    };
-    match client.find_installation(signer, owner, route.repo.as_deref())? {
-        Some(installation) => {
-            trace!(
-                "owner '{owner}' → installation {} (account {})",
-                installation.id, installation.account
-            );
-            state.remember_installation(&route.api_url, &app.id, owner, installation.id);
-            Ok(Some((installation.id, installation.account)))
-        }
-        None => {
-            trace!("app {} is not installed on '{owner}'", app.id);
-            state.remember_not_installed(&route.api_url, &app.id, owner);
-            Ok(None)
-        }
-    }
-}
-
-/// `get`: obtain, then answer git. An owner no app is installed on is passed on to the next
-/// helper, with one line on stderr (for a remembered "not installed", at most once a minute per
-/// owner).
+/// `get`: obtain, then answer git. An owner no source serves is passed on to the next helper,
+/// with one line on stderr (for a remembered "not installed", at most once a minute per owner).
 fn get(
     route: &Route<'_>,
     public_fallback: Option<&Route<'_>>,
@@ -566,40 +440,34 @@ fn get(
 ) -> Result<Outcome> {
     let obtained = {
         let mut say = |line: &str| io.say(line);
-        obtain(route, config, state, deadline, &mut say)
+        obtain(route, config, state, deadline, &mut say)?
     };
     match obtained {
-        Ok(obtained) => {
+        Obtain::Token(obtained) => {
             answer(&obtained.token, config, io)?;
             Ok(Outcome::Answered {
                 minted: obtained.minted,
             })
         }
-        Err(e) => match e.downcast::<NotInstalled>() {
-            Ok(not_installed) if public_fallback.is_some() => {
-                trace!("{not_installed}; answering with the public fallback app's token");
-                answer_public_fallback(public_fallback, config, state, deadline, io)
+        Obtain::NotServed(not_served) if public_fallback.is_some() => {
+            trace!("{not_served}; answering with the public fallback app's token");
+            answer_public_fallback(public_fallback, config, state, deadline, io)
+        }
+        Obtain::NotServed(not_served) => {
+            // Said when GitHub was asked; when remembered, reminded at most once a minute.
+            let due = state.at_most_every(
+                &format!("not-installed {} {}", not_served.host, not_served.owner),
+                NOT_INSTALLED_NOTICE_EVERY,
+            );
+            if not_served.asked_now() {
+                io.say(&format!(
+                    "{not_served}; leaving this request to other helpers"
+                ));
+            } else if due {
+                io.say(&not_served.remembered_message(unix_now()));
             }
-            Ok(not_installed) => {
-                // Said when GitHub was asked; when remembered, reminded at most once a minute.
-                let due = state.at_most_every(
-                    &format!(
-                        "not-installed {} {}",
-                        not_installed.host, not_installed.owner
-                    ),
-                    NOT_INSTALLED_NOTICE_EVERY,
-                );
-                if not_installed.asked_github() {
-                    io.say(&format!(
-                        "{not_installed}; leaving this request to other helpers"
-                    ));
-                } else if due {
-                    io.say(&not_installed.remembered_message(unix_now()));
-                }
-                Ok(Outcome::Passed)
-            }
-            Err(e) => Err(e),
-        },
+            Ok(Outcome::Passed)
+        }
     }
 }
 
@@ -618,10 +486,15 @@ fn answer_public_fallback(
         let mut say = |line: &str| io.say(line);
         obtain(fallback, config, state, deadline, &mut say)?
     };
-    answer(&obtained.token, config, io)?;
-    Ok(Outcome::Answered {
-        minted: obtained.minted,
-    })
+    match obtained {
+        Obtain::Token(obtained) => {
+            answer(&obtained.token, config, io)?;
+            Ok(Outcome::Answered {
+                minted: obtained.minted,
+            })
+        }
+        Obtain::NotServed(not_served) => Err(anyhow!("{not_served}")),
+    }
 }
 
 /// The "not installed" reminder for one owner is shown at most this often.
@@ -644,15 +517,16 @@ fn answer(token: &Token, config: &Config, io: &mut Io<'_>) -> Result<()> {
 /// erases after a transient 401.
 fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) {
     let cache = Cache::new(config.cache, state).with_deadline(Instant::now() + config.timeout);
-    for candidate in route.candidates() {
-        let Some(id) = installation_known(&candidate, state) else {
+    let target = route.target();
+    for source in sources(route, config) {
+        let Known::Key(key) = source.key(&target, state) else {
             continue;
         };
-        let key = cache_key(&candidate, id);
         let Some(password) = &request.password else {
             trace!(
-                "erase without a password: dropping the cached token of {}",
-                candidate.describe()
+                "erase without a password: dropping the cached token of {} for {}",
+                source.describe(),
+                target.describe()
             );
             cache.remove(&key);
             index::forget(state, &key);
@@ -669,7 +543,7 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, i
                 io.say(&format!(
                     "git rejected token {} for {}; dropped it from the cache, so the next attempt mints a new one",
                     token.secret.fingerprint(),
-                    candidate.describe()
+                    target.describe()
                 ));
                 return;
             }
@@ -678,7 +552,7 @@ fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, i
                 token.secret.fingerprint(),
                 password.fingerprint()
             ),
-            None => trace!("erase: nothing cached for app {}", candidate.app.id),
+            None => trace!("erase: nothing cached for {}", source.describe()),
         }
     }
 }
@@ -691,6 +565,7 @@ pub fn one_line(e: &anyhow::Error) -> String {
 #[cfg(unix)]
 mod tests {
     use super::*;
+    use crate::config::AppId;
     use std::time::Instant;
 
     #[test]
@@ -721,15 +596,21 @@ mod tests {
 
     #[test]
     fn not_installed_messages_name_the_apps_the_owner_and_how_to_retry() {
-        let n = NotInstalled {
+        let n = NotServed {
             owner: "acme".into(),
             host: "github.com".into(),
-            apps: vec![
-                (AppId::Numeric(1), Some(1_000)),
-                (AppId::Numeric(2), Some(1_030)),
+            reasons: vec![
+                NotMine::NotInstalled {
+                    app: AppId::Numeric(1),
+                    since: Some(1_000),
+                },
+                NotMine::NotInstalled {
+                    app: AppId::Numeric(2),
+                    since: Some(1_030),
+                },
             ],
         };
-        assert!(!n.asked_github());
+        assert!(!n.asked_now());
         assert_eq!(
             n.to_string(),
             "apps 1, 2 are not installed on 'acme' (github.com)"
@@ -746,10 +627,13 @@ mod tests {
             text.ends_with("run: git-credential-github-app forget acme"),
             "{text}"
         );
-        let asked = NotInstalled {
-            apps: vec![(AppId::Numeric(1), None)],
+        let asked = NotServed {
+            reasons: vec![NotMine::NotInstalled {
+                app: AppId::Numeric(1),
+                since: None,
+            }],
             ..n
         };
-        assert!(asked.asked_github());
+        assert!(asked.asked_now());
     }
 }

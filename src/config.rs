@@ -239,19 +239,35 @@ fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
     name_ok.then_some((name, port))
 }
 
-/// One GitHub App and what it serves.
+/// One configured token source and what it serves: a host, optionally some owners, and where its
+/// tokens come from ([`SourceSpec`]). `source::open` turns it into a token source.
 #[derive(Debug, Clone)]
 pub struct App {
-    /// Where this app was configured ("command line", "environment", "config.toml app #2").
+    /// Where this entry was configured ("command line", "environment", "config.toml app #2").
     pub origin: String,
-    pub id: AppId,
-    pub key: KeySource,
     pub host: Host,
     /// Explicit REST API base; otherwise derived from the host.
     pub api_url: Option<String>,
-    pub installation_id: Option<u64>,
-    /// Owners (lower case) this app answers for; empty means any owner it is installed on.
+    /// Owners (lower case) this entry answers for; empty means any owner its source serves.
     pub owners: Vec<String>,
+    /// Where its tokens come from.
+    pub source: SourceSpec,
+}
+
+/// Where an entry's tokens come from: one variant per kind of token source, holding that kind's
+/// settings as parsed values. `source::open` has one arm per variant.
+#[derive(Debug, Clone)]
+pub enum SourceSpec {
+    /// Installation tokens minted with the GitHub App's private key.
+    Installation(InstallationSpec),
+}
+
+/// The settings of an installation-token source: a GitHub App and its key.
+#[derive(Debug, Clone)]
+pub struct InstallationSpec {
+    pub id: AppId,
+    pub key: KeySource,
+    pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
     pub permissions: BTreeMap<String, String>,
     /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
@@ -267,7 +283,31 @@ impl App {
         }
     }
 
-    /// A stable text for the token's scope, part of the cache key.
+    /// The installation settings, when this entry mints installation tokens.
+    pub fn installation(&self) -> Option<&InstallationSpec> {
+        match &self.source {
+            SourceSpec::Installation(spec) => Some(spec),
+        }
+    }
+
+    /// Whether this entry can answer a request that names no owner (git sent no path): only a
+    /// source whose token does not depend on the owner (a fixed installation).
+    pub fn serves_without_owner(&self) -> bool {
+        match &self.source {
+            SourceSpec::Installation(spec) => spec.installation_id.is_some(),
+        }
+    }
+
+    /// What to call this entry in messages: `app 123`.
+    pub fn describe(&self) -> String {
+        match &self.source {
+            SourceSpec::Installation(spec) => format!("app {}", spec.id),
+        }
+    }
+}
+
+impl InstallationSpec {
+    /// A stable text for the token's permissions, part of the cache key.
     pub fn scope(&self) -> String {
         self.permissions
             .iter()
@@ -470,12 +510,12 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             );
             let app = app_from_file(fa, base.as_deref(), origin.clone())
                 .with_context(|| origin.clone())?;
-            if app.installation_id.is_none() {
+            if !app.serves_without_owner() {
                 bail!(
                     "{origin}: installation_id is required (the installation whose tokens answer for owners without one of your apps)"
                 );
             }
-            if !app.owners.is_empty() || app.repo_scoped {
+            if !app.owners.is_empty() || app.installation().is_some_and(|i| i.repo_scoped) {
                 bail!("{origin}: owners and repo_scoped do not apply to the public fallback");
             }
             Some(app)
@@ -714,14 +754,16 @@ fn app_from_flags_and_env(
         } else {
             "environment".into()
         },
-        id,
-        key,
         host,
         api_url,
-        installation_id,
         owners,
-        permissions,
-        repo_scoped: flags.repo_scoped,
+        source: SourceSpec::Installation(InstallationSpec {
+            id,
+            key,
+            installation_id,
+            permissions,
+            repo_scoped: flags.repo_scoped,
+        }),
     }))
 }
 
@@ -828,18 +870,20 @@ fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<Ap
     }
     Ok(App {
         origin,
-        id,
-        key,
         host,
         api_url,
-        installation_id: fa.installation_id,
         owners: fa
             .owners
             .iter()
             .map(|o| check_owner(o).context("owners"))
             .collect::<Result<_>>()?,
-        permissions: fa.permissions.clone(),
-        repo_scoped: fa.repo_scoped,
+        source: SourceSpec::Installation(InstallationSpec {
+            id,
+            key,
+            installation_id: fa.installation_id,
+            permissions: fa.permissions.clone(),
+            repo_scoped: fa.repo_scoped,
+        }),
     })
 }
 
@@ -1003,6 +1047,10 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn inst(app: &App) -> &InstallationSpec {
+        app.installation().expect("an installation-token app")
+    }
 
     fn no_env(_: &str) -> Option<String> {
         None
@@ -1222,8 +1270,8 @@ mod tests {
         let mut f = flags("123", "/k.pem");
         f.cache = Some("none".into());
         let c = resolve(&f, &env).unwrap();
-        assert_eq!(c.apps[0].id, AppId::Numeric(123));
-        assert!(matches!(&c.apps[0].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(123));
+        assert!(matches!(&inst(&c.apps[0]).key, KeySource::File(p) if p == Path::new("/k.pem")));
         assert_eq!(c.cache, CacheMode::None);
         let c = resolve(
             &Flags {
@@ -1233,8 +1281,8 @@ mod tests {
             &env,
         )
         .unwrap();
-        assert_eq!(c.apps[0].id, AppId::Numeric(999));
-        assert!(matches!(&c.apps[0].key, KeySource::Env(_)));
+        assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(999));
+        assert!(matches!(&inst(&c.apps[0]).key, KeySource::Env(_)));
         assert_eq!(c.cache, CacheMode::File);
         assert_eq!(c.refresh_margin, DEFAULT_MARGIN);
     }
@@ -1285,10 +1333,12 @@ installation_id = 7
         assert_eq!(c.refresh_margin, Duration::from_secs(900));
         let acme = &c.apps[1];
         assert_eq!(acme.owners, vec!["acme"]);
-        assert!(matches!(&acme.key, KeySource::File(p) if p == &dir.path().join("keys/acme.pem")));
-        assert_eq!(acme.scope(), "contents:read");
+        assert!(
+            matches!(&inst(acme).key, KeySource::File(p) if p == &dir.path().join("keys/acme.pem"))
+        );
+        assert_eq!(inst(acme).scope(), "contents:read");
         assert_eq!(c.apps[2].api_url("https"), "https://ghe.example.com/api/v3");
-        assert_eq!(c.apps[2].installation_id, Some(7));
+        assert_eq!(inst(&c.apps[2]).installation_id, Some(7));
     }
 
     fn resolve_file(toml: &str) -> Result<Config> {
@@ -1312,18 +1362,18 @@ installation_id = 7
         )
         .unwrap();
         assert!(
-            matches!(&c.apps[0].key, KeySource::Command { argv, public_key }
+            matches!(&inst(&c.apps[0]).key, KeySource::Command { argv, public_key }
             if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
         );
-        assert!(matches!(&c.apps[1].key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert!(matches!(&inst(&c.apps[1]).key, KeySource::File(p) if p == Path::new("/k.pem")));
         let c = resolve_file(
             "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
              [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
         )
         .unwrap();
-        assert!(matches!(&c.apps[0].key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(matches!(&inst(&c.apps[0]).key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
         assert!(
-            matches!(&c.apps[1].key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+            matches!(&inst(&c.apps[1]).key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
         );
         let flags = Flags {
             app_id: Some("1".into()),
@@ -1331,7 +1381,7 @@ installation_id = 7
             ..Flags::default()
         };
         assert!(matches!(
-            &resolve(&flags, &no_env).unwrap().apps[0].key,
+            &inst(&resolve(&flags, &no_env).unwrap().apps[0]).key,
             KeySource::AwsKms(_)
         ));
         for (toml, expected) in [

@@ -6,74 +6,19 @@
 //! simply skipped.
 
 use crate::cache::CacheKey;
-use crate::github::{Minted, unix_now};
-use crate::route::Route;
+use crate::github::unix_now;
+use crate::source::Record;
 use crate::state::{State, digest, read_private};
 use crate::trace;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 const DIR: &str = "minted";
-
-/// One minted token, described (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenRecord {
-    /// The cache key, as [`CacheKey::as_str`].
-    pub key: String,
-    pub host: String,
-    pub api: String,
-    /// The app's `iss` (App ID or client ID).
-    pub app: String,
-    /// The owner it was minted for (empty for an installation given by id without a path).
-    pub owner: String,
-    pub installation: u64,
-    /// The account the installation belongs to, as GitHub wrote it.
-    pub account: String,
-    /// Permissions and repository the token is narrowed to ("" for all).
-    pub scope: String,
-    /// `sha256:` + 8 hex digits of the token: enough to recognise it, useless to use it.
-    pub fingerprint: String,
-    pub expires_at: u64,
-    pub minted_at: u64,
-    /// The permissions GitHub granted.
-    pub permissions: BTreeMap<String, String>,
-    /// The cache stores that took it.
-    pub stores: Vec<String>,
-}
-
-impl TokenRecord {
-    pub fn new(
-        route: &Route<'_>,
-        key: &CacheKey,
-        installation: u64,
-        account: &str,
-        minted: &Minted,
-        stores: &[&str],
-    ) -> TokenRecord {
-        TokenRecord {
-            key: key.as_str().to_owned(),
-            host: route.app.host.as_str().to_owned(),
-            api: route.api_url.clone(),
-            app: route.app.id.iss(),
-            owner: route.owner.clone().unwrap_or_default(),
-            installation,
-            account: account.to_owned(),
-            scope: route.scope(),
-            fingerprint: minted.token.secret.fingerprint(),
-            expires_at: minted.token.expires_at,
-            minted_at: unix_now(),
-            permissions: minted.permissions.clone(),
-            stores: stores.iter().map(|s| (*s).to_owned()).collect(),
-        }
-    }
-}
 
 fn name(key: &str) -> String {
     format!("{}.json", digest(&[key]))
 }
 
 /// Record a token that was just cached. Nothing is recorded when the cache took it nowhere.
-pub fn remember(state: &State, record: &TokenRecord) {
+pub fn remember(state: &State, record: &Record) {
     if record.stores.is_empty() {
         return;
     }
@@ -87,11 +32,11 @@ pub fn remember(state: &State, record: &TokenRecord) {
 }
 
 /// The record of the entry `key`, if any.
-pub fn find(state: &State, key: &CacheKey) -> Option<TokenRecord> {
+pub fn find(state: &State, key: &CacheKey) -> Option<Record> {
     let path = state.root()?.join(DIR).join(name(key.as_str()));
     read_private(&path)
         .ok()
-        .and_then(|b| serde_json::from_slice::<TokenRecord>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
         .filter(|r| r.key == key.as_str())
 }
 
@@ -107,7 +52,7 @@ pub fn forget_key(state: &State, key: &str) {
 }
 
 /// Every record, expired ones dropped on the way, oldest first.
-pub fn all(state: &State) -> Vec<TokenRecord> {
+pub fn all(state: &State) -> Vec<Record> {
     let Some(dir) = state.root().map(|r| r.join(DIR)) else {
         return Vec::new();
     };
@@ -122,7 +67,7 @@ pub fn all(state: &State) -> Vec<TokenRecord> {
         }
         let Some(record) = read_private(&entry.path())
             .ok()
-            .and_then(|b| serde_json::from_slice::<TokenRecord>(&b).ok())
+            .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
         else {
             continue;
         };
@@ -140,10 +85,13 @@ pub fn all(state: &State) -> Vec<TokenRecord> {
 #[cfg(unix)]
 mod tests {
     use super::*;
+    use crate::source::Kind;
+    use std::collections::BTreeMap;
 
-    fn record(key: &str, expires_at: u64) -> TokenRecord {
-        TokenRecord {
+    fn record(key: &str, expires_at: u64) -> Record {
+        Record {
             key: key.into(),
+            kind: Kind::Installation,
             host: "github.com".into(),
             api: "https://api.github.com".into(),
             app: "1".into(),
@@ -163,13 +111,8 @@ mod tests {
     fn records_round_trip_and_expired_ones_go() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path().join("gcga"));
-        let key = CacheKey::new(
-            "https://api.github.com",
-            &crate::config::AppId::Numeric(1),
-            7,
-            "",
-        );
-        let live = TokenRecord {
+        let key = CacheKey::new("https://api.github.com|app=1|installation=7|scope=");
+        let live = Record {
             key: key.as_str().into(),
             ..record("", unix_now() + 3600)
         };

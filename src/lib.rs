@@ -1,10 +1,13 @@
 //! git-credential-github-app: a git credential helper that answers with GitHub App installation tokens.
 //!
-//! Data flows one way: [`protocol`] parses git's request → [`route`] picks the app and owner from the
-//! [`config`] → [`cache`] answers if it holds a fresh token → otherwise, under a cross-process lock,
-//! [`github`] finds the installation and mints a token with a JWT from [`jwt`], signed by a
-//! [`signer`] (a [`key`] on this machine, a PKCS#11 token, AWS KMS or a command) → the token
-//! is cached and written back by [`protocol`]. [`app`] is the only module that knows that order.
+//! Data flows one way: [`protocol`] parses git's request → [`route`] picks the configured entries
+//! and the owner from the [`config`] → [`app`] asks each entry's token [`source`] where its token
+//! is cached and answers from the [`cache`] if it is fresh → otherwise, under a cross-process lock
+//! in [`state`], the source fetches one (for [`source::installation`]: [`github`] finds the
+//! installation and mints a token with a JWT from [`jwt`], signed by a [`signer`] — a [`key`] on
+//! this machine, a PKCS#11 token, AWS KMS or a command) → the token is cached, recorded in the
+//! [`index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
+//! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
 pub mod app;
 #[path = "source/broker/mod.rs"]
@@ -22,5 +25,6 @@ pub mod protocol;
 pub mod route;
 pub mod secret;
 pub mod signer;
+pub mod source;
 pub mod state;
 pub mod trace;

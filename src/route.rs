@@ -6,6 +6,7 @@
 
 use crate::config::{App, Config, Host};
 use crate::protocol::{Request, printable};
+use crate::source::Target;
 
 /// Where a request goes.
 #[derive(Debug)]
@@ -37,17 +38,13 @@ impl<'a> Route<'a> {
             .collect()
     }
 
-    /// What the token for this route is narrowed to, as part of its cache key: the app's
-    /// permissions, and for a repository-scoped app the repository. Scoped and unscoped tokens
-    /// never share an entry.
-    pub fn scope(&self) -> String {
-        let mut scope = self.app.scope();
-        if self.app.repo_scoped {
-            let owner = self.owner.as_deref().unwrap_or_default();
-            let repo = self.repo.as_deref().unwrap_or_default();
-            scope.push_str(&format!("|repo={owner}/{}", repo.to_ascii_lowercase()));
+    /// What the token is wanted for, as the token sources see it.
+    pub fn target(&self) -> Target {
+        Target {
+            host: self.app.host.clone(),
+            owner: self.owner.clone(),
+            repo: self.repo.clone(),
         }
-        scope
     }
 
     /// A short description for messages: `owner 'acme' on github.com`.
@@ -106,7 +103,7 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
         }
         None => candidates
             .iter()
-            .filter(|a| a.installation_id.is_some() && a.owners.is_empty())
+            .filter(|a| a.serves_without_owner() && a.owners.is_empty())
             .copied()
             .collect(),
     };
@@ -246,21 +243,23 @@ fn valid_repo(repo: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AppId, CacheMode, KeySource};
+    use crate::config::{AppId, CacheMode, InstallationSpec, KeySource, SourceSpec};
     use std::collections::BTreeMap;
     use std::time::Duration;
 
     fn app(host: &str, owners: &[&str], installation: Option<u64>) -> App {
         App {
             origin: "test".into(),
-            id: AppId::Numeric(1),
-            key: KeySource::File("/k".into()),
             host: Host::parse(host).unwrap(),
             api_url: None,
-            installation_id: installation,
             owners: owners.iter().map(|s| s.to_string()).collect(),
-            permissions: BTreeMap::new(),
-            repo_scoped: false,
+            source: SourceSpec::Installation(InstallationSpec {
+                id: AppId::Numeric(1),
+                key: KeySource::File("/k".into()),
+                installation_id: installation,
+                permissions: BTreeMap::new(),
+                repo_scoped: false,
+            }),
         }
     }
 
@@ -344,7 +343,7 @@ mod tests {
         let d = route(&req("https", "github.com", Some("ACME/x")), &c);
         assert!(matches!(d, Decision::Serve(r) if r.app.owners == ["acme"]));
         let d = route(&req("https", "github.com", Some("other/x")), &c);
-        assert!(matches!(d, Decision::Serve(r) if r.app.installation_id == Some(5)));
+        assert!(matches!(d, Decision::Serve(r) if r.app.serves_without_owner()));
         let only_acme = config(vec![app("github.com", &["acme"], None)]);
         assert!(matches!(
             route(&req("https", "github.com", Some("other/x")), &only_acme),
@@ -364,7 +363,12 @@ mod tests {
                 let order: Vec<(Vec<String>, Option<u64>)> = r
                     .candidates()
                     .iter()
-                    .map(|c| (c.app.owners.clone(), c.app.installation_id))
+                    .map(|c| {
+                        (
+                            c.app.owners.clone(),
+                            c.app.installation().and_then(|i| i.installation_id),
+                        )
+                    })
                     .collect();
                 assert_eq!(
                     order,
@@ -411,22 +415,6 @@ mod tests {
         );
         r.username = Some("x-access-token".into());
         assert!(matches!(route(&r, &c), Decision::Serve(_)));
-    }
-
-    #[test]
-    fn the_scope_holds_permissions_and_the_repository_of_a_scoped_app() {
-        let mut a = app("github.com", &[], None);
-        a.permissions.insert("contents".into(), "read".into());
-        let plain = config(vec![a.clone()]);
-        a.repo_scoped = true;
-        let scoped = config(vec![a]);
-        let r = req("https", "github.com", Some("Acme/Widgets.git"));
-        let scope = |c: &Config| match route(&r, c) {
-            Decision::Serve(r) => r.scope(),
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(scope(&plain), "contents:read");
-        assert_eq!(scope(&scoped), "contents:read|repo=acme/widgets");
     }
 
     #[test]

@@ -120,34 +120,35 @@ impl State {
     /// The installation remembered for `owner`, if any.
     pub fn installation(&self, api: &str, app: &AppId, owner: &str) -> Option<u64> {
         match self.lookup_record(api, app, owner)? {
-            Remembered::Installation(id) => Some(id),
-            Remembered::NotInstalled => None,
+            (Remembered::Installation(id), _) => Some(id),
+            (Remembered::NotInstalled, _) => None,
         }
     }
 
-    /// What is remembered of the app on `owner`: its installation, or (for
-    /// [`NOT_INSTALLED_TTL`]) that it is not installed there.
-    pub fn lookup_record(&self, api: &str, app: &AppId, owner: &str) -> Option<Remembered> {
-        let path = self.file("installations", &digest(&[api, &app.iss(), owner]))?;
-        match self.read("installations", &digest(&[api, &app.iss(), owner])) {
+    /// What is remembered of the app on `owner` — its installation, or (for
+    /// [`NOT_INSTALLED_TTL`]) that it is not installed there — and when it was looked up (Unix
+    /// seconds).
+    pub fn lookup_record(&self, api: &str, app: &AppId, owner: &str) -> Option<(Remembered, u64)> {
+        let name = digest(&[api, &app.iss(), owner]);
+        match self.read("installations", &name) {
             Ok(bytes) => match serde_json::from_slice::<InstallationRecord>(&bytes) {
                 Ok(r) if r.api == api && r.owner == owner && r.app == app.iss() => match r.id {
                     0 if crate::github::unix_now().saturating_sub(r.checked_at)
                         < NOT_INSTALLED_TTL =>
                     {
-                        Some(Remembered::NotInstalled)
+                        Some((Remembered::NotInstalled, r.checked_at))
                     }
                     0 => None,
-                    id => Some(Remembered::Installation(id)),
+                    id => Some((Remembered::Installation(id), r.checked_at)),
                 },
                 _ => {
-                    trace!("ignoring unreadable installation record {}", path.display());
+                    trace!("ignoring unreadable installation record installations/{name}");
                     None
                 }
             },
             Err(Unusable::Missing) => None,
             Err(e) => {
-                trace!("ignoring installation record {}: {e:?}", path.display());
+                trace!("ignoring installation record installations/{name}: {e:?}");
                 None
             }
         }
@@ -221,22 +222,6 @@ impl State {
         }
         self.write_json("notices", &name, &notice);
         true
-    }
-
-    /// Like [`State::lookup_record`], with the time (Unix seconds) it was recorded.
-    pub fn lookup_record_at(
-        &self,
-        api: &str,
-        app: &AppId,
-        owner: &str,
-    ) -> Option<(Remembered, u64)> {
-        let remembered = self.lookup_record(api, app, owner)?;
-        let path = self.file("installations", &digest(&[api, &app.iss(), owner]))?;
-        let checked_at = read_private(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<InstallationRecord>(&b).ok())
-            .map_or(0, |r| r.checked_at);
-        Some((remembered, checked_at))
     }
 
     /// Every remembered installation and "not installed" record that is still believed, for
@@ -621,7 +606,9 @@ mod tests {
             None
         );
         assert_eq!(
-            state.lookup_record("https://api.github.com", &app, "acme"),
+            state
+                .lookup_record("https://api.github.com", &app, "acme")
+                .map(|(r, _)| r),
             Some(Remembered::NotInstalled)
         );
         state.forget_installation("https://api.github.com", &app, "acme");

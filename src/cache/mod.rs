@@ -18,7 +18,7 @@ mod keyring;
 #[cfg(target_os = "linux")]
 mod keyutils;
 
-use crate::config::{AppId, CacheMode};
+use crate::config::CacheMode;
 use crate::github::Token;
 use crate::secret::Secret;
 use crate::state::{State, digest};
@@ -32,16 +32,14 @@ use std::time::{Duration, Instant};
 /// The deadline when the caller gives none (see [`Cache::with_deadline`]).
 const DEFAULT_BUDGET: Duration = crate::config::DEFAULT_TIMEOUT;
 
-/// Which token a cache entry holds.
+/// Which token a cache entry holds: a text that names everything that makes two tokens differ,
+/// built by the token source (see `source::TokenSource::key`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheKey(String);
 
 impl CacheKey {
-    pub fn new(api_url: &str, app: &AppId, installation: u64, scope: &str) -> CacheKey {
-        CacheKey(format!(
-            "{api_url}|app={}|installation={installation}|scope={scope}",
-            app.iss()
-        ))
+    pub fn new(text: impl Into<String>) -> CacheKey {
+        CacheKey(text.into())
     }
 
     /// Readable form, used as the keyring account name.
@@ -411,7 +409,7 @@ mod tests {
     fn file_mode_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(CacheMode::File, &State::at(dir.path().to_path_buf()));
-        let key = CacheKey::new("https://api.github.com", &AppId::Numeric(1), 2, "");
+        let key = CacheKey::new("https://api.github.com|app=1|installation=2|scope=");
         assert!(cache.load(&key).is_none());
         let token = Token {
             secret: Secret::new("ghs_x"),
@@ -467,7 +465,7 @@ mod tests {
     fn a_store_that_never_answers_is_bounded_by_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path().join("c"));
-        let key = CacheKey::new("https://api.github.com", &AppId::Numeric(1), 2, "");
+        let key = CacheKey::new("https://api.github.com|app=1|installation=2|scope=");
         let token = Token {
             secret: Secret::new("ghs_x"),
             expires_at: 5,
@@ -495,7 +493,7 @@ mod tests {
     fn none_mode_stores_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(CacheMode::None, &State::at(dir.path().to_path_buf()));
-        let key = CacheKey::new("a", &AppId::Numeric(1), 2, "");
+        let key = CacheKey::new("a|app=1|installation=2|scope=");
         let token = Token {
             secret: Secret::new("t"),
             expires_at: 5,

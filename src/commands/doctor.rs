@@ -5,7 +5,7 @@
 use super::setup::Target;
 use super::{Args, Command, Context, Opt, Output};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{self, App, CacheMode, Config, Flags, KeySource};
+use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec, KeySource};
 use crate::gitconfig::{self, Entry, UrlMatch};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
 use crate::protocol;
@@ -533,10 +533,13 @@ fn check_app(
     repo: Option<&(String, String)>,
     report: &mut Report,
 ) {
+    let Some(spec) = app.installation() else {
+        return;
+    };
     let api_url = app.api_url(target.scheme);
     let deadline = Deadline::after(config.timeout);
     let mut warnings = Vec::new();
-    let opened = crate::signer::open(&app.key, deadline.at(), &mut |w| warnings.push(w));
+    let opened = crate::signer::open(&spec.key, deadline.at(), &mut |w| warnings.push(w));
     let key = opened
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{}", crate::app::one_line(e)))
@@ -551,7 +554,7 @@ fn check_app(
             } else {
                 Status::Fail
             };
-            let mut detail = match key_format(&app.key) {
+            let mut detail = match key_format(&spec.key) {
                 Some(form) => format!("{describe} ({form}): fingerprint {fingerprint}"),
                 None => format!("{describe}: fingerprint {fingerprint}"),
             };
@@ -632,7 +635,7 @@ fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, "needs the key and the API host");
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
 
@@ -640,7 +643,7 @@ fn check_app(
         return;
     };
     let state = State::open();
-    let mut signer = crate::jwt::Signer::new(opened, app.id.iss(), state.clock_offset(&api_url));
+    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -668,7 +671,7 @@ fn check_app(
                 Status::Fail,
                 format!(
                     "GitHub refused {key_name} for app {}: the key does not belong to this app, or was deleted from it; the app's settings page lists its keys' fingerprints",
-                    app.id.iss()
+                    spec.id.iss()
                 ),
             );
             None
@@ -687,7 +690,7 @@ fn check_app(
         if repo.is_some() {
             report.add("repo", Status::Skip, "GitHub did not accept the app's key");
         }
-        permissions_check(app, report);
+        permissions_check(spec, report);
         return;
     }
     match client.installations(&mut signer) {
@@ -735,7 +738,7 @@ fn check_app(
     if let Some((owner, name)) = repo {
         repo_check(&client, &mut signer, target, app, owner, name, report);
     }
-    permissions_check(app, report);
+    permissions_check(spec, report);
 }
 
 /// "PKCS#1, mode 600" for a PEM key in a file or in the environment.
@@ -789,7 +792,7 @@ fn repo_check(
         );
         return;
     }
-    let installation = match app.installation_id {
+    let installation = match app.installation().and_then(|s| s.installation_id) {
         Some(id) => Ok(Some(github::Installation {
             id,
             account: owner.to_owned(),
@@ -833,7 +836,7 @@ fn repo_check(
 }
 
 /// Narrowed permissions without `workflows`: GitHub refuses pushes that touch workflow files.
-fn permissions_check(app: &App, report: &mut Report) {
+fn permissions_check(app: &InstallationSpec, report: &mut Report) {
     if app.permissions.is_empty() {
         report.add(
             "permissions",
@@ -880,7 +883,7 @@ fn cache_check(config: &Config, app: &App, report: &mut Report) {
     let mut working = Vec::new();
     for (mode, name) in modes {
         let cache = Cache::new(*mode, &state);
-        let key = CacheKey::new("doctor://round-trip", &app.id, 0, "doctor");
+        let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
         let token = Token {
             secret: Secret::new(value.clone()),

@@ -31,7 +31,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             COMMAND.usage
         );
     };
-    let obtained = token::obtain_for(ctx, args, COMMAND.usage, out)?;
+    let (obtained, _) = token::obtain_for(ctx, args, COMMAND.usage, out)?;
     out.out.flush()?;
     let secret = obtained.token.secret.expose();
     let status = std::process::Command::new(program)

@@ -2,7 +2,7 @@
 //! cached tokens — without asking GitHub. The next get looks everything up again.
 
 use super::{Args, Command, Context, Output, target};
-use crate::cache::{Cache, CacheKey};
+use crate::cache::Cache;
 use crate::config::AppId;
 use crate::index;
 use crate::state::State;
@@ -36,12 +36,10 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         if !matches(&record.owner) && !matches(&record.account.to_ascii_lowercase()) {
             continue;
         }
-        if let Ok(app_id) = AppId::parse(&record.app) {
-            let key = CacheKey::new(&record.api, &app_id, record.installation, &record.scope);
-            if cache.load(&key).is_some() {
-                cache.remove(&key);
-                tokens += 1;
-            }
+        let key = record.cache_key();
+        if cache.load(&key).is_some() {
+            cache.remove(&key);
+            tokens += 1;
         }
         index::forget_key(&state, &record.key);
     }

@@ -1,8 +1,8 @@
 //! `installations`: the app's installations on GitHub (every page), for each configured app.
 
 use super::{Args, Command, Context, Opt, Output, target};
-use crate::app;
 use crate::github::{Client, Deadline};
+use crate::source::installation;
 use crate::state::State;
 use anyhow::{Context as _, Result};
 use std::process::ExitCode;
@@ -32,30 +32,33 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     let mut listed = Vec::new();
     let mut seen = Vec::new();
     for app in &config.apps {
-        let route = target::app_route(app);
-        if seen.contains(&(route.api_url.clone(), app.id.iss())) {
+        let Some(spec) = app.installation() else {
+            continue;
+        };
+        let api_url = app.api_url(target::protocol(&app.host));
+        if seen.contains(&(api_url.clone(), spec.id.iss())) {
             continue;
         }
-        seen.push((route.api_url.clone(), app.id.iss()));
+        seen.push((api_url.clone(), spec.id.iss()));
         let mut say = |line: &str| {
             let _ = writeln!(out.err, "git-credential-github-app: {line}");
         };
-        let mut signer = app::signer(&route, &state, deadline, &mut say)?;
+        let mut signer = installation::jwt_signer(spec, &api_url, &state, deadline, &mut say)?;
         let initial = signer.offset;
-        let client = Client::new(&route.api_url, app.host.as_str(), deadline);
+        let client = Client::new(&api_url, app.host.as_str(), deadline);
         let result = client.installations(&mut signer);
-        app::keep_clock_offset(&route, &state, &signer, initial);
+        installation::keep_clock_offset(&api_url, &state, &signer, initial);
         let installations =
-            result.with_context(|| format!("app {} on {}", app.id, app.host.as_str()))?;
-        listed.push((app, installations));
+            result.with_context(|| format!("app {} on {}", spec.id, app.host.as_str()))?;
+        listed.push((app, spec, installations));
     }
 
     if args.flag("json") {
         let value: Vec<_> = listed
             .iter()
-            .map(|(app, list)| {
+            .map(|(app, spec, list)| {
                 serde_json::json!({
-                    "app_id": app.id.iss(),
+                    "app_id": spec.id.iss(),
                     "host": app.host.as_str(),
                     "installations": list.iter().map(|i| serde_json::json!({
                         "id": i.id,
@@ -70,11 +73,11 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         writeln!(out.out, "{:#}", serde_json::Value::Array(value))?;
         return Ok(ExitCode::SUCCESS);
     }
-    for (app, list) in &listed {
+    for (app, spec, list) in &listed {
         writeln!(
             out.out,
             "app {} on {}: {} installation{}",
-            app.id,
+            spec.id,
             app.host.as_str(),
             list.len(),
             if list.len() == 1 { "" } else { "s" }

@@ -2,11 +2,10 @@
 //! them from every cache tier.
 
 use super::{Args, Command, Context, Output, target};
-use crate::cache::{Cache, CacheKey};
-use crate::config::AppId;
-use crate::github::{Client, Revoked};
-use crate::index;
+use crate::cache::Cache;
+use crate::github::Revoked;
 use crate::state::State;
+use crate::{index, source};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -40,10 +39,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         {
             continue;
         }
-        let Ok(app_id) = AppId::parse(&record.app) else {
-            continue;
-        };
-        let key = CacheKey::new(&record.api, &app_id, record.installation, &record.scope);
+        let key = record.cache_key();
         let Some(token) = cache.load(&key) else {
             index::forget_key(&state, &record.key);
             continue;
@@ -55,8 +51,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             record.owner,
             record.installation
         );
-        let client = Client::new(&record.api, &record.host, deadline);
-        match client.revoke(&token.secret) {
+        match source::revoke(&record, &token.secret, deadline) {
             Ok(done) => {
                 cache.remove(&key);
                 index::forget(&state, &key);

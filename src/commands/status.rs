@@ -2,11 +2,10 @@
 //! the token), remembered installations and "not installed" owners. No GitHub call.
 
 use super::{Args, Command, Context, Opt, Output, target};
-use crate::cache::{Cache, CacheKey};
-use crate::config::AppId;
+use crate::cache::Cache;
 use crate::github::unix_now;
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{app, index};
+use crate::{app, index, source};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -32,7 +31,7 @@ OPTIONS:
 
 /// One cached token, described.
 struct Cached {
-    record: index::TokenRecord,
+    record: source::Record,
     fingerprint: String,
     expires_at: u64,
 }
@@ -44,10 +43,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     let now = unix_now();
     let mut tokens = Vec::new();
     for record in target::cache_entries(&state, config.as_ref()) {
-        let Ok(app_id) = AppId::parse(&record.app) else {
-            continue;
-        };
-        let key = CacheKey::new(&record.api, &app_id, record.installation, &record.scope);
+        let key = record.cache_key();
         match cache.load(&key) {
             Some(token) if token.expires_at > now => tokens.push(Cached {
                 fingerprint: token.secret.fingerprint(),

@@ -3,13 +3,12 @@
 //! routed (so `token` and git share one cache entry and one mint).
 
 use super::Context;
-use crate::cache::CacheKey;
 use crate::config::{self, CacheMode, Config, Host};
 use crate::github::Deadline;
-use crate::index;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
 use crate::state::State;
+use crate::{index, source};
 use anyhow::{Result, anyhow, bail};
 
 /// The configuration from the global options, the environment and the config file.
@@ -93,17 +92,6 @@ pub fn target<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
     })
 }
 
-/// A route for one configured app alone, for calls that are about the app, not an owner.
-pub fn app_route<'a>(app: &'a config::App) -> Route<'a> {
-    Route {
-        app,
-        api_url: app.api_url(protocol(&app.host)),
-        owner: None,
-        repo: None,
-        fallbacks: Vec::new(),
-    }
-}
-
 /// What `status`, `revoke` and `forget` look through: the configuration if it resolves (none is
 /// needed to look), its cache mode, and a deadline so that a frozen keyring holds the command up
 /// no longer than a get.
@@ -124,47 +112,22 @@ pub fn owner_arg(args: &super::Args) -> Option<String> {
         .map(|o| o.trim().to_ascii_lowercase())
 }
 
-/// Every cache entry the helper may hold: the index of minted tokens, plus, for each configured
-/// app that is not repository-scoped, the entry of each installation it has (fixed, or
-/// remembered for an owner) — so tokens whose index record could not be written (or was deleted)
-/// are still found. Entries from the configuration have no fingerprint, expiry or stores yet:
-/// the caller loads the token to see whether it is there.
-pub fn cache_entries(state: &State, config: Option<&Config>) -> Vec<index::TokenRecord> {
+/// Every cache entry the helper may hold: the index of minted tokens, plus the entries each
+/// configured source knows it may hold without a record (for installation tokens: the entry of
+/// each installation it has, fixed or remembered for an owner) — so tokens whose index record
+/// could not be written (or was deleted) are still found. Entries without a record have no
+/// fingerprint, expiry or stores yet: the caller loads the token to see whether it is there.
+pub fn cache_entries(state: &State, config: Option<&Config>) -> Vec<source::Record> {
     let mut entries = index::all(state);
     let Some(config) = config else {
         return entries;
     };
-    let remembered = state.installation_records();
-    for app in config.apps.iter().filter(|a| !a.repo_scoped) {
-        let api = app.api_url(protocol(&app.host));
-        let installations: Vec<(u64, String)> = match app.installation_id {
-            Some(id) => vec![(id, String::new())],
-            None => remembered
-                .iter()
-                .filter(|r| r.api == api && r.app == app.id.iss())
-                .filter_map(|r| r.installation.map(|id| (id, r.owner.clone())))
-                .collect(),
-        };
-        for (installation, owner) in installations {
-            let key = CacheKey::new(&api, &app.id, installation, &app.scope());
-            if entries.iter().any(|e| e.key == key.as_str()) {
-                continue;
+    for app in &config.apps {
+        let source = source::open(app, app.api_url(protocol(&app.host)), config);
+        for entry in source.unrecorded_entries(state) {
+            if !entries.iter().any(|e| e.key == entry.key) {
+                entries.push(entry);
             }
-            entries.push(index::TokenRecord {
-                key: key.as_str().to_owned(),
-                host: app.host.as_str().to_owned(),
-                api: api.clone(),
-                app: app.id.iss(),
-                account: owner.clone(),
-                owner,
-                installation,
-                scope: app.scope(),
-                fingerprint: String::new(),
-                expires_at: 0,
-                minted_at: 0,
-                permissions: Default::default(),
-                stores: Vec::new(),
-            });
         }
     }
     entries

@@ -2,11 +2,11 @@
 //! the same cache entry, the same single mint under the same lock — for curl, gh and scripts.
 
 use super::{Args, Command, Context, Opt, Output, target};
-use crate::app::{self, Obtained};
+use crate::app::{self, Obtain, Obtained};
 use crate::github::Deadline;
-use crate::index;
 use crate::state::State;
-use anyhow::Result;
+use crate::{index, source};
+use anyhow::{Result, bail};
 use std::process::ExitCode;
 
 pub const COMMAND: Command = Command {
@@ -33,13 +33,14 @@ OPTIONS:
     run,
 };
 
-/// Obtain the token for the command's `OWNER[/REPO]` as `get` would.
+/// Obtain the token for the command's `OWNER[/REPO]` as `get` would, with what the index of
+/// minted tokens knows about it (for a cached token).
 pub fn obtain_for(
     ctx: &Context,
     args: &Args,
     usage: &str,
     out: &mut Output<'_>,
-) -> Result<Obtained> {
+) -> Result<(Obtained, Option<source::Record>)> {
     let which = target::target(args, usage)?;
     let config = target::config(ctx)?;
     let deadline = Deadline::after(config.timeout);
@@ -49,33 +50,40 @@ pub fn obtain_for(
     let mut say = |line: &str| {
         let _ = writeln!(out.err, "git-credential-github-app: {line}");
     };
-    let mut obtained =
-        app::obtain(&route, &config, &state, deadline, &mut say).map_err(|e| {
-            match e.downcast_ref::<app::NotInstalled>() {
-                // Remembered from an earlier lookup: say how to ask GitHub again now.
-                Some(n) if !n.asked_github() => anyhow::anyhow!(
-                    "{n} (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget {})",
-                    n.owner
-                ),
-                _ => e,
-            }
-        })?;
-    if obtained.permissions.is_none() {
-        obtained.permissions = index::find(&state, &obtained.cache_key).map(|r| r.permissions);
+    let mut obtained = match app::obtain(&route, &config, &state, deadline, &mut say)? {
+        Obtain::Token(obtained) => obtained,
+        // Remembered from an earlier lookup: say how to ask GitHub again now.
+        Obtain::NotServed(n) if !n.asked_now() => bail!(
+            "{n} (remembered for 5 minutes; to ask GitHub again now, run: git-credential-github-app forget {})",
+            n.owner
+        ),
+        Obtain::NotServed(n) => bail!("{n}"),
+    };
+    let record = index::find(&state, &obtained.cache_key);
+    if let Some(record) = &record {
+        if obtained.token.permissions.is_none() {
+            obtained.token.permissions = Some(record.permissions.clone());
+        }
+        if !record.account.is_empty() && !obtained.minted {
+            obtained.token.account = Some(record.account.clone());
+        }
     }
-    Ok(obtained)
+    Ok((obtained, record))
 }
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let obtained = obtain_for(ctx, args, COMMAND.usage, out)?;
+    let (obtained, record) = obtain_for(ctx, args, COMMAND.usage, out)?;
     if args.flag("json") {
         let value = serde_json::json!({
             "token": obtained.token.secret.expose(),
             "expires_at": target::rfc3339(obtained.token.expires_at),
-            "installation_id": obtained.installation,
-            "account": obtained.account,
-            "permissions": obtained.permissions,
-            "app_id": obtained.app.iss(),
+            "kind": obtained.token.kind.as_str(),
+            "installation_id": obtained
+                .installation
+                .or_else(|| record.as_ref().map(|r| r.installation).filter(|i| *i != 0)),
+            "account": obtained.token.account,
+            "permissions": obtained.token.permissions,
+            "app_id": obtained.source_id,
             "api_url": obtained.api_url,
             "minted": obtained.minted,
         });
