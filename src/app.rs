@@ -154,8 +154,9 @@ impl NotServed {
         let apps: Vec<String> = self
             .reasons
             .iter()
-            .map(|r| match r {
-                NotMine::NotInstalled { app, .. } => app.to_string(),
+            .filter_map(|r| match r {
+                NotMine::NotInstalled { app, .. } => Some(app.to_string()),
+                NotMine::Broker { .. } => None,
             })
             .collect();
         if apps.len() == 1 {
@@ -187,6 +188,18 @@ impl NotServed {
 
 impl std::fmt::Display for NotServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A broker's refusal says it all, in its own words.
+        let brokers: Vec<&str> = self
+            .reasons
+            .iter()
+            .filter_map(|r| match r {
+                NotMine::Broker { message } => Some(message.as_str()),
+                NotMine::NotInstalled { .. } => None,
+            })
+            .collect();
+        if !brokers.is_empty() {
+            return f.write_str(&brokers.join("; "));
+        }
         write!(
             f,
             "{} not installed on '{}' ({})",

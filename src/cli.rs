@@ -44,6 +44,15 @@ OPTIONS (before or after the operation or command):
     --permissions LIST      narrow the token's permissions: contents:read,metadata:read
     --config PATH           config file for several apps
                             (default ~/.config/git-credential-github-app/config.toml)
+
+  Tokens from a broker instead of an app key (docs/brokers.md):
+    --broker KIND           octo-sts or chinmina: trade the CI job's OIDC token for a token
+    --broker-url URL        the broker (https; http only to loopback)
+    --identity NAME         octo-sts: the trust policy (.github/chainguard/NAME.sts.yaml)
+    --org-scope             octo-sts: ask for the owner (an organisation policy), not OWNER/REPO
+    --profile NAME          chinmina: the profile
+    --oidc SOURCE           auto (default), github-actions, gitlab:VARIABLE, buildkite, file:PATH
+    --audience AUD          the OIDC token's audience (default: the broker's host name)
     -v, --verbose           trace each step on stderr, tokens masked
                             [env GIT_CREDENTIAL_GITHUB_APP_TRACE=1 or =/path/to/log]
     -h, --help              this text
@@ -141,6 +150,13 @@ fn parse_args(
             Long("repo-scoped") => flags.repo_scoped = true,
             Long("permissions") => flags.permissions = Some(text(&mut parser)?),
             Long("config") => flags.config = Some(text(&mut parser)?.into()),
+            Long("broker") => flags.broker.broker = Some(text(&mut parser)?),
+            Long("broker-url") => flags.broker.url = Some(text(&mut parser)?),
+            Long("identity") => flags.broker.identity = Some(text(&mut parser)?),
+            Long("org-scope") => flags.broker.org_scope = true,
+            Long("profile") => flags.broker.profile = Some(text(&mut parser)?),
+            Long("oidc") => flags.broker.oidc = Some(text(&mut parser)?),
+            Long("audience") => flags.broker.audience = Some(text(&mut parser)?),
             Short('v') | Long("verbose") => flags.verbose = true,
             Short('h') | Long("help") => p.help = true,
             Short('V') | Long("version") => p.version = true,

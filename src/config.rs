@@ -260,6 +260,8 @@ pub struct App {
 pub enum SourceSpec {
     /// Installation tokens minted with the GitHub App's private key.
     Installation(InstallationSpec),
+    /// Tokens from a broker (octo-sts, chinmina) or a `token_command`.
+    Broker(crate::broker_spec::BrokerSpec),
 }
 
 /// The settings of an installation-token source: a GitHub App and its key.
@@ -287,6 +289,7 @@ impl App {
     pub fn installation(&self) -> Option<&InstallationSpec> {
         match &self.source {
             SourceSpec::Installation(spec) => Some(spec),
+            SourceSpec::Broker(_) => None,
         }
     }
 
@@ -295,6 +298,7 @@ impl App {
     pub fn serves_without_owner(&self) -> bool {
         match &self.source {
             SourceSpec::Installation(spec) => spec.installation_id.is_some(),
+            SourceSpec::Broker(_) => false,
         }
     }
 
@@ -302,6 +306,7 @@ impl App {
     pub fn describe(&self) -> String {
         match &self.source {
             SourceSpec::Installation(spec) => format!("app {}", spec.id),
+            SourceSpec::Broker(spec) => spec.describe(),
         }
     }
 }
@@ -396,6 +401,8 @@ pub struct Flags {
     pub repo_scoped: bool,
     /// `--permissions contents:read,metadata:read`.
     pub permissions: Option<String>,
+    /// `--broker …` and its options.
+    pub broker: crate::broker_spec::BrokerFlags,
 }
 
 /// The config file's shape.
@@ -409,6 +416,8 @@ struct FileConfig {
     stateless_tokens: Option<String>,
     #[serde(default, rename = "app")]
     apps: Vec<FileApp>,
+    #[serde(default, rename = "broker")]
+    brokers: Vec<crate::broker_spec::FileBroker>,
     public_fallback: Option<FileApp>,
 }
 
@@ -497,6 +506,18 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             i + 1
         );
         let app = app_from_file(fa, base.as_deref(), origin.clone()).with_context(|| origin)?;
+        apps.push(app);
+    }
+    for (i, fb) in file.brokers.iter().enumerate() {
+        let origin = format!(
+            "{} broker #{}",
+            file_path
+                .as_deref()
+                .unwrap_or(Path::new("config"))
+                .display(),
+            i + 1
+        );
+        let app = broker_from_file(fb, base.as_deref(), origin.clone()).with_context(|| origin)?;
         apps.push(app);
     }
     let public_fallback = match &file.public_fallback {
@@ -693,6 +714,35 @@ fn app_from_flags_and_env(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<App>> {
+    if flags.broker.any() {
+        if flags.app_id.is_some() || flags.private_key.is_some() {
+            bail!("--broker and --app-id/--private-key are two kinds of entry: give one");
+        }
+        let spec = crate::broker_spec::from_flags(&flags.broker, &check_broker_url)
+            .map_err(|e| anyhow!(e))?;
+        let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)])
+        {
+            Some((text, setting)) => Host::parse(&text).context(setting)?,
+            None => host_for(flags.api_url.as_deref())?,
+        };
+        let api_url = flags
+            .api_url
+            .clone()
+            .map(|u| check_api_url(&u, "--api-url"))
+            .transpose()?;
+        let owners = flags
+            .owners
+            .iter()
+            .map(|o| check_owner(o).context("--owner"))
+            .collect::<Result<_>>()?;
+        return Ok(Some(App {
+            origin: "command line".into(),
+            host,
+            api_url,
+            owners,
+            source: SourceSpec::Broker(spec),
+        }));
+    }
     let (id_text, origin) = match (&flags.app_id, env(env::APP_ID)) {
         (Some(id), _) => (id.clone(), "--app-id"),
         (None, Some(id)) => (id, env::APP_ID),
@@ -815,6 +865,71 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
         bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
     }
     Ok(out)
+}
+
+/// A `[[broker]]` table (see `broker_spec`).
+fn broker_from_file(
+    fb: &crate::broker_spec::FileBroker,
+    base: Option<&Path>,
+    origin: String,
+) -> Result<App> {
+    let spec =
+        crate::broker_spec::from_file(fb, base, &check_broker_url).map_err(|e| anyhow!(e))?;
+    let api_url = fb
+        .api_url
+        .as_deref()
+        .map(|u| check_api_url(u, "api_url"))
+        .transpose()?;
+    let host = match &fb.host {
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref())?,
+    };
+    let owners = fb
+        .owners
+        .iter()
+        .map(|o| check_owner(o).context("owners"))
+        .collect::<Result<_>>()?;
+    Ok(App {
+        origin,
+        host,
+        api_url,
+        owners,
+        source: SourceSpec::Broker(spec),
+    })
+}
+
+/// A broker URL: https, or http to a loopback address (a token travels on it).
+fn check_broker_url(url: &str) -> std::result::Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => rest,
+        (None, Some(rest)) => {
+            let host = Host::parse(rest.split('/').next().unwrap_or(""))
+                .map_err(|e| format!("broker URL {}: {e}", quoted(url)))?;
+            if !host.is_loopback() {
+                return Err(format!(
+                    "broker URL {} is plain http to a host that is not loopback; use https",
+                    quoted(url)
+                ));
+            }
+            rest
+        }
+        (None, None) => {
+            return Err(format!(
+                "broker URL {} must start with https://",
+                quoted(url)
+            ));
+        }
+    };
+    if rest.split('/').next().is_none_or(str::is_empty)
+        || url.contains(['?', '#', ' ', '@', '\r', '\n'])
+    {
+        return Err(format!(
+            "broker URL {} is not a base URL (https://HOST[/PATH])",
+            quoted(url)
+        ));
+    }
+    Ok(url.to_owned())
 }
 
 fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
@@ -1047,6 +1162,26 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn broker_urls_are_https_or_loopback_http() {
+        assert_eq!(
+            check_broker_url("https://octo-sts.dev/").unwrap(),
+            "https://octo-sts.dev"
+        );
+        assert_eq!(
+            check_broker_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(
+            check_broker_url("http://octo-sts.dev")
+                .unwrap_err()
+                .contains("plain http")
+        );
+        assert!(check_broker_url("ftp://x").is_err());
+        assert!(check_broker_url("https://user@x").is_err());
+        assert!(check_broker_url("https://x/?a=b").is_err());
+    }
 
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")

@@ -10,8 +10,7 @@
 //! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
 pub mod app;
-#[path = "source/broker/mod.rs"]
-pub mod broker;
+pub mod broker_spec;
 pub mod cache;
 pub mod cli;
 pub mod commands;

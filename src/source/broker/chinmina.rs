@@ -15,25 +15,7 @@ use super::{Reply, Request, json_message};
 use crate::github::printable_message;
 use crate::secret::Secret;
 
-/// Which endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    GitCredentials,
-    Token,
-}
-
-impl Mode {
-    pub fn parse(text: &str) -> Result<Mode, String> {
-        match text.trim() {
-            "git-credentials" => Ok(Mode::GitCredentials),
-            "token" => Ok(Mode::Token),
-            other => Err(format!(
-                "chinmina mode {} is not git-credentials or token",
-                printable_message(other)
-            )),
-        }
-    }
-}
+pub use crate::broker_spec::ChinminaMode as Mode;
 
 /// A token and its expiry (Unix seconds) as chinmina gave them.
 #[derive(Debug)]

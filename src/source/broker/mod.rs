@@ -16,10 +16,232 @@ pub mod command;
 pub mod octo_sts;
 pub mod oidc;
 
-use crate::github::{Deadline, printable_message};
+use super::{About, Cx, Fetched, Kind, Known, NotMine, Target, Token, TokenSource};
+use crate::broker_spec::{Broker, BrokerSpec};
+use crate::cache::CacheKey;
+use crate::config::Host;
+use crate::github::{Deadline, printable_message, unix_now};
 use crate::secret::Secret;
+use crate::state::{State, digest};
+use crate::trace;
+use anyhow::{Result, anyhow};
 use std::fmt;
 use std::time::{Duration, Instant};
+
+/// The token source of a broker entry.
+pub struct Brokered<'a> {
+    spec: &'a BrokerSpec,
+    host: &'a Host,
+    /// GitHub's REST API for this host (where a brokered token is revoked).
+    api_url: String,
+}
+
+impl<'a> Brokered<'a> {
+    pub fn new(spec: &'a BrokerSpec, host: &'a Host, api_url: String) -> Brokered<'a> {
+        Brokered {
+            spec,
+            host,
+            api_url,
+        }
+    }
+
+    /// What the token is for, as part of the cache key: octo-sts' scope (`owner/repo`, or the
+    /// owner for an organisation policy), else the repository. None: git sent too little.
+    fn scope(&self, target: &Target) -> Option<String> {
+        let owner = target.owner.as_deref();
+        let repo = target.repo.as_deref().map(str::to_ascii_lowercase);
+        match &self.spec.broker {
+            Broker::OctoSts { org_scope, .. } => {
+                octo_sts::scope(owner, repo.as_deref(), *org_scope)
+            }
+            Broker::Chinmina { .. } | Broker::Command { .. } => {
+                Some(format!("{}/{}", owner?, repo?))
+            }
+        }
+    }
+
+    /// Broker URL + what is asked of it + scope: two targets with the same key share a token.
+    fn key_text(&self, scope: &str) -> String {
+        let asked = match &self.spec.broker {
+            Broker::OctoSts { identity, .. } => format!("identity={identity}"),
+            Broker::Chinmina { profile, mode } => {
+                format!("profile={}|mode={mode:?}", profile.as_deref().unwrap_or(""))
+            }
+            Broker::Command { argv } => format!("command={}", digest(&[&argv.join("\0")])),
+        };
+        format!(
+            "broker|{}|{}|{asked}|scope={scope}",
+            self.kind().as_str(),
+            self.spec.url
+        )
+    }
+
+    fn audience(&self) -> String {
+        self.spec
+            .audience
+            .clone()
+            .unwrap_or_else(|| default_audience(&self.spec.url))
+    }
+
+    /// The protocol git used (`http` only for the local test GitHub on loopback).
+    fn protocol(&self) -> &str {
+        self.api_url.split_once("://").map_or("https", |(p, _)| p)
+    }
+}
+
+impl TokenSource for Brokered<'_> {
+    fn kind(&self) -> Kind {
+        match self.spec.broker {
+            Broker::OctoSts { .. } => Kind::OctoSts,
+            Broker::Chinmina { .. } => Kind::Chinmina,
+            Broker::Command { .. } => Kind::Command,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.spec.describe()
+    }
+
+    fn id(&self) -> String {
+        match &self.spec.broker {
+            Broker::Command { argv } => argv.first().cloned().unwrap_or_default(),
+            _ => self.spec.url.clone(),
+        }
+    }
+
+    fn api_url(&self) -> &str {
+        &self.api_url
+    }
+
+    fn key(&self, target: &Target, _state: &State) -> Known {
+        match self.scope(target) {
+            Some(scope) => Known::Key(CacheKey::new(self.key_text(&scope))),
+            None => Known::Unknown,
+        }
+    }
+
+    fn flight(&self, target: &Target) -> String {
+        let scope = self.scope(target).unwrap_or_default();
+        digest(&[&self.key_text(&scope)])
+    }
+
+    fn fetch(&self, target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
+        let scope = self.scope(target).ok_or_else(|| {
+            anyhow!(
+                "{} needs the repository for {}: set credential.useHttpPath = true for {} (setup does)",
+                self.describe(),
+                target.describe(),
+                self.host.as_str()
+            )
+        })?;
+        let (owner, repo) = (
+            target.owner.clone().unwrap_or_default(),
+            target.repo.clone().unwrap_or_default(),
+        );
+        let deadline = cx.deadline;
+        let audience = self.audience();
+        let env = |name: &str| std::env::var(name).ok();
+        let mut oidc = || -> Result<Option<Secret>, BrokerError> {
+            match &self.spec.oidc {
+                Some(source) => {
+                    let token = source.fetch(&audience, &env, deadline)?;
+                    trace!(
+                        "OIDC token {} from {}",
+                        token.fingerprint(),
+                        source.describe()
+                    );
+                    Ok(Some(token))
+                }
+                None => Ok(None),
+            }
+        };
+        let sent = unix_now();
+        let name = self.describe();
+        let outcome: Result<Option<(Secret, Option<u64>)>, BrokerError> = match &self.spec.broker {
+            Broker::OctoSts { identity, .. } => {
+                let request = octo_sts::request(&self.spec.url, &scope, identity);
+                exchange(&name, deadline, &mut oidc, &request, &json_message).and_then(|reply| {
+                    octo_sts::token(&reply)
+                        .map(|t| Some((t, None)))
+                        .map_err(BrokerError::Invalid)
+                })
+            }
+            Broker::Chinmina { profile, mode } => {
+                let path = format!("{owner}/{}.git", target.repo.as_deref().unwrap_or_default());
+                let request = chinmina::request(
+                    &self.spec.url,
+                    *mode,
+                    profile.as_deref(),
+                    self.protocol(),
+                    self.host.as_str(),
+                    &path,
+                );
+                exchange(&name, deadline, &mut oidc, &request, &chinmina::denied).and_then(
+                    |reply| {
+                        chinmina::vended(&reply, *mode, &owner, &repo)
+                            .map(|v| v.map(|v| (v.secret, v.expires_at)))
+                            .map_err(BrokerError::Invalid)
+                    },
+                )
+            }
+            Broker::Command { argv } => (|| {
+                let oidc = oidc()?;
+                let path = format!("{owner}/{repo}.git");
+                let input = command::input(
+                    self.protocol(),
+                    self.host.as_str(),
+                    Some(&path),
+                    Some(&owner),
+                    Some(&repo),
+                    oidc.as_ref(),
+                );
+                let what = self.describe();
+                let out = crate::signer::command::run(argv, &input, deadline.at(), &what)
+                    .map_err(|e| BrokerError::Unavailable(format!("{e:#}")))?;
+                command::parse(&out, unix_now())
+                    .map(|p| p.map(|p| (p.secret, p.expires_at)))
+                    .map_err(|e| BrokerError::Invalid(format!("{what} {e}")))
+            })(),
+        };
+        match outcome {
+            Ok(Some((secret, returned))) => {
+                let expires_at = expiry(returned, sent);
+                trace!(
+                    "{name} gave token {} for {scope}, expires in {} s{}",
+                    secret.fingerprint(),
+                    expires_at.saturating_sub(unix_now()),
+                    if returned.is_none() {
+                        " (assumed: no expiry given)"
+                    } else {
+                        ""
+                    }
+                );
+                let token = Token {
+                    secret,
+                    expires_at,
+                    kind: self.kind(),
+                    account: Some(owner),
+                    permissions: None,
+                };
+                Ok(Fetched::Token {
+                    token,
+                    key: CacheKey::new(self.key_text(&scope)),
+                    about: About {
+                        installation: None,
+                        scope,
+                    },
+                })
+            }
+            Ok(None) => Ok(Fetched::NotMine(NotMine::Broker {
+                message: format!("{name} has no token for {}", target.describe()),
+            })),
+            Err(BrokerError::Refused { message, .. }) => {
+                Ok(Fetched::NotMine(NotMine::Broker { message }))
+            }
+            Err(e) => Err(anyhow!(e)),
+        }
+    }
+}
 
 /// A brokered token is assumed to live at most this long from receipt (GitHub's installation
 /// tokens live one hour; octo-sts returns no expiry at all).
@@ -94,38 +316,6 @@ impl Reply {
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-}
-
-/// A broker URL as configured: `https://…`, or `http://` to a loopback address only (a token
-/// and an OIDC token travel on it). No trailing slash.
-pub fn check_url(url: &str) -> Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let rest = if let Some(rest) = url.strip_prefix("https://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        let host = crate::config::Host::parse(rest.split('/').next().unwrap_or(""))
-            .map_err(|e| format!("broker URL {}: {e}", printable_message(url)))?;
-        if !host.is_loopback() {
-            return Err(format!(
-                "broker URL {} is plain http to a non-loopback host; use https",
-                printable_message(url)
-            ));
-        }
-        rest
-    } else {
-        return Err(format!(
-            "broker URL {} must start with https://",
-            printable_message(url)
-        ));
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    if host.is_empty() || url.contains(['?', '#', ' ', '\r', '\n', '@']) {
-        return Err(format!(
-            "broker URL {} is not a base URL (https://HOST[/PATH])",
-            printable_message(url)
-        ));
-    }
-    Ok(url.to_owned())
 }
 
 /// The host name of a broker URL, without port: the default OIDC audience (what octo-sts
@@ -340,26 +530,6 @@ mod tests {
         assert_eq!(expiry(None, 1000), 4600);
         assert_eq!(expiry(Some(1900), 1000), 1900);
         assert_eq!(expiry(Some(99_999), 1000), 4600);
-    }
-
-    #[test]
-    fn broker_urls_are_https_or_loopback_http() {
-        assert_eq!(
-            check_url("https://octo-sts.dev/").unwrap(),
-            "https://octo-sts.dev"
-        );
-        assert_eq!(
-            check_url("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert!(
-            check_url("http://octo-sts.dev")
-                .unwrap_err()
-                .contains("plain http")
-        );
-        assert!(check_url("ftp://x").is_err());
-        assert!(check_url("https://user@x").is_err());
-        assert!(check_url("https://x/?a=b").is_err());
     }
 
     #[test]

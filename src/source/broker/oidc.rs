@@ -16,87 +16,17 @@
 //!   (`BUILDKITE=true`).
 
 use super::{BrokerError, Reply, Request, query_value};
+pub use crate::broker_spec::OidcSource;
 use crate::github::{Deadline, printable_message};
 use crate::secret::Secret;
 use base64::Engine;
-use std::path::PathBuf;
 
 pub const ACTIONS_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
 pub const ACTIONS_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 /// The largest OIDC token accepted (Kubernetes and Actions tokens are 1–3 KB).
 const MAX_TOKEN: usize = 64 * 1024;
 
-/// Where the OIDC token comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OidcSource {
-    /// Detect the CI system from its environment.
-    Auto,
-    GithubActions,
-    /// GitLab CI: the environment variable an `id_tokens:` entry fills.
-    Gitlab {
-        variable: String,
-    },
-    Buildkite,
-    /// A file read at every use (Kubernetes projected service-account token, …).
-    File(PathBuf),
-    /// A program that prints the token.
-    Command(Vec<String>),
-}
-
 impl OidcSource {
-    /// `auto`, `github-actions`, `gitlab:VARIABLE`, `buildkite`, `file:PATH` (a command is given
-    /// as a list in the config file, `oidc_command`).
-    pub fn parse(text: &str) -> Result<OidcSource, String> {
-        let text = text.trim();
-        match text {
-            "auto" | "" => return Ok(OidcSource::Auto),
-            "github-actions" | "actions" => return Ok(OidcSource::GithubActions),
-            "buildkite" => return Ok(OidcSource::Buildkite),
-            _ => {}
-        }
-        if let Some(var) = text.strip_prefix("gitlab:") {
-            let ok = !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            return match ok {
-                true => Ok(OidcSource::Gitlab {
-                    variable: var.to_owned(),
-                }),
-                false => Err(format!(
-                    "oidc gitlab:{} does not name an environment variable",
-                    printable_message(var)
-                )),
-            };
-        }
-        if let Some(path) = text.strip_prefix("file:") {
-            if path.is_empty() {
-                return Err(
-                    "oidc file: needs a path (file:/var/run/secrets/tokens/octo-sts)".into(),
-                );
-            }
-            return Ok(OidcSource::File(PathBuf::from(path)));
-        }
-        Err(format!(
-            "oidc {} is not one of auto, github-actions, gitlab:VARIABLE, buildkite, file:PATH (or oidc_command = [\"prog\", …] in the config file)",
-            printable_message(text)
-        ))
-    }
-
-    /// For messages and `doctor`; never the token.
-    pub fn describe(&self) -> String {
-        match self {
-            OidcSource::Auto => "auto-detected".into(),
-            OidcSource::GithubActions => "GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL)".into(),
-            OidcSource::Gitlab { variable } => format!("GitLab id_tokens variable {variable}"),
-            OidcSource::Buildkite => "Buildkite (buildkite-agent oidc request-token)".into(),
-            OidcSource::File(path) => {
-                format!("file {}", printable_message(&path.to_string_lossy()))
-            }
-            OidcSource::Command(argv) => format!(
-                "oidc_command '{}'",
-                printable_message(argv.first().map_or("", String::as_str))
-            ),
-        }
-    }
-
     /// The concrete source `auto` stands for here, or which environments were looked for.
     pub fn resolve(
         &self,
@@ -301,31 +231,6 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
-    }
-
-    #[test]
-    fn sources_parse() {
-        assert_eq!(OidcSource::parse("auto"), Ok(OidcSource::Auto));
-        assert_eq!(
-            OidcSource::parse("github-actions"),
-            Ok(OidcSource::GithubActions)
-        );
-        assert_eq!(
-            OidcSource::parse("gitlab:OCTO_ID_TOKEN"),
-            Ok(OidcSource::Gitlab {
-                variable: "OCTO_ID_TOKEN".into()
-            })
-        );
-        assert_eq!(
-            OidcSource::parse("file:/var/run/secrets/tokens/sts"),
-            Ok(OidcSource::File("/var/run/secrets/tokens/sts".into()))
-        );
-        assert!(OidcSource::parse("gitlab:A-B").is_err());
-        assert!(
-            OidcSource::parse("vault")
-                .unwrap_err()
-                .contains("not one of")
-        );
     }
 
     #[test]

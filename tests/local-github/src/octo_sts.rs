@@ -144,7 +144,8 @@ struct PolicyFile {
 
 enum Matcher {
     Exact(String),
-    Pattern(regex::Regex),
+    /// The compiled, anchored pattern and the pattern as the policy wrote it.
+    Pattern(regex::Regex, String),
 }
 
 impl Matcher {
@@ -157,7 +158,7 @@ impl Matcher {
             (Some(_), Some(_)) => Err(format!("only one of {name} or {name}_pattern can be set")),
             (Some(e), None) => Ok(Some(Matcher::Exact(e))),
             (None, Some(p)) => regex::Regex::new(&format!("^(?:{p})$"))
-                .map(|r| Some(Matcher::Pattern(r)))
+                .map(|r| Some(Matcher::Pattern(r, p)))
                 .map_err(|e| format!("{name}_pattern: {e}")),
             (None, None) => Ok(None),
         }
@@ -165,13 +166,13 @@ impl Matcher {
     fn matches(&self, value: &str) -> bool {
         match self {
             Matcher::Exact(e) => e == value,
-            Matcher::Pattern(r) => r.is_match(value),
+            Matcher::Pattern(r, _) => r.is_match(value),
         }
     }
     fn describe(&self) -> String {
         match self {
             Matcher::Exact(e) => format!("{e:?}"),
-            Matcher::Pattern(r) => format!("{:?}", r.as_str()),
+            Matcher::Pattern(_, p) => format!("{p:?}"),
         }
     }
 }
