@@ -15,9 +15,10 @@
 use git_credential_github_app::app::{self, Io, Outcome};
 use git_credential_github_app::cache::Cache;
 use git_credential_github_app::config::{
-    App, AppId, CacheMode, Config, Host, InstallationSpec, KeySource, SourceSpec,
+    App, AppId, CacheMode, Config, Host, InstallationSpec, SourceSpec,
 };
 use git_credential_github_app::github::{Token, unix_now};
+use git_credential_github_app::keyref::KeyRef;
 use git_credential_github_app::protocol::{self, Operation, Request};
 use git_credential_github_app::route::{self, Decision};
 use git_credential_github_app::secret::Secret;
@@ -48,7 +49,7 @@ fn apps(key: &Path) -> Vec<App> {
         owners: owners.iter().map(|o| o.to_string()).collect(),
         source: SourceSpec::Installation(InstallationSpec {
             id: AppId::Numeric(id),
-            key: KeySource::File(key.to_path_buf()),
+            key: KeyRef::File(key.to_path_buf()),
             installation_id: installation,
             permissions: scope
                 .iter()

@@ -5,7 +5,7 @@
 //! KEY`); both are accepted. So is the PEM with literal `\n` instead of newlines, and the PEM as one
 //! base64 blob, as users store them in CI secrets.
 
-use crate::config::KeySource;
+use crate::keyref::{KeyRef, shown};
 use crate::secret::Secret;
 use anyhow::{Result, bail};
 use base64::Engine;
@@ -17,38 +17,15 @@ use std::path::Path;
 const NEW_KEY: &str =
     "generate a new private key on the app's settings page (it downloads a .pem file)";
 
-/// Read and parse a PEM key (`source` is [`KeySource::File`] or [`KeySource::Env`]). `warn`
+/// Read and parse a PEM key (`source` is [`KeyRef::File`] or [`KeyRef::Env`]). `warn`
 /// receives one-line warnings (loose file permissions).
-pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<RsaPrivateKey> {
+pub fn load(source: &KeyRef, warn: &mut dyn FnMut(String)) -> Result<RsaPrivateKey> {
     let text = match source {
-        KeySource::File(path) => read_file(path, warn)?,
-        KeySource::Env(pem) => pem.clone(),
+        KeyRef::File(path) => read_file(path, warn)?,
+        KeyRef::Env(pem) => pem.clone(),
         other => bail!("{} is not a PEM key", other.describe()),
     };
-    parse(&text, &origin(source))
-}
-
-/// "the key in PATH" / "the key in GITHUB_APP_PRIVATE_KEY", for messages.
-pub fn origin(source: &KeySource) -> String {
-    match source {
-        KeySource::File(path) => format!("the key in {}", shown(path)),
-        KeySource::Env(_) => format!("the key in {}", crate::config::env::PRIVATE_KEY),
-        other => other.describe(),
-    }
-}
-
-/// A path as it may appear in a message: control characters escaped, length capped.
-fn shown(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let mut out: String = text
-        .chars()
-        .take(256)
-        .flat_map(char::escape_debug)
-        .collect();
-    if text.chars().count() > 256 {
-        out.push('…');
-    }
-    out
+    parse(&text, &source.describe())
 }
 
 fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
@@ -243,7 +220,7 @@ mod tests {
 
     #[test]
     fn missing_file_names_the_path() {
-        let e = load(&KeySource::File("/no/such/app.pem".into()), &mut |_| {})
+        let e = load(&KeyRef::File("/no/such/app.pem".into()), &mut |_| {})
             .err()
             .unwrap();
         assert!(

@@ -10,7 +10,6 @@
 //! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
 pub mod app;
-pub mod broker_spec;
 pub mod cache;
 pub mod cli;
 pub mod commands;
@@ -20,6 +19,7 @@ pub mod github;
 pub mod index;
 pub mod jwt;
 pub mod key;
+pub mod keyref;
 pub mod protocol;
 pub mod route;
 pub mod secret;

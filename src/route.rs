@@ -243,7 +243,8 @@ fn valid_repo(repo: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{AppId, CacheMode, InstallationSpec, KeySource, SourceSpec};
+    use crate::config::{AppId, CacheMode, InstallationSpec, SourceSpec};
+    use crate::keyref::KeyRef;
     use std::collections::BTreeMap;
     use std::time::Duration;
 
@@ -255,7 +256,7 @@ mod tests {
             owners: owners.iter().map(|s| s.to_string()).collect(),
             source: SourceSpec::Installation(InstallationSpec {
                 id: AppId::Numeric(1),
-                key: KeySource::File("/k".into()),
+                key: KeyRef::File("/k".into()),
                 installation_id: installation,
                 permissions: BTreeMap::new(),
                 repo_scoped: false,

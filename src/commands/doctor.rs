@@ -5,9 +5,10 @@
 use super::setup::Target;
 use super::{Args, Command, Context, Opt, Output};
 use crate::cache::{Cache, CacheKey};
-use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec, KeySource};
+use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec};
 use crate::gitconfig::{self, Entry, UrlMatch};
 use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
+use crate::keyref::KeyRef;
 use crate::protocol;
 use crate::secret::Secret;
 use crate::state::State;
@@ -742,9 +743,9 @@ fn check_app(
 }
 
 /// "PKCS#1, mode 600" for a PEM key in a file or in the environment.
-fn key_format(source: &KeySource) -> Option<String> {
+fn key_format(source: &KeyRef) -> Option<String> {
     let (text, mode) = match source {
-        KeySource::File(path) => {
+        KeyRef::File(path) => {
             let text = Secret::new(std::fs::read_to_string(path).ok()?);
             #[cfg(unix)]
             let mode = {
@@ -757,7 +758,7 @@ fn key_format(source: &KeySource) -> Option<String> {
             let mode = None;
             (text, mode)
         }
-        KeySource::Env(text) => (text.clone(), None),
+        KeyRef::Env(text) => (text.clone(), None),
         #[allow(unreachable_patterns)]
         _ => return None,
     };
@@ -1008,7 +1009,7 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
-        let source = KeySource::File(path);
+        let source = KeyRef::File(path);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut warnings = Vec::new();
         let signer = crate::signer::open(&source, deadline, &mut |w| warnings.push(w)).unwrap();

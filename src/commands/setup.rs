@@ -126,7 +126,7 @@ fn helper_line(flags: &Flags) -> Result<String> {
     }
     if let Some(p) = &flags.private_key {
         let text = p.to_string_lossy();
-        if text.starts_with("pkcs11:") || text.starts_with("arn:") {
+        if crate::keyref::Written::of(&text) != crate::keyref::Written::Path {
             // A PIN in the URI would be written into the git config (often world-readable) and
             // be in the helper's argv on every run: only a PIN file is taken.
             if crate::gitconfig::has_pin_value(&text) {

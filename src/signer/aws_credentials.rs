@@ -13,7 +13,7 @@
 //!
 //! Secrets stay [`Secret`]s; messages name the source, never a secret key or session token.
 
-use super::aws_kms::{Http, endpoint};
+use super::aws_http::{Http, endpoint};
 use crate::secret::Secret;
 use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;

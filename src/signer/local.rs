@@ -1,7 +1,7 @@
 //! The app's key as a PEM file or environment variable on this machine ([`crate::key`] reads it).
 
 use super::KeySigner;
-use crate::config::KeySource;
+use crate::keyref::KeyRef;
 use crate::secret::Secret;
 use anyhow::{Result, anyhow};
 use rsa::pkcs1v15::SigningKey;
@@ -17,9 +17,9 @@ pub struct LocalKey {
 }
 
 impl LocalKey {
-    pub fn load(source: &KeySource, warn: &mut dyn FnMut(String)) -> Result<LocalKey> {
+    pub fn load(source: &KeyRef, warn: &mut dyn FnMut(String)) -> Result<LocalKey> {
         let key = crate::key::load(source, warn)?;
-        Ok(LocalKey::new(key, crate::key::origin(source)))
+        Ok(LocalKey::new(key, source.describe()))
     }
 
     /// A key from PEM text; `origin` names it in messages.

@@ -7,12 +7,13 @@
 //! minted (never for a cached answer), so no module is loaded and no credential is read before then.
 
 pub mod aws_credentials;
+pub mod aws_http;
 pub mod aws_kms;
 pub mod command;
 pub mod local;
 pub mod pkcs11;
 
-use crate::config::KeySource;
+use crate::keyref::KeyRef;
 use anyhow::Result;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -31,17 +32,15 @@ pub trait KeySigner {
 /// Open the signer for `source`. `deadline` bounds the time spent signing (a signer command is
 /// killed when it runs over); `warn` receives one-line warnings (loose file permissions).
 pub fn open(
-    source: &KeySource,
+    source: &KeyRef,
     deadline: Instant,
     warn: &mut dyn FnMut(String),
 ) -> Result<Box<dyn KeySigner>> {
     match source {
-        KeySource::File(_) | KeySource::Env(_) => {
-            Ok(Box::new(local::LocalKey::load(source, warn)?))
-        }
-        KeySource::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
-        KeySource::AwsKms(key) => Ok(Box::new(aws_kms::KmsSigner::open(key, deadline)?)),
-        KeySource::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
+        KeyRef::File(_) | KeyRef::Env(_) => Ok(Box::new(local::LocalKey::load(source, warn)?)),
+        KeyRef::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
+        KeyRef::AwsKms(key) => Ok(Box::new(aws_kms::KmsSigner::open(key, deadline)?)),
+        KeyRef::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
             argv,
             public_key.as_deref(),
             deadline,

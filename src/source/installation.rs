@@ -348,12 +348,12 @@ pub fn revoke(record: &Record, token: &Secret, deadline: Deadline) -> Result<Rev
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeySource;
+    use crate::keyref::KeyRef;
 
     fn spec(installation_id: Option<u64>, repo_scoped: bool) -> InstallationSpec {
         InstallationSpec {
             id: AppId::Numeric(1),
-            key: KeySource::File("/k".into()),
+            key: KeyRef::File("/k".into()),
             installation_id,
             permissions: [("contents".to_owned(), "read".to_owned())].into(),
             repo_scoped,

@@ -795,8 +795,8 @@ fn aws_kms_credentials_from_container_and_instance_metadata() {
 /// changes, with variables no other test reads from it.)
 #[test]
 fn signers_give_the_fingerprint_github_shows() {
-    use git_credential_github_app::config::KeySource;
-    use git_credential_github_app::signer::{self, aws_kms::KmsKey, pkcs11::Pkcs11Uri};
+    use git_credential_github_app::keyref::{KeyRef, kms_arn::KmsKey, pkcs11_uri::Pkcs11Uri};
+    use git_credential_github_app::signer;
     let deadline = Instant::now() + Duration::from_secs(20);
     let gh = world();
     let mut env = Env::new(&gh, 1001);
@@ -809,7 +809,7 @@ fn signers_give_the_fingerprint_github_shows() {
             hsm.module
         ))
         .unwrap();
-        let token = signer::open(&KeySource::Pkcs11(uri), deadline, &mut |_| {}).unwrap();
+        let token = signer::open(&KeyRef::Pkcs11(uri), deadline, &mut |_| {}).unwrap();
         assert_eq!(
             signer::fingerprint(&token.public_key_der().unwrap()),
             gh.app(1001).fingerprint()
@@ -826,7 +826,7 @@ fn signers_give_the_fingerprint_github_shows() {
             std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
         }
         let kms = signer::open(
-            &KeySource::AwsKms(KmsKey::parse(&arn).unwrap()),
+            &KeyRef::AwsKms(KmsKey::parse(&arn).unwrap()),
             deadline,
             &mut |_| {},
         )

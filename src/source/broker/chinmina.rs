@@ -15,7 +15,7 @@ use super::{Reply, Request, json_message};
 use crate::github::printable_message;
 use crate::secret::Secret;
 
-pub use crate::broker_spec::ChinminaMode as Mode;
+pub use crate::config::broker::ChinminaMode as Mode;
 
 /// A token and its expiry (Unix seconds) as chinmina gave them.
 #[derive(Debug)]

@@ -17,9 +17,9 @@ pub mod octo_sts;
 pub mod oidc;
 
 use super::{About, Cx, Fetched, Kind, Known, NotMine, Target, Token, TokenSource};
-use crate::broker_spec::{Broker, BrokerSpec};
 use crate::cache::CacheKey;
 use crate::config::Host;
+use crate::config::broker::{Broker, BrokerSpec};
 use crate::github::{Deadline, printable_message, unix_now};
 use crate::secret::Secret;
 use crate::state::{State, digest};

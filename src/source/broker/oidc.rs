@@ -16,7 +16,7 @@
 //!   (`BUILDKITE=true`).
 
 use super::{BrokerError, Reply, Request, query_value};
-pub use crate::broker_spec::OidcSource;
+pub use crate::config::broker::OidcSource;
 use crate::github::{Deadline, printable_message};
 use crate::secret::Secret;
 use base64::Engine;

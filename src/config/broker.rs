@@ -1,11 +1,14 @@
 //! What the configuration says about a broker entry, as parsed values: which broker
 //! (octo-sts, chinmina-bridge, or a `token_command`), its URL and settings, and where the job's
-//! OIDC token comes from. `config` builds an entry from these; `source::broker` uses them.
+//! OIDC token comes from. `source::broker` uses them.
 //!
 //! From flags (`--broker octo-sts --broker-url URL --identity NAME [--org-scope] [--profile P]
 //! [--oidc SOURCE] [--audience A]`) or a `[[broker]]` table of the config file. Nothing here
 //! talks to anything.
 
+use super::hosts::{Host, host_for};
+use super::{App, SourceSpec, check_api_url, check_owner, quoted};
+use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -387,6 +390,70 @@ fn spec(
     })
 }
 
+/// A `[[broker]]` table .
+pub(super) fn broker_from_file(
+    fb: &FileBroker,
+    base: Option<&Path>,
+    origin: String,
+) -> Result<App> {
+    let spec = from_file(fb, base, &check_broker_url).map_err(|e| anyhow!(e))?;
+    let api_url = fb
+        .api_url
+        .as_deref()
+        .map(|u| check_api_url(u, "api_url"))
+        .transpose()?;
+    let host = match &fb.host {
+        Some(text) => Host::parse(text).context("host")?,
+        None => host_for(api_url.as_deref())?,
+    };
+    let owners = fb
+        .owners
+        .iter()
+        .map(|o| check_owner(o).context("owners"))
+        .collect::<Result<_>>()?;
+    Ok(App {
+        origin,
+        host,
+        api_url,
+        owners,
+        source: SourceSpec::Broker(spec),
+    })
+}
+
+/// A broker URL: https, or http to a loopback address (a token travels on it).
+pub(super) fn check_broker_url(url: &str) -> std::result::Result<String, String> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => rest,
+        (None, Some(rest)) => {
+            let host = Host::parse(rest.split('/').next().unwrap_or(""))
+                .map_err(|e| format!("broker URL {}: {e}", quoted(url)))?;
+            if !host.is_loopback() {
+                return Err(format!(
+                    "broker URL {} is plain http to a host that is not loopback; use https",
+                    quoted(url)
+                ));
+            }
+            rest
+        }
+        (None, None) => {
+            return Err(format!(
+                "broker URL {} must start with https://",
+                quoted(url)
+            ));
+        }
+    };
+    if rest.split('/').next().is_none_or(str::is_empty)
+        || url.contains(['?', '#', ' ', '@', '\r', '\n'])
+    {
+        return Err(format!(
+            "broker URL {} is not a base URL (https://HOST[/PATH])",
+            quoted(url)
+        ));
+    }
+    Ok(url.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,6 +536,26 @@ mod tests {
         .unwrap();
         assert!(from_file(&fb, None, &ok).is_err());
         assert!(toml::from_str::<FileBroker>("kind = \"octo-sts\"\nsecret = 1\n").is_err());
+    }
+
+    #[test]
+    fn broker_urls_are_https_or_loopback_http() {
+        assert_eq!(
+            check_broker_url("https://octo-sts.dev/").unwrap(),
+            "https://octo-sts.dev"
+        );
+        assert_eq!(
+            check_broker_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(
+            check_broker_url("http://octo-sts.dev")
+                .unwrap_err()
+                .contains("plain http")
+        );
+        assert!(check_broker_url("ftp://x").is_err());
+        assert!(check_broker_url("https://user@x").is_err());
+        assert!(check_broker_url("https://x/?a=b").is_err());
     }
 
     #[test]

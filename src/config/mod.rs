@@ -8,28 +8,26 @@
 //! Flags and environment describe one app, which is tried before the file's apps. Values are parsed
 //! into types here, so that every later stage works with an [`App`], never with raw strings.
 
-use crate::secret::Secret;
+use crate::keyref::kms_arn::KmsKey;
+use crate::keyref::pkcs11_uri::Pkcs11Uri;
+use crate::keyref::{KeyRef, Written};
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Environment variables read by the helper (besides `HOME`/`XDG_*`).
-pub mod env {
-    pub const APP_ID: &str = "GITHUB_APP_ID";
-    pub const PRIVATE_KEY: &str = "GITHUB_APP_PRIVATE_KEY";
-    pub const PRIVATE_KEY_PATH: &str = "GITHUB_APP_PRIVATE_KEY_PATH";
-    pub const INSTALLATION_ID: &str = "GITHUB_APP_INSTALLATION_ID";
-    pub const API_URL: &str = "GITHUB_APP_API_URL";
-    pub const HOST: &str = "GITHUB_APP_HOST";
-    pub const CONFIG: &str = "GIT_CREDENTIAL_GITHUB_APP_CONFIG";
-    pub const CACHE: &str = "GIT_CREDENTIAL_GITHUB_APP_CACHE";
-    pub const REFRESH_MARGIN: &str = "GIT_CREDENTIAL_GITHUB_APP_REFRESH_MARGIN";
-    pub const TIMEOUT: &str = "GIT_CREDENTIAL_GITHUB_APP_TIMEOUT";
-    pub const TRACE: &str = "GIT_CREDENTIAL_GITHUB_APP_TRACE";
-    pub const STATELESS_TOKENS: &str = "GIT_CREDENTIAL_GITHUB_APP_STATELESS_TOKENS";
-}
+pub mod broker;
+pub mod env;
+pub mod file;
+pub mod flags;
+pub mod hosts;
+
+pub use file::default_config_path;
+pub use flags::Flags;
+pub use hosts::{Host, host_for};
+
+use file::{FileConfig, app_from_file, read_file};
+use flags::app_from_flags_and_env;
 
 /// The `iss` of the app's JWT: the numeric App ID or the client ID (`Iv1.…`, `Iv23li…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,38 +79,6 @@ impl std::fmt::Display for AppId {
     }
 }
 
-/// Where the app's private key comes from.
-#[derive(Debug, Clone)]
-pub enum KeySource {
-    File(PathBuf),
-    /// The PEM text itself, from `GITHUB_APP_PRIVATE_KEY`.
-    Env(Secret),
-    /// An RFC 7512 `pkcs11:` URI (`--private-key 'pkcs11:token=…;object=…?module-path=…'`).
-    Pkcs11(crate::signer::pkcs11::Pkcs11Uri),
-    /// An AWS KMS key or alias ARN (`--private-key arn:aws:kms:REGION:ACCOUNT:key/ID`).
-    AwsKms(crate::signer::aws_kms::KmsKey),
-    /// `signer = ["program", "arg", …]` in the config file, with an optional `public_key` file.
-    Command {
-        argv: Vec<String>,
-        public_key: Option<PathBuf>,
-    },
-}
-
-impl KeySource {
-    /// What holds the key, for messages; never the key or a PIN.
-    pub fn describe(&self) -> String {
-        match self {
-            KeySource::File(_) | KeySource::Env(_) => crate::key::origin(self),
-            KeySource::Pkcs11(uri) => uri.describe(),
-            KeySource::AwsKms(key) => key.describe(),
-            KeySource::Command { argv, .. } => format!(
-                "signer command '{}'",
-                crate::protocol::printable(argv.first().map_or("", String::as_str))
-            ),
-        }
-    }
-}
-
 /// Where cached tokens live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CacheMode {
@@ -138,107 +104,6 @@ impl CacheMode {
     }
 }
 
-/// A host as compared in routing: lower case, without the protocol's default port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host(String);
-
-impl Host {
-    /// Accepts `github.com`, `GitHub.com:443`, `https://ghe.example.com/`, `127.0.0.1:8080`.
-    pub fn parse(text: &str) -> Result<Host> {
-        let text = text.trim();
-        if let Some(what) = secret_kind(text) {
-            bail!("the host is {what} (not shown), not a host name");
-        }
-        let (scheme, rest) = match text.split_once("://") {
-            Some((s, r)) => (Some(s), r),
-            None => (None, text),
-        };
-        let host = rest.trim_end_matches('/');
-        if split_host_port(host).is_none() {
-            bail!("{} is not a host name", quoted(text));
-        }
-        Ok(Host::normalize(scheme.unwrap_or("https"), host))
-    }
-
-    /// The form used for comparison, for a host as git sends it with `protocol`.
-    pub fn normalize(protocol: &str, host: &str) -> Host {
-        let lower = host.to_ascii_lowercase();
-        let default_port = if protocol == "http" { ":80" } else { ":443" };
-        Host(
-            lower
-                .strip_suffix(default_port)
-                .map(str::to_owned)
-                .unwrap_or(lower),
-        )
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The name without port or IPv6 brackets.
-    pub fn name(&self) -> &str {
-        split_host_port(&self.0).map_or(self.0.as_str(), |(name, _)| name)
-    }
-
-    /// 127.0.0.0/8, `::1` and `localhost`: the only hosts plain http is allowed for. Only a
-    /// well-formed host counts: `[::1]evil.example` is not loopback.
-    pub fn is_loopback(&self) -> bool {
-        let Some((name, _)) = split_host_port(&self.0) else {
-            return false;
-        };
-        if name == "localhost" {
-            return true;
-        }
-        name.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-    }
-
-    /// The REST API base for this host: github.com → api.github.com, `SUB.ghe.com` → api.SUB.ghe.com,
-    /// anything else is GitHub Enterprise Server at `PROTOCOL://HOST/api/v3`.
-    pub fn default_api_url(&self, protocol: &str) -> String {
-        let name = self.name();
-        if name == "github.com" && self.0 == "github.com" {
-            "https://api.github.com".to_owned()
-        } else if name.ends_with(".ghe.com") && self.0 == name {
-            format!("https://api.{name}")
-        } else {
-            format!("{protocol}://{}/api/v3", self.0)
-        }
-    }
-}
-
-/// `name[:port]` or `[ipv6][:port]` split into name (without brackets) and port; `None` unless
-/// the text is exactly that shape: a DNS name or IPv4 address of letters, digits, `-`, `.` and
-/// `_`; an IPv6 address inside brackets; a port of digits.
-fn split_host_port(text: &str) -> Option<(&str, Option<u16>)> {
-    let (name, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']')?;
-        inside.parse::<std::net::Ipv6Addr>().ok()?;
-        let port = match after {
-            "" => None,
-            _ => Some(after.strip_prefix(':')?),
-        };
-        (inside, port)
-    } else {
-        match text.split_once(':') {
-            Some((name, port)) => (name, Some(port)),
-            None => (text, None),
-        }
-    };
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
-        Some(_) => return None,
-    };
-    let name_ok = text.starts_with('[')
-        || (!name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)));
-    name_ok.then_some((name, port))
-}
-
 /// One configured token source and what it serves: a host, optionally some owners, and where its
 /// tokens come from ([`SourceSpec`]). `source::open` turns it into a token source.
 #[derive(Debug, Clone)]
@@ -261,14 +126,14 @@ pub enum SourceSpec {
     /// Installation tokens minted with the GitHub App's private key.
     Installation(InstallationSpec),
     /// Tokens from a broker (octo-sts, chinmina) or a `token_command`.
-    Broker(crate::broker_spec::BrokerSpec),
+    Broker(broker::BrokerSpec),
 }
 
 /// The settings of an installation-token source: a GitHub App and its key.
 #[derive(Debug, Clone)]
 pub struct InstallationSpec {
     pub id: AppId,
-    pub key: KeySource,
+    pub key: KeyRef,
     pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
     pub permissions: BTreeMap<String, String>,
@@ -382,88 +247,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_USERNAME: &str = "x-access-token";
 
-/// Settings given as flags on the helper line. Every field is optional.
-#[derive(Debug, Default, Clone)]
-pub struct Flags {
-    pub app_id: Option<String>,
-    pub private_key: Option<PathBuf>,
-    pub installation_id: Option<String>,
-    pub api_url: Option<String>,
-    pub host: Option<String>,
-    pub owners: Vec<String>,
-    pub cache: Option<String>,
-    pub refresh_margin: Option<String>,
-    pub timeout: Option<String>,
-    pub config: Option<PathBuf>,
-    pub username: Option<String>,
-    pub verbose: bool,
-    /// `--repo-scoped`: tokens for just the repository.
-    pub repo_scoped: bool,
-    /// `--permissions contents:read,metadata:read`.
-    pub permissions: Option<String>,
-    /// `--broker …` and its options.
-    pub broker: crate::broker_spec::BrokerFlags,
-}
-
-/// The config file's shape.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    cache: Option<String>,
-    refresh_margin: Option<String>,
-    timeout: Option<String>,
-    username: Option<String>,
-    stateless_tokens: Option<String>,
-    #[serde(default, rename = "app")]
-    apps: Vec<FileApp>,
-    #[serde(default, rename = "broker")]
-    brokers: Vec<crate::broker_spec::FileBroker>,
-    public_fallback: Option<FileApp>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileApp {
-    app_id: StringOrNumber,
-    private_key_path: Option<PathBuf>,
-    /// Like `private_key_path`, or a key that is not a file (see [`key_reference`]).
-    private_key: Option<String>,
-    /// A command that signs (see `signer::command`).
-    signer: Option<Vec<String>>,
-    /// The public key file of `signer`, for checking its signatures and for `doctor`.
-    public_key: Option<PathBuf>,
-    host: Option<String>,
-    api_url: Option<String>,
-    installation_id: Option<u64>,
-    #[serde(default)]
-    owners: Vec<String>,
-    #[serde(default)]
-    permissions: BTreeMap<String, String>,
-    #[serde(default)]
-    repo_scoped: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum StringOrNumber {
-    Number(u64),
-    String(String),
-}
-
-impl StringOrNumber {
-    fn text(&self) -> String {
-        match self {
-            StringOrNumber::Number(n) => n.to_string(),
-            StringOrNumber::String(s) => s.clone(),
-        }
-    }
-}
-
-/// The default config file path.
-pub fn default_config_path() -> Option<PathBuf> {
-    dirs::config_dir().map(|d| d.join("git-credential-github-app").join("config.toml"))
-}
-
 /// Merge flags, environment (through `getenv`) and the config file into a [`Config`].
 pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
     let env = |name: &str| getenv(name).filter(|v| !v.trim().is_empty());
@@ -517,7 +300,8 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
                 .display(),
             i + 1
         );
-        let app = broker_from_file(fb, base.as_deref(), origin.clone()).with_context(|| origin)?;
+        let app = broker::broker_from_file(fb, base.as_deref(), origin.clone())
+            .with_context(|| origin)?;
         apps.push(app);
     }
     let public_fallback = match &file.public_fallback {
@@ -625,222 +409,6 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
         .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
-fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
-            return Ok(FileConfig::default());
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("cannot read config file {}", path.display()));
-        }
-    };
-    toml::from_str(&text).map_err(|e| {
-        // toml's Display quotes the offending line, which may hold a pasted key: give only the
-        // position and the parser's message.
-        let at = e.span().map_or(String::new(), |span| {
-            let before = &text[..span.start.min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let line_start = before.rsplit('\n').next().unwrap_or("");
-            let column = line_start.chars().count() + 1;
-            // The key whose value is wrong: the last name before a '=' on that line.
-            let key = line_start
-                .rsplit_once('=')
-                .map(|(left, _)| {
-                    let left = left.trim_end();
-                    let start = left
-                        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-                        .map_or(0, |i| i + 1);
-                    &left[start..]
-                })
-                .filter(|k| !k.is_empty())
-                .map_or(String::new(), |k| {
-                    format!(", {}", quoted(k).trim_matches('\''))
-                });
-            format!(" line {line}, column {column}{key}:")
-        });
-        let message: String = hide_quoted_values(e.message())
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
-        anyhow!("config file {}:{at} {}", path.display(), message.trim())
-    })
-}
-
-/// serde's and toml's messages quote the value they did not expect (`invalid type: string
-/// "-----BEGIN…", expected u64`) and the names they do not know (`` unknown field `x` ``): replace
-/// each quoted part by [`quoted`]'s form of it, so no pasted secret is echoed.
-fn hide_quoted_values(message: &str) -> String {
-    let mut out = String::new();
-    let mut rest = message;
-    while let Some(start) = rest.find(['"', '`']) {
-        let close = rest.as_bytes()[start] as char;
-        out.push_str(&rest[..start]);
-        let body = &rest[start + 1..];
-        // Find the closing quote, skipping Rust-escaped characters inside "…".
-        let mut end = None;
-        let mut escaped = false;
-        for (i, c) in body.char_indices() {
-            match c {
-                '\\' if close == '"' && !escaped => escaped = true,
-                c if c == close && !escaped => {
-                    end = Some(i);
-                    break;
-                }
-                _ => escaped = false,
-            }
-        }
-        let Some(end) = end else {
-            out.push_str("(value not shown)");
-            return out;
-        };
-        let value = &body[..end];
-        let unescaped = value.replace("\\n", "\n").replace("\\\"", "\"");
-        match quoted(&unescaped).strip_prefix('\'') {
-            Some(plain) => {
-                out.push(close);
-                out.push_str(plain.strip_suffix('\'').unwrap_or(plain));
-                out.push(close);
-            }
-            None => out.push_str(&quoted(&unescaped)),
-        }
-        rest = &body[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn app_from_flags_and_env(
-    flags: &Flags,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<App>> {
-    if flags.broker.any() {
-        if flags.app_id.is_some() || flags.private_key.is_some() {
-            bail!("--broker and --app-id/--private-key are two kinds of entry: give one");
-        }
-        let spec = crate::broker_spec::from_flags(&flags.broker, &check_broker_url)
-            .map_err(|e| anyhow!(e))?;
-        let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)])
-        {
-            Some((text, setting)) => Host::parse(&text).context(setting)?,
-            None => host_for(flags.api_url.as_deref())?,
-        };
-        let api_url = flags
-            .api_url
-            .clone()
-            .map(|u| check_api_url(&u, "--api-url"))
-            .transpose()?;
-        let owners = flags
-            .owners
-            .iter()
-            .map(|o| check_owner(o).context("--owner"))
-            .collect::<Result<_>>()?;
-        return Ok(Some(App {
-            origin: "command line".into(),
-            host,
-            api_url,
-            owners,
-            source: SourceSpec::Broker(spec),
-        }));
-    }
-    let (id_text, origin) = match (&flags.app_id, env(env::APP_ID)) {
-        (Some(id), _) => (id.clone(), "--app-id"),
-        (None, Some(id)) => (id, env::APP_ID),
-        (None, None) => {
-            if flags.private_key.is_some() || flags.installation_id.is_some() {
-                bail!(
-                    "--private-key and --installation-id need --app-id (or {})",
-                    env::APP_ID
-                );
-            }
-            return Ok(None);
-        }
-    };
-    let id = AppId::parse(&id_text).context(origin)?;
-    let key = if let Some(path) = &flags.private_key {
-        key_reference(&path.to_string_lossy(), "--private-key")?
-    } else if let Some(pem) = env(env::PRIVATE_KEY) {
-        KeySource::Env(Secret::new(pem))
-    } else if let Some(path) = env(env::PRIVATE_KEY_PATH) {
-        key_reference(&path, env::PRIVATE_KEY_PATH)?
-    } else {
-        bail!(
-            "app {id} has no private key: pass --private-key PATH, or set {} (the PEM text) or {}",
-            env::PRIVATE_KEY,
-            env::PRIVATE_KEY_PATH
-        );
-    };
-    let installation_id = match first_named(&[
-        (flags.installation_id.clone(), "--installation-id"),
-        (env(env::INSTALLATION_ID), env::INSTALLATION_ID),
-    ]) {
-        Some((text, setting)) => Some(parse_installation_id(&text).context(setting)?),
-        None => None,
-    };
-    let api_url = flags
-        .api_url
-        .clone()
-        .map(|u| check_api_url(&u, "--api-url"))
-        .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
-        .transpose()?;
-    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
-        Some((text, setting)) => Host::parse(&text).context(setting)?,
-        None => host_for(api_url.as_deref())?,
-    };
-    let permissions = flags
-        .permissions
-        .as_deref()
-        .map(parse_permissions)
-        .transpose()?
-        .unwrap_or_default();
-    let owners = flags
-        .owners
-        .iter()
-        .map(|o| check_owner(o).context("--owner"))
-        .collect::<Result<_>>()?;
-    Ok(Some(App {
-        origin: if flags.app_id.is_some() {
-            "command line".into()
-        } else {
-            "environment".into()
-        },
-        host,
-        api_url,
-        owners,
-        source: SourceSpec::Installation(InstallationSpec {
-            id,
-            key,
-            installation_id,
-            permissions,
-            repo_scoped: flags.repo_scoped,
-        }),
-    }))
-}
-
-/// The host an app serves when only its API URL is given: `api.github.com` → `github.com`,
-/// `api.SUB.ghe.com` → `SUB.ghe.com`, `https://H/api/v3` → `H` (GitHub Enterprise Server, or the
-/// local test GitHub over loopback http). Without an API URL: `github.com`.
-pub fn host_for(api_url: Option<&str>) -> Result<Host> {
-    let Some(url) = api_url else {
-        return Host::parse("github.com");
-    };
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or_else(|| anyhow!("the API URL has no scheme"))?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = Host::parse(&format!("{scheme}://{authority}"))?;
-    let name = host.as_str();
-    if name == "api.github.com" {
-        return Host::parse("github.com");
-    }
-    if let Some(sub) = name.strip_prefix("api.")
-        && sub.ends_with(".ghe.com")
-    {
-        return Host::parse(sub);
-    }
-    Ok(host)
-}
-
 /// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
 pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -865,141 +433,6 @@ pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
         bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
     }
     Ok(out)
-}
-
-/// A `[[broker]]` table (see `broker_spec`).
-fn broker_from_file(
-    fb: &crate::broker_spec::FileBroker,
-    base: Option<&Path>,
-    origin: String,
-) -> Result<App> {
-    let spec =
-        crate::broker_spec::from_file(fb, base, &check_broker_url).map_err(|e| anyhow!(e))?;
-    let api_url = fb
-        .api_url
-        .as_deref()
-        .map(|u| check_api_url(u, "api_url"))
-        .transpose()?;
-    let host = match &fb.host {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref())?,
-    };
-    let owners = fb
-        .owners
-        .iter()
-        .map(|o| check_owner(o).context("owners"))
-        .collect::<Result<_>>()?;
-    Ok(App {
-        origin,
-        host,
-        api_url,
-        owners,
-        source: SourceSpec::Broker(spec),
-    })
-}
-
-/// A broker URL: https, or http to a loopback address (a token travels on it).
-fn check_broker_url(url: &str) -> std::result::Result<String, String> {
-    let url = url.trim().trim_end_matches('/');
-    let rest = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
-        (Some(rest), _) => rest,
-        (None, Some(rest)) => {
-            let host = Host::parse(rest.split('/').next().unwrap_or(""))
-                .map_err(|e| format!("broker URL {}: {e}", quoted(url)))?;
-            if !host.is_loopback() {
-                return Err(format!(
-                    "broker URL {} is plain http to a host that is not loopback; use https",
-                    quoted(url)
-                ));
-            }
-            rest
-        }
-        (None, None) => {
-            return Err(format!(
-                "broker URL {} must start with https://",
-                quoted(url)
-            ));
-        }
-    };
-    if rest.split('/').next().is_none_or(str::is_empty)
-        || url.contains(['?', '#', ' ', '@', '\r', '\n'])
-    {
-        return Err(format!(
-            "broker URL {} is not a base URL (https://HOST[/PATH])",
-            quoted(url)
-        ));
-    }
-    Ok(url.to_owned())
-}
-
-fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -> Result<App> {
-    let id = AppId::parse(&fa.app_id.text()).context("app_id")?;
-    let beside = |path: PathBuf| match base {
-        Some(base) if path.is_relative() => base.join(path),
-        _ => path,
-    };
-    if fa.public_key.is_some() && fa.signer.is_none() {
-        bail!(
-            "public_key belongs beside signer = [...]; a private key or KMS gives its own public key"
-        );
-    }
-    let key = match (&fa.private_key_path, &fa.private_key, &fa.signer) {
-        (Some(path), None, None) => KeySource::File(beside(key_path(path, "private_key_path")?)),
-        (None, Some(text), None) => match key_reference(text, "private_key")? {
-            KeySource::File(path) => KeySource::File(beside(path)),
-            other => other,
-        },
-        (None, None, Some(argv)) => {
-            if argv.first().is_none_or(|p| p.trim().is_empty()) {
-                bail!(
-                    "signer is empty; give the command as a list: signer = [\"program\", \"arg\"]"
-                );
-            }
-            KeySource::Command {
-                argv: argv.clone(),
-                public_key: fa.public_key.as_deref().map(|p| beside(expand_home(p))),
-            }
-        }
-        (None, None, None) => {
-            bail!("app {id} has no key: set private_key_path, private_key or signer")
-        }
-        _ => bail!("app {id}: give only one of private_key_path, private_key and signer"),
-    };
-    let api_url = fa
-        .api_url
-        .as_deref()
-        .map(|u| check_api_url(u, "api_url"))
-        .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
-    };
-    for (perm, level) in &fa.permissions {
-        if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!(
-                "permissions: {} = {} must be read, write or admin",
-                quoted(perm),
-                quoted(level)
-            );
-        }
-    }
-    Ok(App {
-        origin,
-        host,
-        api_url,
-        owners: fa
-            .owners
-            .iter()
-            .map(|o| check_owner(o).context("owners"))
-            .collect::<Result<_>>()?,
-        source: SourceSpec::Installation(InstallationSpec {
-            id,
-            key,
-            installation_id: fa.installation_id,
-            permissions: fa.permissions.clone(),
-            repo_scoped: fa.repo_scoped,
-        }),
-    })
 }
 
 /// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
@@ -1081,20 +514,17 @@ pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
 /// A key *path* setting: refuses PEM text (a common CI mix-up) without ever echoing it.
 /// A key named by one string (`--private-key`, `private_key`, `GITHUB_APP_PRIVATE_KEY_PATH`): a
 /// `pkcs11:` URI, an AWS KMS key ARN, or a PEM file path.
-fn key_reference(text: &str, setting: &str) -> Result<KeySource> {
+fn key_reference(text: &str, setting: &str) -> Result<KeyRef> {
     let text = text.trim();
-    if text.starts_with("arn:") {
-        return Ok(KeySource::AwsKms(
-            crate::signer::aws_kms::KmsKey::parse(text).with_context(|| format!("in {setting}"))?,
-        ));
-    }
-    if text.starts_with("pkcs11:") {
-        return Ok(KeySource::Pkcs11(
-            crate::signer::pkcs11::Pkcs11Uri::parse(text)
-                .with_context(|| format!("in {setting}"))?,
-        ));
-    }
-    Ok(KeySource::File(key_path(Path::new(text), setting)?))
+    Ok(match Written::of(text) {
+        Written::KmsArn => {
+            KeyRef::AwsKms(KmsKey::parse(text).with_context(|| format!("in {setting}"))?)
+        }
+        Written::Pkcs11Uri => {
+            KeyRef::Pkcs11(Pkcs11Uri::parse(text).with_context(|| format!("in {setting}"))?)
+        }
+        Written::Path => KeyRef::File(key_path(Path::new(text), setting)?),
+    })
 }
 
 fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
@@ -1162,26 +592,7 @@ fn expand_home(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_urls_are_https_or_loopback_http() {
-        assert_eq!(
-            check_broker_url("https://octo-sts.dev/").unwrap(),
-            "https://octo-sts.dev"
-        );
-        assert_eq!(
-            check_broker_url("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert!(
-            check_broker_url("http://octo-sts.dev")
-                .unwrap_err()
-                .contains("plain http")
-        );
-        assert!(check_broker_url("ftp://x").is_err());
-        assert!(check_broker_url("https://user@x").is_err());
-        assert!(check_broker_url("https://x/?a=b").is_err());
-    }
+    use file::hide_quoted_values;
 
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")
@@ -1406,7 +817,7 @@ mod tests {
         f.cache = Some("none".into());
         let c = resolve(&f, &env).unwrap();
         assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(123));
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::File(p) if p == Path::new("/k.pem")));
         assert_eq!(c.cache, CacheMode::None);
         let c = resolve(
             &Flags {
@@ -1417,7 +828,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(inst(&c.apps[0]).id, AppId::Numeric(999));
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::Env(_)));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::Env(_)));
         assert_eq!(c.cache, CacheMode::File);
         assert_eq!(c.refresh_margin, DEFAULT_MARGIN);
     }
@@ -1469,7 +880,7 @@ installation_id = 7
         let acme = &c.apps[1];
         assert_eq!(acme.owners, vec!["acme"]);
         assert!(
-            matches!(&inst(acme).key, KeySource::File(p) if p == &dir.path().join("keys/acme.pem"))
+            matches!(&inst(acme).key, KeyRef::File(p) if p == &dir.path().join("keys/acme.pem"))
         );
         assert_eq!(inst(acme).scope(), "contents:read");
         assert_eq!(c.apps[2].api_url("https"), "https://ghe.example.com/api/v3");
@@ -1497,18 +908,18 @@ installation_id = 7
         )
         .unwrap();
         assert!(
-            matches!(&inst(&c.apps[0]).key, KeySource::Command { argv, public_key }
+            matches!(&inst(&c.apps[0]).key, KeyRef::Command { argv, public_key }
             if argv == &["openssl", "dgst"] && public_key.as_deref() == Some(Path::new("/k.pub")))
         );
-        assert!(matches!(&inst(&c.apps[1]).key, KeySource::File(p) if p == Path::new("/k.pem")));
+        assert!(matches!(&inst(&c.apps[1]).key, KeyRef::File(p) if p == Path::new("/k.pem")));
         let c = resolve_file(
             "[[app]]\napp_id = 1\nprivate_key = \"arn:aws:kms:eu-west-1:123456789012:alias/gh\"\n\
              [[app]]\napp_id = 2\nprivate_key = \"pkcs11:object=gh?module-name=softhsm2\"\n",
         )
         .unwrap();
-        assert!(matches!(&inst(&c.apps[0]).key, KeySource::AwsKms(k) if k.region == "eu-west-1"));
+        assert!(matches!(&inst(&c.apps[0]).key, KeyRef::AwsKms(k) if k.region == "eu-west-1"));
         assert!(
-            matches!(&inst(&c.apps[1]).key, KeySource::Pkcs11(u) if u.object.as_deref() == Some("gh"))
+            matches!(&inst(&c.apps[1]).key, KeyRef::Pkcs11(u) if u.object.as_deref() == Some("gh"))
         );
         let flags = Flags {
             app_id: Some("1".into()),
@@ -1517,7 +928,7 @@ installation_id = 7
         };
         assert!(matches!(
             &inst(&resolve(&flags, &no_env).unwrap().apps[0]).key,
-            KeySource::AwsKms(_)
+            KeyRef::AwsKms(_)
         ));
         for (toml, expected) in [
             ("app_id = 1\n", "has no key"),
