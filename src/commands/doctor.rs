@@ -11,6 +11,7 @@ use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
 use crate::keyref::KeyRef;
 use crate::protocol;
 use crate::secret::Secret;
+use crate::source::broker;
 use crate::state::State;
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
@@ -535,6 +536,20 @@ fn check_app(
     report: &mut Report,
 ) {
     let Some(spec) = app.installation() else {
+        if let crate::config::SourceSpec::Broker(broker) = &app.source {
+            let repo = repo.map(|(o, r)| (o.as_str(), r.as_str()));
+            let deadline = Deadline::after(config.timeout);
+            let api_url = app.api_url(target.scheme);
+            let state = State::open();
+            for f in broker::diagnose(broker, &app.host, api_url, repo, &state, deadline) {
+                let status = match f.ok {
+                    Some(true) => Status::Ok,
+                    Some(false) => Status::Fail,
+                    None => Status::Skip,
+                };
+                report.add(f.id, status, f.detail);
+            }
+        }
         return;
     };
     let api_url = app.api_url(target.scheme);

@@ -584,3 +584,79 @@ fn the_rfc_8693_recipe_token_command_clones_with_curl() {
     assert_ok(&env.clone_repo("acme", "widgets"));
     assert_eq!(sts.exchange_count(), 1);
 }
+
+#[test]
+fn doctor_finds_the_oidc_source_checks_the_audience_and_makes_one_exchange() {
+    let w = octo();
+    let env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+    let doctor = env.helper(&["doctor", "--repo", "acme/widgets"], b"");
+    no_secrets(&doctor);
+    let out = stdout(&doctor);
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.contains(id))
+            .unwrap_or_else(|| panic!("no {id} line in:\n{out}"))
+            .to_owned()
+    };
+    assert!(
+        line("OIDC token from").starts_with(
+            "[ OK ] oidc: OIDC token from GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL): iss "
+        ),
+        "{out}"
+    );
+    assert!(
+        line("OIDC token from")
+            .contains("sub repo:acme/widgets:ref:refs/heads/main, aud 127.0.0.1, expires in 30"),
+        "{out}"
+    );
+    assert_eq!(
+        line("audience is"),
+        format!(
+            "[ OK ] audience: the OIDC token's audience is 127.0.0.1, as octo-sts {} identity ci expects",
+            w.sts.url()
+        )
+    );
+    assert!(
+        line("one exchange").starts_with(&format!(
+            "[ OK ] exchange: one exchange with octo-sts {} identity ci for acme/widgets: token sha256:",
+            w.sts.url()
+        )),
+        "{out}"
+    );
+    assert!(line("one exchange").ends_with("(revoked again)"), "{out}");
+    assert_eq!(w.sts.tokens_issued(), 1);
+    assert!(
+        !w.gh
+            .token_is_valid(w.sts.exchanges()[0].token.as_deref().unwrap())
+    );
+    // A GitLab token requested for another audience is named as such.
+    let mut env = Env::new(&w.gh, 1001);
+    env.set_flags(&[
+        "--broker",
+        "octo-sts",
+        "--broker-url",
+        &w.sts.url(),
+        "--identity",
+        "ci",
+        "--oidc",
+        "gitlab:OCTO_ID_TOKEN",
+        "--host",
+        &w.gh.host(),
+        "--cache",
+        "file",
+    ]);
+    env.set_env(
+        "OCTO_ID_TOKEN",
+        &w.issuer
+            .sign(json!({"sub": "project_path:acme/widgets", "aud": "https://gitlab.example.com"})),
+    );
+    let out = stdout(&env.helper(&["doctor"], b""));
+    assert!(
+        out.contains("[FAIL] audience: the OIDC token's audience is not 127.0.0.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[SKIP] exchange: give --repo OWNER/REPO to try one exchange"),
+        "{out}"
+    );
+}

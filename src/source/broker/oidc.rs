@@ -188,6 +188,33 @@ fn check_shape(token: &Secret) -> Result<(), BrokerError> {
     }
 }
 
+/// The `aud` claim of a token (unverified), as a list.
+pub fn audiences(token: &Secret) -> Vec<String> {
+    let claims = claims(token);
+    match &claims["aud"] {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn claims(token: &Secret) -> serde_json::Value {
+    token
+        .expose()
+        .split('.')
+        .nth(1)
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .unwrap_or_default()
+}
+
 /// The unverified claims `doctor` shows: `iss`, `sub`, `aud`, and seconds left (never the token).
 pub fn describe_claims(token: &Secret, now: u64) -> String {
     let claims = token
