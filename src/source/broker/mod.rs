@@ -295,7 +295,7 @@ pub fn diagnose(
                     ok: Some(true),
                     detail: format!("OIDC token from {}: {claims}", resolved.describe()),
                 });
-                let has_audience = oidc::audiences(&token).iter().any(|a| *a == audience);
+                let has_audience = oidc::audiences(&token).contains(&audience);
                 out.push(Finding {
                     id: "audience",
                     ok: Some(has_audience),
