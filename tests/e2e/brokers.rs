@@ -660,3 +660,84 @@ fn doctor_finds_the_oidc_source_checks_the_audience_and_makes_one_exchange() {
         "{out}"
     );
 }
+
+/// The figure in docs/brokers.md: N jobs (each a fresh runner: its own HOME and cache) × M git
+/// steps against octo-sts, once through the helper's cache and once as octo-sts/action works
+/// (a token minted for every step: `--cache none`, one git operation per step). Prints the
+/// measured counts (`cargo test --test e2e brokers::figure -- --nocapture`).
+#[test]
+fn figure_exchanges_for_n_jobs_by_m_git_steps() {
+    const JOBS: usize = 4;
+    const STEPS: usize = 5;
+    let w = octo();
+    let run = |extra: &[&str]| {
+        let before = w.sts.exchanges().len();
+        let oidc_before = w.issuer.actions_token_count();
+        let started = std::time::Instant::now();
+        for _ in 0..JOBS {
+            let mut env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+            env.add_flags(extra);
+            for _ in 0..STEPS {
+                let url = format!("{}/acme/widgets.git", w.gh.url());
+                assert_ok(&env.git(&["ls-remote", "-q", &url]));
+            }
+        }
+        (
+            w.sts.exchanges().len() - before,
+            w.issuer.actions_token_count() - oidc_before,
+            started.elapsed().as_secs_f64() / (JOBS * STEPS) as f64,
+        )
+    };
+    let (cached, cached_oidc, cached_step) = run(&[]);
+    let (action, action_oidc, action_step) = run(&["--cache", "none"]);
+    eprintln!(
+        "{JOBS} jobs x {STEPS} git steps: helper {cached} exchanges ({cached_oidc} OIDC tokens, {:.0} ms a step); one mint per step {action} exchanges ({action_oidc} OIDC tokens, {:.0} ms a step)",
+        cached_step * 1000.0,
+        action_step * 1000.0
+    );
+    assert_eq!((cached, cached_oidc), (JOBS, JOBS));
+    assert_eq!((action, action_oidc), (JOBS * STEPS, JOBS * STEPS));
+}
+
+/// docs/brokers.md's GitHub Actions recipe: no secret, `setup --broker …`, then plain git.
+#[test]
+fn setup_with_a_broker_writes_a_helper_line_that_clones() {
+    let w = octo();
+    let env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+    std::fs::write(
+        env.home.join(".gitconfig"),
+        "[user]\n\tname = CI\n\temail = ci@example.com\n",
+    )
+    .unwrap();
+    let setup = run(
+        env.command(HELPER).args([
+            "setup",
+            "--broker",
+            "octo-sts",
+            "--broker-url",
+            &w.sts.url(),
+            "--identity",
+            "ci",
+            "--host",
+            &w.gh.host(),
+        ]),
+        b"",
+    );
+    assert_ok(&setup);
+    let line = env.git(&[
+        "config",
+        "--global",
+        "--get-all",
+        &format!("credential.{}/.helper", w.gh.url()),
+    ]);
+    assert_eq!(
+        stdout(&line),
+        format!(
+            "\n{HELPER} --host {} --broker octo-sts --broker-url {} --identity ci\n",
+            w.gh.host(),
+            w.sts.url()
+        )
+    );
+    assert_ok(&env.clone_repo("acme", "widgets"));
+    assert_eq!(w.sts.tokens_issued(), 1);
+}
