@@ -318,6 +318,11 @@ fn erase_drops_the_token_and_revoke_deletes_it_upstream() {
     no_secrets(&revoke);
     assert!(!w.gh.token_is_valid(&second), "{}", stdout(&revoke));
     assert_eq!(w.gh.count("DELETE", "/api/v3/installation/token"), 1);
+    // forget drops what is cached for the owner: the next get exchanges again.
+    assert_ok(&env.helper(&["forget", "acme"], b""));
+    let third = token_of(&env.fill("acme/widgets.git"));
+    assert_ne!(third, second);
+    assert_eq!(w.sts.tokens_issued(), 3);
 }
 
 #[test]
