@@ -746,3 +746,41 @@ fn setup_with_a_broker_writes_a_helper_line_that_clones() {
     assert_ok(&env.clone_repo("acme", "widgets"));
     assert_eq!(w.sts.tokens_issued(), 1);
 }
+
+#[test]
+fn a_token_command_runs_within_the_budget_and_its_stderr_is_masked() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_flags(&["--cache", "file", "--timeout", "2s"]);
+    let host = gh.host();
+    let script = env.home.join("sts.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$(cat)\" in *repo=slow*) sleep 30 ;; *repo=gadgets*) exit 0 ;; esac\necho 'denied for ghs_0123456789abcdefghijklmnopqrstuvwxyzAB' >&2\nexit 1\n",
+    )
+    .unwrap();
+    env.write_config(
+        &[],
+        &format!(
+            "[[broker]]\ntoken_command = [\"sh\", \"{}\"]\nhost = \"{host}\"\n",
+            script.display()
+        ),
+    );
+    let fill = env.fill("acme/widgets.git");
+    assert_eq!(
+        said(&fill),
+        "git-credential-github-app: token_command 'sh' exited with status 1: denied for [masked]\n"
+    );
+    no_secrets(&fill);
+    // Nothing printed: not ours, git asks its next helper.
+    let fill = env.fill("acme/gadgets.git");
+    assert_eq!(field(&fill, "password").as_deref(), Some("askpass-answer"));
+    let started = std::time::Instant::now();
+    let fill = env.fill("acme/slow.git");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        said(&fill).contains("did not answer within the time budget and was stopped"),
+        "{}",
+        said(&fill)
+    );
+}

@@ -131,6 +131,22 @@ fn github_actions(
             "no OIDC token: {ACTIONS_URL} and {ACTIONS_TOKEN} are not set; the workflow job needs `permissions: id-token: write`"
         )));
     };
+    // The request token is a bearer credential: https, or plain http only to loopback.
+    let host = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+    let loopback = host.is_some_and(|h| {
+        h == "localhost"
+            || h.trim_matches(['[', ']'])
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if !url.starts_with("https://") && !loopback {
+        return Err(BrokerError::Oidc(format!(
+            "no OIDC token: {ACTIONS_URL} is not an https URL; not sending the request token there"
+        )));
+    }
     let request = Request {
         method: "GET",
         url: actions_url(&url, audience),
@@ -312,6 +328,22 @@ mod tests {
             panic!("fetched")
         };
         assert!(m.contains("V_ID_TOKEN"), "{m}");
+    }
+
+    #[test]
+    fn the_request_token_goes_only_to_https_or_loopback() {
+        let deadline = Deadline::after(std::time::Duration::from_secs(1));
+        let Err(BrokerError::Oidc(m)) = OidcSource::GithubActions.fetch(
+            "x",
+            &env(&[
+                (ACTIONS_URL, "http://evil.example/idtoken"),
+                (ACTIONS_TOKEN, "t"),
+            ]),
+            deadline,
+        ) else {
+            panic!("sent")
+        };
+        assert!(m.contains("not an https URL"), "{m}");
     }
 
     #[test]
