@@ -80,7 +80,6 @@ fn config(cache: CacheMode, key: &Path) -> Config {
         refresh_margin: Duration::from_secs(MARGIN_DAYS * DAY),
         timeout: Duration::from_secs(2),
         username: USERNAME.to_owned(),
-        verbose: false,
         stateless_tokens: Default::default(),
         public_fallback: None,
     }

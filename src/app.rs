@@ -15,7 +15,7 @@ use crate::github::{Deadline, Token as CachedToken, unix_now};
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
 use crate::source::{self, Cx, Fetched, Known, NotMine, Target, Token, TokenSource};
-use crate::state::State;
+use crate::state::{NOT_INSTALLED_TTL, State};
 use crate::{index, protocol, route, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
@@ -164,6 +164,16 @@ impl NotServed {
         } else {
             format!("apps {} are", apps.join(", "))
         }
+    }
+
+    /// The stderr line when the sources were just asked: say so, for how long it is remembered,
+    /// and how to retry at once (an app installed a minute later would otherwise go unused).
+    pub fn first_message(&self) -> String {
+        format!(
+            "{self}; leaving this request to other helpers (remembered for {} min). If you install the app now, run: git-credential-github-app forget {}",
+            NOT_INSTALLED_TTL / 60,
+            self.owner
+        )
     }
 
     /// The stderr line for an owner remembered as "not installed": say so, and how to retry now.
@@ -473,9 +483,7 @@ fn get(
                 NOT_INSTALLED_NOTICE_EVERY,
             );
             if not_served.asked_now() {
-                io.say(&format!(
-                    "{not_served}; leaving this request to other helpers"
-                ));
+                io.say(&not_served.first_message());
             } else if due {
                 io.say(&not_served.remembered_message(unix_now()));
             }
@@ -648,5 +656,9 @@ mod tests {
             ..n
         };
         assert!(asked.asked_now());
+        assert_eq!(
+            asked.first_message(),
+            "app 1 is not installed on 'acme' (github.com); leaving this request to other helpers (remembered for 5 min). If you install the app now, run: git-credential-github-app forget acme"
+        );
     }
 }

@@ -3,7 +3,8 @@
 
 use crate::app::{self, Io, one_line};
 use crate::commands::{self, Args, Command, Context, Output};
-use crate::config::{self, Flags};
+use crate::config;
+use crate::config::flags::{self, Flags};
 use crate::protocol::{self, Operation};
 use crate::state::State;
 use crate::trace;
@@ -24,40 +25,7 @@ USAGE:
     git-credential-github-app [OPTIONS] <COMMAND> [ARGS]       you run these
 ";
 
-const HELP_OPTIONS: &str = "
-OPTIONS (before or after the operation or command):
-    --app-id ID             App ID or client ID (Iv…) of the GitHub App   [env GITHUB_APP_ID]
-    --private-key PATH|URI|ARN  the app's private key (.pem), a pkcs11: URI or an AWS KMS
-                            key ARN   [env GITHUB_APP_PRIVATE_KEY_PATH, or the PEM text itself
-                            in GITHUB_APP_PRIVATE_KEY]
-    --installation-id ID    use this installation instead of looking it up [env GITHUB_APP_INSTALLATION_ID]
-    --host HOST             host the app serves (default github.com; a GHES or *.ghe.com host)
-                                                                          [env GITHUB_APP_HOST]
-    --api-url URL           REST API base (default derived from the host)  [env GITHUB_APP_API_URL]
-    --owner OWNER           serve only this owner (repeatable; default: any owner with the app)
-    --cache MODE            auto (keyring, else file), keyring, file or none   (default auto)
-    --refresh-margin DUR    mint a new token when the cached one has less left (default 10m)
-    --timeout DUR           time budget of one get, start to answer: every app tried, lock
-                            waits, API calls and retries (default 30s)
-    --username NAME         username to answer with (default x-access-token)
-    --repo-scoped           mint each token for just the repository git is accessing
-    --permissions LIST      narrow the token's permissions: contents:read,metadata:read
-    --config PATH           config file for several apps
-                            (default ~/.config/git-credential-github-app/config.toml)
-
-  Tokens from a broker instead of an app key (docs/brokers.md):
-    --broker KIND           octo-sts or chinmina: trade the CI job's OIDC token for a token
-    --broker-url URL        the broker (https; http only to loopback)
-    --identity NAME         octo-sts: the trust policy (.github/chainguard/NAME.sts.yaml)
-    --org-scope             octo-sts: ask for the owner (an organisation policy), not OWNER/REPO
-    --profile NAME          chinmina: the profile
-    --oidc SOURCE           auto (default), github-actions, gitlab:VARIABLE, buildkite, file:PATH
-    --audience AUD          the OIDC token's audience (default: the broker's host name)
-    -v, --verbose           trace each step on stderr, tokens masked
-                            [env GIT_CREDENTIAL_GITHUB_APP_TRACE=1 or =/path/to/log]
-    -h, --help              this text
-    -V, --version           the version
-
+const HELP_TAIL: &str = "
 SET UP (writes the lines below, keeping your other helpers after ours; check with doctor):
     git-credential-github-app setup --app-id 123456 --private-key ~/.config/my-app.pem
     git-credential-github-app doctor
@@ -113,15 +81,30 @@ fn parse_args(
     commands: &[&'static Command],
 ) -> Result<Parsed, String> {
     use lexopt::prelude::*;
-    /// The option's value, as UTF-8 text.
-    fn text(parser: &mut lexopt::Parser) -> Result<String, String> {
-        let value = parser.value().map_err(|e| e.to_string())?;
-        value
-            .into_string()
-            .map_err(|_| "an option value is not UTF-8".to_owned())
+    let text = flags::option_text;
+    /// A global option from [`flags::GLOBAL`].
+    fn global(
+        p: &mut Parsed,
+        option: Option<&flags::GlobalOption>,
+        parser: &mut lexopt::Parser,
+    ) -> Result<(), String> {
+        let Some(option) = option else {
+            return Ok(());
+        };
+        match option.name {
+            flags::Name::Help => p.help = true,
+            flags::Name::Version => p.version = true,
+            name => {
+                let value = match option.value {
+                    Some(_) => Some(flags::option_text(parser)?),
+                    None => None,
+                };
+                p.flags.set(name, value);
+            }
+        }
+        Ok(())
     }
     let mut p = Parsed::default();
-    let flags = &mut p.flags;
     let mut parser = lexopt::Parser::from_args(args);
     loop {
         if let Some(Word::Command(c)) = p.word
@@ -137,29 +120,12 @@ fn parse_args(
             break;
         };
         match arg {
-            Long("app-id") => flags.app_id = Some(text(&mut parser)?),
-            Long("private-key") => flags.private_key = Some(text(&mut parser)?.into()),
-            Long("installation-id") => flags.installation_id = Some(text(&mut parser)?),
-            Long("host") => flags.host = Some(text(&mut parser)?),
-            Long("api-url") => flags.api_url = Some(text(&mut parser)?),
-            Long("owner") => flags.owners.push(text(&mut parser)?),
-            Long("cache") => flags.cache = Some(text(&mut parser)?),
-            Long("refresh-margin") => flags.refresh_margin = Some(text(&mut parser)?),
-            Long("timeout") => flags.timeout = Some(text(&mut parser)?),
-            Long("username") => flags.username = Some(text(&mut parser)?),
-            Long("repo-scoped") => flags.repo_scoped = true,
-            Long("permissions") => flags.permissions = Some(text(&mut parser)?),
-            Long("config") => flags.config = Some(text(&mut parser)?.into()),
-            Long("broker") => flags.broker.broker = Some(text(&mut parser)?),
-            Long("broker-url") => flags.broker.url = Some(text(&mut parser)?),
-            Long("identity") => flags.broker.identity = Some(text(&mut parser)?),
-            Long("org-scope") => flags.broker.org_scope = true,
-            Long("profile") => flags.broker.profile = Some(text(&mut parser)?),
-            Long("oidc") => flags.broker.oidc = Some(text(&mut parser)?),
-            Long("audience") => flags.broker.audience = Some(text(&mut parser)?),
-            Short('v') | Long("verbose") => flags.verbose = true,
-            Short('h') | Long("help") => p.help = true,
-            Short('V') | Long("version") => p.version = true,
+            Long(name) if flags::find_long(name).is_some() => {
+                global(&mut p, flags::find_long(name), &mut parser)?
+            }
+            Short(c) if flags::find_short(c).is_some() => {
+                global(&mut p, flags::find_short(c), &mut parser)?
+            }
             Long(name) => {
                 // A command's own option, before or after the command word. Before it, any
                 // command's spelling is accepted here and checked once the word is known.
@@ -231,11 +197,6 @@ fn parse_args(
     Ok(p)
 }
 
-/// The helper's flags in the words of a helper line (after the program), as git passes them.
-pub fn flags_from_words(words: impl IntoIterator<Item = String>) -> Result<Flags, String> {
-    parse_args(words.into_iter().map(OsString::from), &[]).map(|p| p.flags)
-}
-
 /// The usage lines, for mistakes.
 fn usage() -> String {
     let names: Vec<&str> = commands::ALL.iter().map(|c| c.name).collect();
@@ -258,7 +219,9 @@ fn help() -> String {
     for c in commands::ALL {
         text.push_str(&format!("    {:width$}  {}\n", c.name, c.summary));
     }
-    text.push_str(HELP_OPTIONS);
+    text.push_str("\nOPTIONS (before or after the operation or command):\n");
+    text.push_str(&flags::help());
+    text.push_str(HELP_TAIL);
     text
 }
 
@@ -550,25 +513,14 @@ mod tests {
 
     #[test]
     fn commands_do_not_shadow_global_options() {
-        const GLOBAL: &[&str] = &[
-            "app-id",
-            "private-key",
-            "installation-id",
-            "host",
-            "api-url",
-            "owner",
-            "cache",
-            "refresh-margin",
-            "timeout",
-            "username",
-            "config",
-            "verbose",
-            "help",
-            "version",
-        ];
         for c in commands::ALL {
             for o in c.options {
-                assert!(!GLOBAL.contains(&o.long), "{} --{}", c.name, o.long);
+                assert!(
+                    flags::find_long(o.long).is_none(),
+                    "{} --{}",
+                    c.name,
+                    o.long
+                );
             }
             assert!(!["get", "store", "erase", "help"].contains(&c.name));
         }

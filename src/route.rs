@@ -271,7 +271,6 @@ mod tests {
             refresh_margin: Duration::from_secs(600),
             timeout: Duration::from_secs(30),
             username: "x-access-token".into(),
-            verbose: false,
             stateless_tokens: Default::default(),
             public_fallback: None,
         }

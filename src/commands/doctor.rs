@@ -374,7 +374,7 @@ fn app_flags(ctx: &Context, ours: Option<&Entry>) -> (Flags, String) {
             .value
             .as_deref()
             .and_then(|v| gitconfig::shell_words(v.trim_start_matches('!')))
-        && let Ok(mut flags) = crate::cli::flags_from_words(words.into_iter().skip(1))
+        && let Ok(mut flags) = Flags::from_words(words.into_iter().skip(1))
     {
         // --host on doctor's own command line chose the helper line; keep what it says.
         flags.verbose = ctx.flags.verbose;

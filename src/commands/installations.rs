@@ -26,7 +26,7 @@ OPTIONS:
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let config = target::config(ctx)?;
+    let config = target::resolve(ctx)?.config;
     let deadline = Deadline::after(config.timeout);
     let state = State::open();
     let mut listed = Vec::new();

@@ -3,54 +3,103 @@
 //! routed (so `token` and git share one cache entry and one mint).
 
 use super::Context;
-use crate::config::{self, CacheMode, Config, Host};
+use crate::config::{self, CacheMode, Config, Flags, Host};
 use crate::github::Deadline;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
 use crate::state::State;
-use crate::{index, source};
+use crate::{gitconfig, index, source};
 use anyhow::{Result, anyhow, bail};
 
-/// The configuration from the global options, the environment and the config file.
-pub fn config(ctx: &Context) -> Result<Config> {
-    let config = config::resolve(&ctx.flags, &|name| ctx.env(name))?;
-    if config.apps.is_empty() {
-        bail!(
-            "no GitHub App configured: pass --app-id and --private-key, set GITHUB_APP_ID, or list apps in {}",
-            config::default_config_path()
-                .map_or("the config file".into(), |p| p.display().to_string())
-        );
-    }
-    Ok(config)
+/// The app(s) and the host a command works on, resolved the one way every command shares.
+#[derive(Debug)]
+pub struct Resolved {
+    pub config: Config,
+    pub host: Host,
+    /// Where the apps came from: "the command line", "the environment", "the config file" or
+    /// "the helper line in file:/home/me/.gitconfig".
+    pub from: String,
 }
 
-/// The host a command works on: `--host` (or `GITHUB_APP_HOST`), else the one host the apps
-/// serve.
-pub fn host(ctx: &Context, config: &Config) -> Result<Host> {
-    if let Some(text) = ctx
+/// Resolve the configuration and the host for a command: flags, then the environment, then the
+/// config file; when these name no app, the helper line git runs for the host (the one `setup`
+/// wrote). The host is `--host`, else `GITHUB_APP_HOST`, else the one host the apps serve (else
+/// github.com for finding the helper line).
+pub fn resolve(ctx: &Context) -> Result<Resolved> {
+    let host_given = ctx
         .flags
         .host
         .clone()
         .or_else(|| ctx.env(config::env::HOST).filter(|v| !v.trim().is_empty()))
-    {
-        return Host::parse(&text);
+        .map(|text| Host::parse(&text))
+        .transpose()?;
+    let config = config::resolve(&ctx.flags, &|name| ctx.env(name))?;
+    let serves =
+        |c: &Config, host: Option<&Host>| c.apps.iter().any(|a| host.is_none_or(|h| a.host == *h));
+    if serves(&config, host_given.as_ref()) {
+        let from = if ctx.flags.app_id.is_some() {
+            "the command line"
+        } else if ctx.env(config::env::APP_ID).is_some() {
+            "the environment"
+        } else {
+            "the config file"
+        };
+        let host = match host_given {
+            Some(host) => host,
+            None => only_host(&config)?,
+        };
+        return Ok(Resolved {
+            config,
+            host,
+            from: from.to_owned(),
+        });
     }
-    let mut hosts: Vec<&Host> = config.apps.iter().map(|a| &a.host).collect();
-    hosts.dedup();
-    match hosts.as_slice() {
-        [one] => Ok((*one).clone()),
-        _ => {
-            let mut names: Vec<&str> = hosts.iter().map(|h| h.as_str()).collect();
-            names.sort_unstable();
-            names.dedup();
-            if names.len() == 1 {
-                return Host::parse(names[0]);
-            }
-            bail!(
-                "the configured apps serve several hosts ({}); choose one with --host",
-                names.join(", ")
-            )
+    let host = match host_given {
+        Some(host) => host,
+        None => Host::parse("github.com")?,
+    };
+    if let Some((flags, origin)) = helper_line_flags(ctx, &host) {
+        let config = config::resolve(&flags, &|name| ctx.env(name))?;
+        if serves(&config, Some(&host)) {
+            return Ok(Resolved {
+                config,
+                host,
+                from: format!("the helper line in {origin}"),
+            });
         }
+    }
+    bail!(
+        "no GitHub App configured for {}: pass --app-id and --private-key, set GITHUB_APP_ID, list apps in {}, or run setup",
+        host.as_str(),
+        config::default_config_path().map_or("the config file".into(), |p| p.display().to_string())
+    )
+}
+
+/// The flags of our helper line among the helpers git runs for `host`, and where it is written.
+/// The command's own `--verbose` is kept.
+pub fn helper_line_flags(ctx: &Context, host: &Host) -> Option<(Flags, String)> {
+    let entries = gitconfig::helper_entries(None).ok()?;
+    let effective = gitconfig::effective_helpers(&entries, protocol(host), host.as_str());
+    let ours = effective
+        .into_iter()
+        .find(|e| e.value.as_deref().is_some_and(gitconfig::is_ours))?;
+    let words = gitconfig::shell_words(ours.value.as_deref()?.trim_start_matches('!'))?;
+    let mut flags = Flags::from_words(words.into_iter().skip(1)).ok()?;
+    flags.verbose |= ctx.flags.verbose;
+    Some((flags, ours.origin.clone()))
+}
+
+/// The one host the configured apps serve.
+fn only_host(config: &Config) -> Result<Host> {
+    let mut names: Vec<&str> = config.apps.iter().map(|a| a.host.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    match names.as_slice() {
+        [one] => Host::parse(one),
+        _ => bail!(
+            "the configured apps serve several hosts ({}); choose one with --host",
+            names.join(", ")
+        ),
     }
 }
 
@@ -96,7 +145,7 @@ pub fn target<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
 /// needed to look), its cache mode, and a deadline so that a frozen keyring holds the command up
 /// no longer than a get.
 pub fn local(ctx: &Context) -> (Option<Config>, CacheMode, Deadline) {
-    let config = config::resolve(&ctx.flags, &|name| ctx.env(name)).ok();
+    let config = resolve(ctx).ok().map(|r| r.config);
     let (mode, timeout) = config
         .as_ref()
         .map_or((CacheMode::Auto, config::DEFAULT_TIMEOUT), |c| {

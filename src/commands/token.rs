@@ -5,7 +5,7 @@ use super::{Args, Command, Context, Opt, Output, target};
 use crate::app::{self, Obtain, Obtained};
 use crate::github::Deadline;
 use crate::state::State;
-use crate::{index, source};
+use crate::{index, source, trace};
 use anyhow::{Result, bail};
 use std::process::ExitCode;
 
@@ -42,9 +42,9 @@ pub fn obtain_for(
     out: &mut Output<'_>,
 ) -> Result<(Obtained, Option<source::Record>)> {
     let which = target::target(args, usage)?;
-    let config = target::config(ctx)?;
+    let target::Resolved { config, host, from } = target::resolve(ctx)?;
+    trace!("the app comes from {from}");
     let deadline = Deadline::after(config.timeout);
-    let host = target::host(ctx, &config)?;
     let route = target::route(&config, &host, which)?;
     let state = State::open();
     let mut say = |line: &str| {

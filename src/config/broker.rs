@@ -102,10 +102,9 @@ impl OidcSource {
                 true => Ok(OidcSource::Gitlab {
                     variable: var.to_owned(),
                 }),
-                false => Err(format!(
-                    "oidc gitlab:{} does not name an environment variable",
-                    var.escape_debug()
-                )),
+                false => {
+                    Err("oidc gitlab:VARIABLE: a variable's name is letters, digits and _".into())
+                }
             };
         }
         if let Some(path) = text.strip_prefix("file:") {
@@ -116,10 +115,7 @@ impl OidcSource {
             }
             return Ok(OidcSource::File(PathBuf::from(path)));
         }
-        Err(format!(
-            "oidc '{}' is not one of auto, github-actions, gitlab:VARIABLE, buildkite, file:PATH (or oidc_command = [\"prog\", …] in the config file)",
-            text.escape_debug()
-        ))
+        Err("oidc is one of auto, github-actions, gitlab:VARIABLE, buildkite, file:PATH (or oidc_command = [\"prog\", …] in the config file)".into())
     }
 
     /// For messages and `doctor`; never the token.
@@ -143,10 +139,7 @@ impl ChinminaMode {
         match text.trim() {
             "git-credentials" => Ok(ChinminaMode::GitCredentials),
             "token" => Ok(ChinminaMode::Token),
-            other => Err(format!(
-                "chinmina mode '{}' is not git-credentials or token",
-                other.escape_debug()
-            )),
+            _ => Err("chinmina mode is git-credentials or token".into()),
         }
     }
 }
@@ -165,6 +158,22 @@ pub struct BrokerFlags {
 }
 
 impl BrokerFlags {
+    /// The first broker option given, for messages (`--broker-url`).
+    pub fn first_given(&self) -> &'static str {
+        [
+            (self.broker.is_some(), "--broker"),
+            (self.url.is_some(), "--broker-url"),
+            (self.identity.is_some(), "--identity"),
+            (self.org_scope, "--org-scope"),
+            (self.profile.is_some(), "--profile"),
+            (self.oidc.is_some(), "--oidc"),
+            (self.audience.is_some(), "--audience"),
+        ]
+        .into_iter()
+        .find_map(|(given, name)| given.then_some(name))
+        .unwrap_or("--broker")
+    }
+
     pub fn any(&self) -> bool {
         self.broker.is_some()
             || self.url.is_some()
@@ -210,7 +219,7 @@ pub fn from_flags(
     let url = flags
         .url
         .as_deref()
-        .ok_or_else(|| format!("--broker {kind} needs --broker-url URL"))?;
+        .ok_or("--broker needs --broker-url URL")?;
     let oidc = match &flags.oidc {
         Some(text) => OidcSource::parse(text)?,
         None => OidcSource::Auto,
@@ -304,9 +313,12 @@ fn spec(
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     };
     if let Some(a) = &audience
-        && (a.is_empty() || a.contains(['\r', '\n', '\0']))
+        && (a.is_empty() || a.len() > 255 || a.contains(['\r', '\n', '\0']))
     {
-        return Err("the audience must be one line of text".into());
+        return Err(format!(
+            "{}: the audience is one line of text",
+            if from_flags { "--audience" } else { "audience" }
+        ));
     }
     let broker = match kind {
         "octo-sts" => {
@@ -318,8 +330,7 @@ fn spec(
             })?;
             if !word_ok(&identity) {
                 return Err(format!(
-                    "identity '{}' is not a trust policy name",
-                    identity.escape_debug()
+                    "{identity_name}: a trust policy's name is letters, digits, -, _ and ."
                 ));
             }
             Broker::OctoSts {
@@ -337,8 +348,8 @@ fn spec(
                 && !word_ok(p)
             {
                 return Err(format!(
-                    "profile '{}' is not a profile name",
-                    p.escape_debug()
+                    "{}: a profile's name is letters, digits, -, _ and .",
+                    if from_flags { "--profile" } else { "profile" }
                 ));
             }
             Broker::Chinmina {
@@ -375,10 +386,10 @@ fn spec(
                 audience,
             });
         }
-        other => {
+        _ => {
             return Err(format!(
-                "broker '{}' is not octo-sts or chinmina (or a token_command in the config file)",
-                other.escape_debug()
+                "{} is octo-sts or chinmina (or a token_command in the config file)",
+                if from_flags { "--broker" } else { "kind" }
             ));
         }
     };

@@ -234,7 +234,6 @@ pub struct Config {
     /// connection attempt gets a third of what is left, at most 10 s.
     pub timeout: Duration,
     pub username: String,
-    pub verbose: bool,
     /// `X-GitHub-Stateless-S2S-Token` on token requests.
     pub stateless_tokens: StatelessTokens,
     /// `[public_fallback]`: an app with a fixed installation that answers for owners none of
@@ -396,7 +395,6 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
         refresh_margin,
         timeout,
         username,
-        verbose: flags.verbose,
         stateless_tokens,
         public_fallback,
     })
@@ -985,29 +983,19 @@ installation_id = 7
     fn no_setting_echoes_a_secret_and_each_names_itself() {
         let dir = tempfile::tempdir().unwrap();
         for secret in [PEM, PAT, CLIENT_SECRET] {
-            // Flags: each one set to the secret on an otherwise valid command line.
-            type Set = fn(&mut Flags, &str);
-            let flag_cases: &[(&str, Set)] = &[
-                ("--app-id", |f, v| f.app_id = Some(v.into())),
-                ("--private-key", |f, v| f.private_key = Some(v.into())),
-                ("--installation-id", |f, v| {
-                    f.installation_id = Some(v.into())
-                }),
-                ("--api-url", |f, v| f.api_url = Some(v.into())),
-                ("--host", |f, v| f.host = Some(v.into())),
-                ("--owner", |f, v| f.owners = vec![v.into()]),
-                ("--cache", |f, v| f.cache = Some(v.into())),
-                ("--refresh-margin", |f, v| f.refresh_margin = Some(v.into())),
-                ("--timeout", |f, v| f.timeout = Some(v.into())),
-                ("--config", |f, v| f.config = Some(v.into())),
-                ("--username", |f, v| f.username = Some(v.into())),
-            ];
-            for (name, set) in flag_cases {
+            // Flags: each one that takes a value (from the table of global options) set to the
+            // secret on an otherwise valid command line.
+            for option in flags::GLOBAL.iter().filter(|o| o.value.is_some()) {
+                let Some(long) = option.long else { continue };
+                let name = format!("--{long}");
                 let mut f = flags("1", "/k.pem");
-                set(&mut f, secret);
+                if option.name == flags::Name::AppId {
+                    f.app_id = None;
+                }
+                f.set(option.name, Some(secret.to_owned()));
                 let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
                 assert!(!echoes(&e, secret), "{name} echoes: {e}");
-                assert!(e.contains(name), "{name} not named: {e}");
+                assert!(e.contains(&name), "{name} not named: {e}");
             }
             // Environment variables.
             for name in [

@@ -351,7 +351,7 @@ fn a_remembered_not_installed_owner_is_named_at_most_once_a_minute() {
     assert_eq!(
         said(&first),
         format!(
-            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}); leaving this request to other helpers\n",
+            "git-credential-github-app: app 1001 is not installed on 'nobody' ({}); leaving this request to other helpers (remembered for 5 min). If you install the app now, run: git-credential-github-app forget nobody\n",
             gh.host()
         )
     );
@@ -461,4 +461,51 @@ fn tokens_without_an_index_record_are_still_found_by_status_and_revoke() {
     );
     assert!(!gh.token_is_valid(&token));
     assert_ne!(token_of(&env.fill("octo/dotfiles.git")), token);
+}
+
+/// `token`, `installations` and `exec` find the app where `doctor` does: with no flag, variable
+/// or config file naming one, in the helper line git runs for the host (`GITHUB_APP_HOST` or
+/// `--host` says which host).
+#[test]
+fn commands_find_the_app_in_the_helper_line_git_runs() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let bare = |args: &[&str], host_env: bool| {
+        let mut cmd = env.command(HELPER);
+        if host_env {
+            cmd.env("GITHUB_APP_HOST", &env.host);
+        }
+        run(cmd.args(args), b"")
+    };
+    let via_env = bare(&["token", "octo"], true);
+    assert_ok(&via_env);
+    let token = stdout(&via_env).trim_end().to_owned();
+    assert!(gh.token_is_valid(&token));
+    let via_flag = bare(&["token", "octo", "--host", &env.host], false);
+    assert_eq!(stdout(&via_flag).trim_end(), token, "the same cached token");
+    let listed = bare(&["installations"], true);
+    assert_ok(&listed);
+    assert!(
+        stdout(&listed).starts_with("app 1001 on "),
+        "{}",
+        stdout(&listed)
+    );
+    let exec = bare(
+        &["exec", "octo", "--", "sh", "-c", "test -n \"$GH_TOKEN\""],
+        true,
+    );
+    assert_ok(&exec);
+    // github.com has no helper line of ours here: the message says what to do.
+    let none = bare(&["token", "octo"], false);
+    assert_eq!(code(&none), 1);
+    assert_eq!(
+        stderr(&none),
+        format!(
+            "git-credential-github-app: no GitHub App configured for github.com: pass --app-id and --private-key, set GITHUB_APP_ID, list apps in {}, or run setup\n",
+            env.home
+                .join(".config/git-credential-github-app/config.toml")
+                .display()
+        )
+    );
+    assert_eq!(gh.mint_count(), 1);
 }

@@ -4,6 +4,7 @@
 
 use crate::flows::world;
 use crate::support::*;
+use git_credential_github_app::config::flags::{GLOBAL, Name};
 
 const PEM_BODY: &str = "MIIEpAIBAAKCAQEAzSECRETPEMBODY0123456789";
 const PAT: &str = "ghp_SECRETpat0123456789abcdefghijklmnopq";
@@ -23,39 +24,25 @@ fn secrets_in_the_wrong_setting_are_never_echoed() {
     let key = env.key_path.display().to_string();
     for secret in [pem(), PAT.to_owned(), CLIENT_SECRET.to_owned()] {
         let secret = secret.as_str();
-        let options = [
-            "--app-id",
-            "--private-key",
-            "--installation-id",
-            "--api-url",
-            "--host",
-            "--owner",
-            "--cache",
-            "--refresh-margin",
-            "--timeout",
-            "--config",
-            "--username",
-        ];
+        // Every global option that takes a value, and every variable (the trace's is a switch
+        // or a log path), from the one table the helper parses its command line with.
+        let options: Vec<String> = GLOBAL
+            .iter()
+            .filter(|o| o.value.is_some())
+            .filter_map(|o| o.long.map(|l| format!("--{l}")))
+            .collect();
         for option in options {
             let mut args = vec!["--app-id", "1001", "--private-key", &key, "--host"];
             let host = gh.host();
             args.push(&host);
-            args.extend([option, secret, "get"]);
+            args.extend([option.as_str(), secret, "get"]);
             let out = run(env.command(HELPER).args(&args), request.as_bytes());
-            check(&out, option, secret);
+            check(&out, &option, secret);
         }
-        let variables = [
-            "GITHUB_APP_ID",
-            "GITHUB_APP_PRIVATE_KEY",
-            "GITHUB_APP_PRIVATE_KEY_PATH",
-            "GITHUB_APP_INSTALLATION_ID",
-            "GITHUB_APP_API_URL",
-            "GITHUB_APP_HOST",
-            "GIT_CREDENTIAL_GITHUB_APP_CONFIG",
-            "GIT_CREDENTIAL_GITHUB_APP_CACHE",
-            "GIT_CREDENTIAL_GITHUB_APP_REFRESH_MARGIN",
-            "GIT_CREDENTIAL_GITHUB_APP_TIMEOUT",
-        ];
+        let variables = GLOBAL
+            .iter()
+            .filter(|o| o.name != Name::Verbose)
+            .filter_map(|o| o.env);
         for variable in variables {
             let mut cmd = env.command(HELPER);
             cmd.env("GITHUB_APP_ID", "1001")
