@@ -169,6 +169,14 @@ impl NotServed {
     /// The stderr line when the sources were just asked: say so, for how long it is remembered,
     /// and how to retry at once (an app installed a minute later would otherwise go unused).
     pub fn first_message(&self) -> String {
+        // A broker's refusal is not remembered: the next request asks it again.
+        if self
+            .reasons
+            .iter()
+            .all(|r| matches!(r, NotMine::Broker { .. }))
+        {
+            return format!("{self}; leaving this request to other helpers");
+        }
         format!(
             "{self}; leaving this request to other helpers (remembered for {} min). If you install the app now, run: git-credential-github-app forget {}",
             NOT_INSTALLED_TTL / 60,

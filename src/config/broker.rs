@@ -585,7 +585,7 @@ mod tests {
         assert!(
             OidcSource::parse("vault")
                 .unwrap_err()
-                .contains("not one of")
+                .contains("one of auto")
         );
     }
 }

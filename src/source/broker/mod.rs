@@ -365,7 +365,7 @@ pub fn diagnose(
         Err(e) => Finding {
             id: "exchange",
             ok: Some(false),
-            detail: crate::app::one_line(&e),
+            detail: printable_message(&format!("{e:#}")),
         },
     };
     out.push(finding);
