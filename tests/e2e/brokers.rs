@@ -113,10 +113,17 @@ fn unix_now() -> i64 {
 #[test]
 fn octo_sts_with_github_actions_oidc_clones_and_pushes_on_one_exchange() {
     let w = octo();
-    let env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+    let mut env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+    // Traced: the trace shows fingerprints, never the OIDC token or the token.
+    env.add_flags(&["--verbose"]);
     let clone = env.clone_repo("acme", "widgets");
     assert_ok(&clone);
     no_secrets(&clone);
+    assert!(
+        stderr(&clone).contains("OIDC token sha256:"),
+        "{}",
+        stderr(&clone)
+    );
     let commit = env.git(&[
         "-C",
         "acme-widgets",
