@@ -60,7 +60,8 @@ impl<'a> Brokered<'a> {
         }
     }
 
-    /// Broker URL + what is asked of it + scope: two targets with the same key share a token.
+    /// Broker URL + the git host + what is asked of it + scope: two targets with the same key
+    /// share a token.
     fn key_text(&self, scope: &str) -> String {
         let asked = match &self.spec.broker {
             Broker::OctoSts { identity, .. } => format!("identity={identity}"),
@@ -70,9 +71,10 @@ impl<'a> Brokered<'a> {
             Broker::Command { argv } => format!("command={}", digest(&[&argv.join("\0")])),
         };
         format!(
-            "broker|{}|{}|{asked}|scope={scope}",
+            "broker|{}|{}|host={}|{asked}|scope={scope}",
             self.kind().as_str(),
-            self.spec.url
+            self.spec.url,
+            self.host.as_str()
         )
     }
 
@@ -641,6 +643,50 @@ fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_hold_broker_host_identity_and_scope() {
+        use crate::config::broker::{Broker, BrokerSpec};
+        let spec = |identity: &str, org_scope: bool| BrokerSpec {
+            broker: Broker::OctoSts {
+                identity: identity.into(),
+                org_scope,
+            },
+            url: "https://octo-sts.dev".into(),
+            oidc: None,
+            audience: None,
+        };
+        let host = Host::parse("github.com").unwrap();
+        let target = |repo: &str| Target {
+            host: host.clone(),
+            owner: Some("acme".into()),
+            repo: Some(repo.into()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::at(dir.path().join("gcga"));
+        let key = |s: &BrokerSpec, repo: &str| match Brokered::new(
+            s,
+            &host,
+            "https://api.github.com".into(),
+        )
+        .key(&target(repo), &state)
+        {
+            Known::Key(k) => k.as_str().to_owned(),
+            other => panic!("{other:?}"),
+        };
+        let (ci, fleet) = (spec("ci", false), spec("fleet", true));
+        assert_eq!(
+            key(&ci, "widgets"),
+            "broker|octo-sts|https://octo-sts.dev|host=github.com|identity=ci|scope=acme/widgets"
+        );
+        assert_ne!(key(&ci, "widgets"), key(&ci, "gadgets"));
+        assert_ne!(key(&ci, "widgets"), key(&spec("deploy", false), "widgets"));
+        assert_eq!(
+            key(&fleet, "widgets"),
+            key(&fleet, "gadgets"),
+            "an org policy: one token"
+        );
+    }
 
     #[test]
     fn a_token_lives_at_most_an_hour_from_receipt() {
