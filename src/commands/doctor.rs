@@ -541,7 +541,7 @@ fn check_app(
             let deadline = Deadline::after(config.timeout);
             let api_url = app.api_url(target.scheme);
             let state = State::open();
-            for f in broker::diagnose(broker, &app.host, api_url, repo, &state, deadline) {
+            for f in broker::checks::diagnose(broker, &app.host, api_url, repo, &state, deadline) {
                 let status = match f.ok {
                     Some(true) => Status::Ok,
                     Some(false) => Status::Fail,

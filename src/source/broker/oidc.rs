@@ -153,7 +153,7 @@ fn github_actions(
         body: None,
     };
     let bearer = Secret::new(request_token);
-    let reply: Reply = super::exchange(
+    let reply: Reply = super::exchange::exchange(
         "GitHub Actions' ID-token endpoint",
         deadline,
         &mut || Ok(Some(bearer.clone())),
