@@ -28,8 +28,9 @@
 //! it), a variant in [`Kind`], a module here implementing [`TokenSource`], an arm in [`open`]
 //! and in [`revoke`]; plus, if it has reasons of its own not to serve, a variant in [`NotMine`].
 //!
-//! A source whose upstream gives no expiry sets `expires_at` itself (see
-//! [`UNKNOWN_EXPIRY_LIFETIME`]), so that the cache and the refresh margin work the same for it.
+//! A source whose upstream gives no expiry sets `expires_at` itself (brokers: at most
+//! [`broker::exchange::ASSUMED_LIFETIME`] from when the token was asked for), so that the cache
+//! and the refresh margin work the same for it.
 
 pub mod broker;
 pub mod installation;
@@ -46,10 +47,6 @@ use std::collections::BTreeMap;
 
 /// Permissions as GitHub writes them: `contents` → `read`.
 pub type Permissions = BTreeMap<String, String>;
-
-/// A token's lifetime when the upstream does not say (a broker without `expires_at`): short, so
-/// that a revoked token is not answered for long.
-pub const UNKNOWN_EXPIRY_LIFETIME: u64 = 5 * 60;
 
 /// The kinds of token source. Recorded in the index of minted tokens (`"installation"`), so that
 /// `revoke` and `status` know a cached token's kind without the configuration.

@@ -5,7 +5,7 @@
 //! - [`oidc`]: the OIDC token, from wherever the job runs, fetched fresh for every exchange and
 //!   never cached or shown.
 //! - [`octo_sts`], [`chinmina`], [`command`]: each broker's request and answer.
-//! - [`exchange`]: the HTTP exchange every broker shares, with its retry and expiry rules.
+//! - [`mod@exchange`]: the HTTP exchange every broker shares, with its retry and expiry rules.
 //! - [`checks`]: what `doctor` checks for a broker entry.
 //! - here: the [`TokenSource`] of a broker entry — its cache key (broker URL, git host, identity
 //!   or profile or command, scope), the single-flight lock's name, and a fetch: OIDC token →
