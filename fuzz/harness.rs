@@ -15,12 +15,13 @@
 use git_credential_github_app::app::{self, Io, Outcome};
 use git_credential_github_app::cache::Cache;
 use git_credential_github_app::config::{
-    App, AppId, CacheMode, Config, Host, InstallationSpec, SourceSpec,
+    App, AppId, CacheMode, Config, Host, InstallationSpec, Permissions, SourceSpec,
 };
-use git_credential_github_app::github::{Token, unix_now};
+use git_credential_github_app::github::unix_now;
 use git_credential_github_app::keyref::KeyRef;
 use git_credential_github_app::protocol::{self, Operation, Request};
 use git_credential_github_app::route::{self, Decision};
+use git_credential_github_app::secret::Expiring;
 use git_credential_github_app::secret::Secret;
 use git_credential_github_app::source::installation;
 use git_credential_github_app::state::State;
@@ -51,10 +52,13 @@ fn apps(key: &Path) -> Vec<App> {
             id: AppId::Numeric(id),
             key: KeyRef::File(key.to_path_buf()),
             installation_id: installation,
-            permissions: scope
-                .iter()
-                .map(|(k, v): &(&str, &str)| (k.to_string(), v.to_string()))
-                .collect(),
+            permissions: Permissions::from_table(
+                &scope
+                    .iter()
+                    .map(|(k, v): &(&str, &str)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .expect("fixture permissions"),
             repo_scoped: false,
         }),
     };
@@ -348,7 +352,7 @@ impl Fixture {
         );
         let saved = Cache::new(CacheMode::File, &self.state).save(
             &key,
-            &Token {
+            &Expiring {
                 secret: Secret::new(token.clone()),
                 expires_at,
             },

@@ -9,14 +9,16 @@
 //! whole `get` path can be driven from tests, and it returns errors instead of printing them:
 //! `cli` prints the one stderr line.
 
+use crate::cache::index;
 use crate::cache::{Cache, CacheKey};
 use crate::config::Config;
-use crate::github::{Deadline, Token as CachedToken, unix_now};
+use crate::github::{Deadline, unix_now};
 use crate::protocol::{Answer, Operation, Request};
 use crate::route::{Decision, Route};
+use crate::secret::Expiring;
 use crate::source::{self, Cx, Fetched, Known, NotMine, Target, Token, TokenSource};
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{index, protocol, route, trace};
+use crate::{protocol, route, trace};
 use anyhow::{Result, anyhow};
 use std::io::Write;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -55,10 +57,12 @@ pub fn run(
     state: &State,
     io: &mut Io<'_>,
 ) -> Result<Outcome> {
-    if op == Operation::Store {
+    let erase = match op {
         // Tokens are minted, never stored from git: nothing to do, and nothing to say.
-        return Ok(Outcome::Done);
-    }
+        Operation::Store => return Ok(Outcome::Done),
+        Operation::Get => false,
+        Operation::Erase => true,
+    };
     // The time budget (--timeout) of the whole run starts now.
     let deadline = Deadline::after(config.timeout);
     let request = protocol::parse(input)?;
@@ -100,21 +104,16 @@ pub fn run(
         route.app.origin,
         route.api_url
     );
-    match op {
-        Operation::Get => {
-            let public = route::public_fallback(&request, &route, config);
-            get(&route, public.as_ref(), config, state, deadline, io)
+    if erase {
+        drop_rejected(&request, &route, config, state, io);
+        // A rejected public-fallback token is dropped too (it is cached under its own app).
+        if let Some(public) = route::public_fallback(&request, &route, config) {
+            drop_rejected(&request, &public, config, state, io);
         }
-        Operation::Erase => {
-            erase(&request, &route, config, state, io);
-            // A rejected public-fallback token is dropped too (it is cached under its own app).
-            if let Some(public) = route::public_fallback(&request, &route, config) {
-                erase(&request, &public, config, state, io);
-            }
-            Ok(Outcome::Done)
-        }
-        Operation::Store => Ok(Outcome::Done),
+        return Ok(Outcome::Done);
     }
+    let public = route::public_fallback(&request, &route, config);
+    get(&route, public.as_ref(), config, state, deadline, io)
 }
 
 /// A token ready for use, and where it came from.
@@ -245,8 +244,8 @@ pub fn local_time(unix: u64) -> String {
 /// A cached token if it has at least the refresh margin left; else the still-valid one as
 /// fallback (with its key).
 enum Cached {
-    Fresh(CacheKey, CachedToken),
-    Fallback(Option<(CacheKey, CachedToken)>),
+    Fresh(CacheKey, Expiring),
+    Fallback(Option<(CacheKey, Expiring)>),
 }
 
 fn lookup_cache(key: Option<&CacheKey>, config: &Config, cache: &Cache) -> Cached {
@@ -272,7 +271,7 @@ fn from_cache(
     source: &dyn TokenSource,
     target: &Target,
     key: CacheKey,
-    token: CachedToken,
+    token: Expiring,
 ) -> Obtained {
     Obtained {
         token: Token {
@@ -414,7 +413,7 @@ fn obtain_cold(
         Ok(Fetched::Token { token, key, about }) => {
             let stores = cache.save(
                 &key,
-                &CachedToken {
+                &Expiring {
                     secret: token.secret.clone(),
                     expires_at: token.expires_at,
                 },
@@ -441,7 +440,7 @@ fn obtain_cold(
 fn use_fallback(
     source: &dyn TokenSource,
     target: &Target,
-    fallback: Option<(CacheKey, CachedToken)>,
+    fallback: Option<(CacheKey, Expiring)>,
     e: anyhow::Error,
     say: &mut dyn FnMut(&str),
 ) -> Result<Cold> {
@@ -480,9 +479,9 @@ fn get(
                 minted: obtained.minted,
             })
         }
-        Obtain::NotServed(not_served) if public_fallback.is_some() => {
+        Obtain::NotServed(not_served) if let Some(fallback) = public_fallback => {
             trace!("{not_served}; answering with the public fallback app's token");
-            answer_public_fallback(public_fallback, config, state, deadline, io)
+            answer_public_fallback(fallback, config, state, deadline, io)
         }
         Obtain::NotServed(not_served) => {
             // Said when GitHub was asked; when remembered, reminded at most once a minute.
@@ -500,17 +499,14 @@ fn get(
     }
 }
 
-/// Answer with the token of `[public_fallback]`'s installation (no route: nothing to answer).
+/// Answer with the token of `[public_fallback]`'s installation.
 fn answer_public_fallback(
-    fallback: Option<&Route<'_>>,
+    fallback: &Route<'_>,
     config: &Config,
     state: &State,
     deadline: Deadline,
     io: &mut Io<'_>,
 ) -> Result<Outcome> {
-    let Some(fallback) = fallback else {
-        return Ok(Outcome::Passed);
-    };
     let obtained = {
         let mut say = |line: &str| io.say(line);
         obtain(fallback, config, state, deadline, &mut say)?
@@ -544,7 +540,13 @@ fn answer(token: &Token, config: &Config, io: &mut Io<'_>) -> Result<()> {
 /// rejected (a concurrent process may already have cached a newer one), and say so. Without one
 /// (`git credential reject` with a URL): drop the owner's cached token. Never revoke: git also
 /// erases after a transient 401.
-fn erase(request: &Request, route: &Route<'_>, config: &Config, state: &State, io: &mut Io<'_>) {
+fn drop_rejected(
+    request: &Request,
+    route: &Route<'_>,
+    config: &Config,
+    state: &State,
+    io: &mut Io<'_>,
+) {
     let cache = Cache::new(config.cache, state).with_deadline(Instant::now() + config.timeout);
     let target = route.target();
     for source in sources(route, config) {

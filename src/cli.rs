@@ -71,6 +71,8 @@ struct Parsed {
     word: Option<Word>,
     /// The word as typed, for messages.
     word_text: String,
+    /// The command a word that is none is a typo of (within two edits).
+    typo_of: Option<&'static str>,
     args: Args,
 }
 
@@ -161,6 +163,9 @@ fn parse_args(
                         p.args.positional.push(word);
                     }
                     None if word == "help" && !p.help => p.help = true,
+                    // A mistyped command keeps its place: the words after it are its arguments
+                    // (`tokne acme` is about `tokne`).
+                    Some(Word::Unknown) if p.typo_of.is_some() => {}
                     // git appends the operation last; a later word replaces an earlier one.
                     _ => {
                         p.word = Some(match Operation::from_arg(&word) {
@@ -171,6 +176,9 @@ fn parse_args(
                                 .find(|c| c.name == word)
                                 .map_or(Word::Unknown, Word::Command),
                         });
+                        if let Some(Word::Unknown) = p.word {
+                            p.typo_of = typo_of(&word, commands).map(|c| c.name);
+                        }
                         p.word_text = word;
                     }
                 }
@@ -195,6 +203,44 @@ fn parse_args(
         }
     }
     Ok(p)
+}
+
+/// The command `word` is a typo of: the nearest within two edits (a swap of neighbours counts
+/// as one), if any.
+fn typo_of(word: &str, commands: &[&'static Command]) -> Option<&'static Command> {
+    commands
+        .iter()
+        .map(|c| (edit_distance(word, c.name), *c))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and transpositions of
+/// adjacent characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// The usage lines, for mistakes.
@@ -275,6 +321,17 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Some(Word::Command(c)) => return run_command(c, parsed),
+        // A word within two edits of a command is a typo, from a terminal or not: git's own
+        // operations are never that close to one, so git is not answered with an error.
+        Some(Word::Unknown) if parsed.typo_of.is_some() => {
+            let suggestion = parsed.typo_of.unwrap_or_default();
+            eprint!(
+                "git-credential-github-app: unknown command '{}'; did you mean '{suggestion}'?\n{}",
+                protocol::printable(&parsed.word_text),
+                usage()
+            );
+            return ExitCode::from(2);
+        }
         // A person typing a word: never wait for a request that will not come.
         Some(word) if std::io::stdin().is_terminal() => {
             match word {
@@ -509,6 +566,36 @@ mod tests {
             "unknown option --json"
         );
         assert!(parse(&["-V"]).unwrap().version);
+    }
+
+    #[test]
+    fn a_word_within_two_edits_of_a_command_is_a_typo_of_it() {
+        assert_eq!(edit_distance("tokne", "token"), 1);
+        assert_eq!(edit_distance("doctr", "doctor"), 1);
+        assert_eq!(edit_distance("forgot", "forget"), 1);
+        assert_eq!(edit_distance("", "exec"), 4);
+        let name = |w: &str| typo_of(w, commands::ALL).map(|c| c.name);
+        assert_eq!(name("doctr"), Some("doctor"));
+        assert_eq!(name("tokne"), Some("token"));
+        assert_eq!(name("stauts"), Some("status"));
+        assert_eq!(name("installation"), Some("installations"));
+        // git's own words, and words far from any command, are not typos.
+        for word in [
+            "capability",
+            "get",
+            "store",
+            "erase",
+            "fill",
+            "approve",
+            "reject",
+            "x",
+        ] {
+            assert_eq!(name(word), None, "{word}");
+        }
+        // The typo keeps its place: the word after it is its argument.
+        let p = parse_args(["tokne", "acme"].map(OsString::from), commands::ALL).unwrap();
+        assert_eq!(p.word_text, "tokne");
+        assert_eq!(p.typo_of, Some("token"));
     }
 
     #[test]

@@ -29,8 +29,9 @@ struct Claims<'a> {
 /// `{"alg":"RS256","typ":"JWT"}`, base64url-encoded.
 const HEADER: &str = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9";
 
-/// Signs app JWTs with one key, correcting for a known clock offset.
-pub struct Signer {
+/// Issues the app's JWTs: built here, signed by a [`KeySigner`] (wherever the key is), on GitHub's
+/// clock as far as it is known. (The key's signer is `signer`; this is what uses it.)
+pub struct JwtIssuer {
     key: Box<dyn KeySigner>,
     iss: String,
     /// Seconds to add to our clock to get GitHub's.
@@ -43,9 +44,9 @@ pub struct Signer {
 /// How long a signed JWT is reused within one process (it stays valid for nine minutes).
 const REUSE: i64 = 60;
 
-impl Signer {
-    pub fn new(key: Box<dyn KeySigner>, iss: String, offset: i64) -> Signer {
-        Signer {
+impl JwtIssuer {
+    pub fn new(key: Box<dyn KeySigner>, iss: String, offset: i64) -> JwtIssuer {
+        JwtIssuer {
             key,
             iss,
             offset,
@@ -117,7 +118,7 @@ mod tests {
         let pem = Secret::new(include_str!("signer/github-example-key.pem"));
         let key = LocalKey::parse(&pem, "the example key").unwrap();
         let spki = key.public_key_der().unwrap();
-        let mut signer = Signer::new(Box::new(key), "12345".into(), 7);
+        let mut signer = JwtIssuer::new(Box::new(key), "12345".into(), 7);
         let jwt = signer.sign(1_000_000).unwrap();
         let parts: Vec<&str> = jwt.expose().split('.').collect();
         assert_eq!(parts.len(), 3);

@@ -6,7 +6,7 @@
 //! in [`state`], the source fetches one (for [`source::installation`]: [`github`] finds the
 //! installation and mints a token with a JWT from [`jwt`], signed by a [`signer`] — a [`key`] on
 //! this machine, a PKCS#11 token, AWS KMS or a command) → the token is cached, recorded in the
-//! [`index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
+//! [`cache::index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
 //! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
 pub mod app;
@@ -16,7 +16,6 @@ pub mod commands;
 pub mod config;
 pub mod gitconfig;
 pub mod github;
-pub mod index;
 pub mod jwt;
 pub mod key;
 pub mod keyref;

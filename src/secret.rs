@@ -26,10 +26,14 @@ impl Secret {
     pub fn fingerprint(&self) -> String {
         fingerprint(&self.0)
     }
+}
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+/// A secret and when it stops working (Unix seconds, on this machine's clock): a token as GitHub
+/// mints it and as the cache holds it.
+#[derive(Debug, Clone)]
+pub struct Expiring {
+    pub secret: Secret,
+    pub expires_at: u64,
 }
 
 /// Keep this process's memory (the private key, JWTs, tokens) from other processes and from core

@@ -1,6 +1,7 @@
 //! The OS keyring through the `keyring` crate: Secret Service on Linux (over a vendored libdbus,
-//! with an encrypted session), the Keychain on macOS, Credential Manager on Windows. Only those
-//! platform stores are compiled in, never keyring's in-memory mock.
+//! with a plain session: Cargo.toml says why no session encryption), the Keychain on macOS,
+//! Credential Manager on Windows. Only those platform stores are compiled in, never keyring's
+//! in-memory mock.
 
 use super::{CacheKey, Store};
 use anyhow::Result;

@@ -1,5 +1,6 @@
 //! The token cache, shared by every process of the user: the OS keyring where it really works, a
-//! 0600 file otherwise. Keyed by (API URL, app, installation, scope).
+//! 0600 file otherwise. Keyed by a [`CacheKey`] the token source builds; [`index`] records what
+//! each entry holds (never the token), since keyrings cannot be listed.
 //!
 //! A backend that fails (no D-Bus, a locked keyring, keyctl blocked by seccomp, a corrupt or
 //! foreign entry) never fails a `get`: it is traced and the next backend is tried; a bad entry reads
@@ -13,13 +14,14 @@
 //! is answered without waiting for it.
 
 mod file;
+pub mod index;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "windows"))]
 mod keyring;
 #[cfg(target_os = "linux")]
 mod keyutils;
 
 use crate::config::CacheMode;
-use crate::github::Token;
+use crate::secret::Expiring;
 use crate::secret::Secret;
 use crate::state::{State, digest};
 use crate::trace;
@@ -75,7 +77,7 @@ struct Entry<'a> {
     expires_at: u64,
 }
 
-fn encode(token: &Token) -> Secret {
+fn encode(token: &Expiring) -> Secret {
     let entry = Entry {
         v: 1,
         token: token.secret.expose(),
@@ -84,12 +86,12 @@ fn encode(token: &Token) -> Secret {
     Secret::new(serde_json::to_string(&entry).unwrap_or_default())
 }
 
-fn decode(bytes: &[u8]) -> Option<Token> {
+fn decode(bytes: &[u8]) -> Option<Expiring> {
     let entry: Entry<'_> = serde_json::from_slice(bytes).ok()?;
     let valid = entry.v == 1
         && !entry.token.is_empty()
         && entry.token.bytes().all(|b| b.is_ascii_graphic());
-    valid.then(|| Token {
+    valid.then(|| Expiring {
         secret: Secret::new(entry.token),
         expires_at: entry.expires_at,
     })
@@ -236,7 +238,7 @@ impl Cache {
     /// The cached token, from the first store that holds a readable one. Stores that may hang
     /// are asked in the background while the next ones are tried; a token found in one of those
     /// is answered at once.
-    pub fn load(&self, key: &CacheKey) -> Option<Token> {
+    pub fn load(&self, key: &CacheKey) -> Option<Expiring> {
         let mut missed = Vec::new();
         let mut waiting = Vec::new();
         let until = self.patience();
@@ -267,7 +269,7 @@ impl Cache {
         i: usize,
         result: anyhow::Result<Option<Vec<u8>>>,
         missed: &mut Vec<usize>,
-    ) -> Option<Token> {
+    ) -> Option<Expiring> {
         let name = self.stores[i].name();
         match result {
             Ok(Some(bytes)) => match decode(&bytes) {
@@ -294,7 +296,7 @@ impl Cache {
     }
 
     /// Copy a token found in a slower store into the faster keyring-class stores that missed it.
-    fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Token) {
+    fn backfill(&self, missed: &[usize], key: &CacheKey, token: &Expiring) {
         let entry = encode(token);
         let until = self.patience();
         for &i in missed.iter().filter(|&&i| i < self.keyrings) {
@@ -325,7 +327,7 @@ impl Cache {
     /// Save a token in every keyring-class store that takes it, else in the file. Returns the
     /// stores that took it. Bounded by the deadline: a store that does not answer in time is
     /// skipped, and the caller answers git with the token anyway.
-    pub fn save(&self, key: &CacheKey, token: &Token) -> Vec<&'static str> {
+    pub fn save(&self, key: &CacheKey, token: &Expiring) -> Vec<&'static str> {
         let entry = encode(token);
         let mut took = Vec::new();
         let usable: Vec<(usize, &'static str)> =
@@ -387,7 +389,7 @@ mod tests {
 
     #[test]
     fn entries_round_trip_and_junk_is_a_miss() {
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new("ghs_abc"),
             expires_at: 99,
         };
@@ -411,7 +413,7 @@ mod tests {
         let cache = Cache::new(CacheMode::File, &State::at(dir.path().to_path_buf()));
         let key = CacheKey::new("https://api.github.com|app=1|installation=2|scope=");
         assert!(cache.load(&key).is_none());
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new("ghs_x"),
             expires_at: 5,
         };
@@ -466,7 +468,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path().join("c"));
         let key = CacheKey::new("https://api.github.com|app=1|installation=2|scope=");
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new("ghs_x"),
             expires_at: 5,
         };
@@ -494,7 +496,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(CacheMode::None, &State::at(dir.path().to_path_buf()));
         let key = CacheKey::new("a|app=1|installation=2|scope=");
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new("t"),
             expires_at: 5,
         };

@@ -7,9 +7,10 @@ use super::{Args, Command, Context, Opt, Output};
 use crate::cache::{Cache, CacheKey};
 use crate::config::{self, App, CacheMode, Config, Flags, InstallationSpec};
 use crate::gitconfig::{self, Entry, UrlMatch};
-use crate::github::{self, ApiError, Client, Deadline, JwtProblem, Token};
+use crate::github::{self, ApiError, Client, Deadline, JwtProblem};
 use crate::keyref::KeyRef;
 use crate::protocol;
+use crate::secret::Expiring;
 use crate::secret::Secret;
 use crate::source::broker;
 use crate::state::State;
@@ -659,7 +660,8 @@ fn check_app(
         return;
     };
     let state = State::open();
-    let mut signer = crate::jwt::Signer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
+    let mut signer =
+        crate::jwt::JwtIssuer::new(opened, spec.id.iss(), state.clock_offset(&api_url));
     let client = Client::new(&api_url, target.host.as_str(), deadline);
     let key_name = match &key {
         Ok((describe, fingerprint)) => format!("{describe} ({fingerprint})"),
@@ -789,7 +791,7 @@ fn key_format(source: &KeyRef) -> Option<String> {
 
 fn repo_check(
     client: &Client,
-    signer: &mut crate::jwt::Signer,
+    signer: &mut crate::jwt::JwtIssuer,
     target: &Target,
     app: &App,
     owner: &str,
@@ -901,7 +903,7 @@ fn cache_check(config: &Config, app: &App, report: &mut Report) {
         let cache = Cache::new(*mode, &state);
         let key = CacheKey::new(format!("doctor://round-trip|{}", app.describe()));
         let value = format!("doctor-round-trip-{}", std::process::id());
-        let token = Token {
+        let token = Expiring {
             secret: Secret::new(value.clone()),
             expires_at: github::unix_now() + 3600,
         };

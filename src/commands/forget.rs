@@ -1,10 +1,10 @@
 //! `forget [OWNER]`: drop what the helper remembers — installations, "not installed" owners and
 //! cached tokens — without asking GitHub. The next get looks everything up again.
 
-use super::{Args, Command, Context, Output, target};
+use super::{Args, Command, Context, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::config::AppId;
-use crate::index;
 use crate::state::State;
 use anyhow::Result;
 use std::process::ExitCode;
@@ -26,13 +26,13 @@ they expire (use `revoke` to end them).
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let owner = target::owner_arg(args);
+    let owner = resolve::owner_arg(args);
     let matches = |o: &str| owner.as_deref().is_none_or(|want| want == o);
-    let (config, mode, deadline) = target::local(ctx);
+    let (config, mode, deadline) = resolve::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let (mut tokens, mut installations, mut not_installed) = (0, 0, 0);
-    for record in target::cache_entries(&state, config.as_ref()) {
+    for record in resolve::cache_entries(&state, config.as_ref()) {
         if !matches(&record.owner) && !matches(&record.account.to_ascii_lowercase()) {
             continue;
         }

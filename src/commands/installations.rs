@@ -1,6 +1,6 @@
 //! `installations`: the app's installations on GitHub (every page), for each configured app.
 
-use super::{Args, Command, Context, Opt, Output, target};
+use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::github::{Client, Deadline};
 use crate::source::installation;
 use crate::state::State;
@@ -26,7 +26,7 @@ OPTIONS:
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let config = target::resolve(ctx)?.config;
+    let config = resolve::resolve(ctx)?.config;
     let deadline = Deadline::after(config.timeout);
     let state = State::open();
     let mut listed = Vec::new();
@@ -35,7 +35,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         let Some(spec) = app.installation() else {
             continue;
         };
-        let api_url = app.api_url(target::protocol(&app.host));
+        let api_url = app.api_url(resolve::protocol(&app.host));
         if seen.contains(&(api_url.clone(), spec.id.iss())) {
             continue;
         }

@@ -10,9 +10,9 @@
 pub mod exec;
 pub mod forget;
 pub mod installations;
+mod resolve;
 pub mod revoke;
 pub mod status;
-mod target;
 pub mod token;
 
 use crate::config::Flags;

@@ -1,11 +1,12 @@
 //! `revoke [OWNER]`: revoke the cached tokens on GitHub (`DELETE /installation/token`) and drop
 //! them from every cache tier.
 
-use super::{Args, Command, Context, Output, target};
+use super::{Args, Command, Context, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::github::Revoked;
+use crate::source;
 use crate::state::State;
-use crate::{index, source};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -26,13 +27,13 @@ that `revoke` can be run again; the command then exits 1.
 };
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let owner = target::owner_arg(args);
-    let (config, mode, deadline) = target::local(ctx);
+    let owner = resolve::owner_arg(args);
+    let (config, mode, deadline) = resolve::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let mut failed = 0;
     let mut revoked = 0;
-    for record in target::cache_entries(&state, config.as_ref()) {
+    for record in resolve::cache_entries(&state, config.as_ref()) {
         if owner
             .as_deref()
             .is_some_and(|o| o != record.owner && o != record.account.to_ascii_lowercase())

@@ -1,11 +1,12 @@
 //! `status [--json]`: what the helper holds for this user — cached tokens (by fingerprint, never
 //! the token), remembered installations and "not installed" owners. No GitHub call.
 
-use super::{Args, Command, Context, Opt, Output, target};
+use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::cache::Cache;
+use crate::cache::index;
 use crate::github::unix_now;
 use crate::state::{NOT_INSTALLED_TTL, State};
-use crate::{app, index, source};
+use crate::{app, source};
 use anyhow::Result;
 use std::process::ExitCode;
 
@@ -37,12 +38,12 @@ struct Cached {
 }
 
 fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
-    let (config, mode, deadline) = target::local(ctx);
+    let (config, mode, deadline) = resolve::local(ctx);
     let state = State::open();
     let cache = Cache::new(mode, &state).with_deadline(deadline.at());
     let now = unix_now();
     let mut tokens = Vec::new();
-    for record in target::cache_entries(&state, config.as_ref()) {
+    for record in resolve::cache_entries(&state, config.as_ref()) {
         let key = record.cache_key();
         match cache.load(&key) {
             Some(token) if token.expires_at > now => tokens.push(Cached {
@@ -70,7 +71,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
                 "account": t.record.account,
                 "scope": t.record.scope,
                 "fingerprint": t.fingerprint,
-                "expires_at": target::rfc3339(t.expires_at),
+                "expires_at": resolve::rfc3339(t.expires_at),
                 "expires_in_seconds": t.expires_at.saturating_sub(now),
                 "backends": t.record.stores,
                 "permissions": t.record.permissions,
@@ -80,14 +81,14 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
                 "app_id": r.app,
                 "owner": r.owner,
                 "installation_id": id,
-                "remembered_since": target::rfc3339(r.checked_at),
+                "remembered_since": resolve::rfc3339(r.checked_at),
             }))).collect::<Vec<_>>(),
             "not_installed": records.iter().filter(|r| r.installation.is_none()).map(|r| serde_json::json!({
                 "api_url": r.api,
                 "app_id": r.app,
                 "owner": r.owner,
-                "remembered_since": target::rfc3339(r.checked_at),
-                "asked_again_at": target::rfc3339(r.checked_at + NOT_INSTALLED_TTL),
+                "remembered_since": resolve::rfc3339(r.checked_at),
+                "asked_again_at": resolve::rfc3339(r.checked_at + NOT_INSTALLED_TTL),
             })).collect::<Vec<_>>(),
         });
         writeln!(out.out, "{value:#}")?;
@@ -118,7 +119,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             r.host,
             t.fingerprint,
             app::local_time(t.expires_at),
-            target::relative(t.expires_at, now),
+            resolve::relative(t.expires_at, now),
             if r.stores.is_empty() {
                 "cached".to_owned()
             } else {
@@ -147,7 +148,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             r.app,
             r.owner,
             r.installation.unwrap_or_default(),
-            target::relative(r.checked_at, now)
+            resolve::relative(r.checked_at, now)
         )?;
     }
     writeln!(
@@ -169,7 +170,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             r.app,
             r.owner,
             app::local_time(r.checked_at),
-            target::relative(r.checked_at, now)
+            resolve::relative(r.checked_at, now)
         )?;
     }
     writeln!(o, "Cache directory: {cache_dir}")?;

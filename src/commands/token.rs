@@ -1,11 +1,12 @@
 //! `token OWNER[/REPO] [--json]`: print the installation token git would get for that owner —
 //! the same cache entry, the same single mint under the same lock — for curl, gh and scripts.
 
-use super::{Args, Command, Context, Opt, Output, target};
+use super::{Args, Command, Context, Opt, Output, resolve};
 use crate::app::{self, Obtain, Obtained};
+use crate::cache::index;
 use crate::github::Deadline;
 use crate::state::State;
-use crate::{index, source, trace};
+use crate::{source, trace};
 use anyhow::{Result, bail};
 use std::process::ExitCode;
 
@@ -41,11 +42,11 @@ pub fn obtain_for(
     usage: &str,
     out: &mut Output<'_>,
 ) -> Result<(Obtained, Option<source::Record>)> {
-    let which = target::target(args, usage)?;
-    let target::Resolved { config, host, from } = target::resolve(ctx)?;
+    let which = resolve::owner_repo_arg(args, usage)?;
+    let resolve::Resolved { config, host, from } = resolve::resolve(ctx)?;
     trace!("the app comes from {from}");
     let deadline = Deadline::after(config.timeout);
-    let route = target::route(&config, &host, which)?;
+    let route = resolve::route(&config, &host, which)?;
     let state = State::open();
     let mut say = |line: &str| {
         let _ = writeln!(out.err, "git-credential-github-app: {line}");
@@ -76,7 +77,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
     if args.flag("json") {
         let value = serde_json::json!({
             "token": obtained.token.secret.expose(),
-            "expires_at": target::rfc3339(obtained.token.expires_at),
+            "expires_at": resolve::rfc3339(obtained.token.expires_at),
             "kind": obtained.token.kind.as_str(),
             "installation_id": obtained
                 .installation

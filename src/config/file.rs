@@ -198,15 +198,7 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
         Some(text) => Host::parse(text).context("host")?,
         None => host_for(api_url.as_deref()).context("api_url")?,
     };
-    for (perm, level) in &fa.permissions {
-        if !matches!(level.as_str(), "read" | "write" | "admin") || perm.is_empty() {
-            bail!(
-                "permissions: {} = {} must be read, write or admin",
-                quoted(perm),
-                quoted(level)
-            );
-        }
-    }
+    let permissions = super::Permissions::from_table(&fa.permissions)?;
     Ok(App {
         origin,
         host,
@@ -220,7 +212,7 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
             id,
             key,
             installation_id: fa.installation_id,
-            permissions: fa.permissions.clone(),
+            permissions,
             repo_scoped: fa.repo_scoped,
         }),
     })

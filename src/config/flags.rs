@@ -5,7 +5,7 @@
 use super::hosts::{Host, host_for};
 use super::{
     App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, env, first_named,
-    key_reference, parse_installation_id, parse_permissions,
+    key_reference, parse_installation_id,
 };
 use crate::keyref::KeyRef;
 use crate::secret::Secret;
@@ -500,7 +500,7 @@ pub(super) fn app_from_flags_and_env(
     let permissions = flags
         .permissions
         .as_deref()
-        .map(parse_permissions)
+        .map(super::Permissions::parse)
         .transpose()?
         .unwrap_or_default();
     let owners = flags

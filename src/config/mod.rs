@@ -12,7 +12,6 @@ use crate::keyref::kms_arn::KmsKey;
 use crate::keyref::pkcs11_uri::Pkcs11Uri;
 use crate::keyref::{KeyRef, Written};
 use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,10 +20,12 @@ pub mod env;
 pub mod file;
 pub mod flags;
 pub mod hosts;
+pub mod permissions;
 
 pub use file::default_config_path;
 pub use flags::Flags;
 pub use hosts::{Host, host_for};
+pub use permissions::Permissions;
 
 use file::{FileConfig, app_from_file, read_file};
 use flags::app_from_flags_and_env;
@@ -136,7 +137,7 @@ pub struct InstallationSpec {
     pub key: KeyRef,
     pub installation_id: Option<u64>,
     /// Permissions to ask for when minting (`contents = "read"`); empty means all the app has.
-    pub permissions: BTreeMap<String, String>,
+    pub permissions: Permissions,
     /// Mint each token for just the repository git is accessing (`repositories: [repo]`).
     pub repo_scoped: bool,
 }
@@ -179,11 +180,7 @@ impl App {
 impl InstallationSpec {
     /// A stable text for the token's permissions, part of the cache key.
     pub fn scope(&self) -> String {
-        self.permissions
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect::<Vec<_>>()
-            .join(",")
+        self.permissions.scope()
     }
 }
 
@@ -407,44 +404,26 @@ fn first_named<T: Clone>(options: &[(Option<T>, &'static str)]) -> Option<(T, &'
         .find_map(|(value, name)| value.clone().map(|v| (v, *name)))
 }
 
-/// `contents:read,metadata:read` (also `contents=read`) → permissions to ask for.
-pub fn parse_permissions(text: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (name, level) = item
-            .split_once([':', '='])
-            .map(|(n, l)| (n.trim(), l.trim()))
-            .ok_or_else(|| {
-                anyhow!("--permissions takes NAME:LEVEL pairs, like contents:read,metadata:read")
-            })?;
-        let valid_name = !name.is_empty()
-            && name.len() <= 64
-            && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if !valid_name || !matches!(level, "read" | "write" | "admin") {
-            bail!(
-                "--permissions: each entry is a permission name (like contents) and read, write or admin"
-            );
-        }
-        out.insert(name.to_owned(), level.to_owned());
-    }
-    if out.is_empty() {
-        bail!("--permissions is empty; give NAME:LEVEL pairs, like contents:read,metadata:read");
-    }
-    Ok(out)
+/// Whether `owner` is a GitHub login as routing accepts it from a repository path: letters, digits
+/// and hyphens, no leading or trailing hyphen (39 at most; more with the `_shortcode` suffix of
+/// Enterprise Managed Users, which is why `_` is allowed inside).
+pub fn is_login(owner: &str) -> bool {
+    (1..=64).contains(&owner.len())
+        && owner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !owner.starts_with(['-', '_'])
+        && !owner.ends_with('-')
 }
 
-/// An owner as configured: a GitHub login (letters, digits, `-`, `_`, `.`), compared in lower case.
+/// An owner as configured: a GitHub login (see [`is_login`]: an owner routing could never match
+/// is refused), compared in lower case.
 fn check_owner(text: &str) -> Result<String> {
     let owner = text.trim();
     if let Some(what) = secret_kind(owner) {
         bail!("the owner is {what} (not shown), not a user or organisation name");
     }
-    let valid = !owner.is_empty()
-        && owner.len() <= 100
-        && owner
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    if !valid {
+    if !is_login(owner) {
         bail!(
             "owner {} is not a GitHub user or organisation name",
             quoted(owner)
@@ -592,6 +571,26 @@ mod tests {
     use super::*;
     use file::hide_quoted_values;
 
+    #[test]
+    fn owners_routing_could_never_match_are_refused() {
+        for bad in ["a.b", "-acme", "acme-", "_acme", "ac me", ""] {
+            let f = Flags {
+                owners: vec![bad.into()],
+                ..flags("1", "/k.pem")
+            };
+            let e = format!("{:#}", resolve(&f, &no_env).unwrap_err());
+            assert!(e.contains("--owner"), "{bad}: {e}");
+        }
+        let f = Flags {
+            owners: vec!["Acme-Corp".into(), "octo_emu".into()],
+            ..flags("1", "/k.pem")
+        };
+        assert_eq!(
+            resolve(&f, &no_env).unwrap().apps[0].owners,
+            ["acme-corp", "octo_emu"]
+        );
+    }
+
     fn inst(app: &App) -> &InstallationSpec {
         app.installation().expect("an installation-token app")
     }
@@ -640,16 +639,6 @@ mod tests {
             "git.example.com",
             "an explicit --host is honoured"
         );
-    }
-
-    #[test]
-    fn permissions_from_the_command_line() {
-        let p = parse_permissions("contents:read, metadata=read").unwrap();
-        assert_eq!(p.len(), 2);
-        assert_eq!(p["contents"], "read");
-        for bad in ["", "contents", "contents:all", "Contents:read", "a:b:c"] {
-            assert!(parse_permissions(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

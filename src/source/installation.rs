@@ -11,7 +11,7 @@ use super::{About, Cx, Fetched, Kind, Known, NotMine, Record, Target, Token, Tok
 use crate::cache::CacheKey;
 use crate::config::{AppId, Host, InstallationSpec, StatelessTokens};
 use crate::github::{ApiError, Client, Deadline, Minted, Revoked};
-use crate::jwt::Signer;
+use crate::jwt::JwtIssuer;
 use crate::secret::Secret;
 use crate::state::{NOT_INSTALLED_TTL, Remembered, State, digest};
 use crate::{signer, trace};
@@ -154,7 +154,7 @@ impl<'a> Installation<'a> {
         &self,
         target: &Target,
         client: &Client,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         state: &State,
     ) -> Result<Option<(u64, String)>> {
         let app = &self.spec.id;
@@ -314,7 +314,7 @@ pub fn jwt_signer(
     state: &State,
     deadline: Deadline,
     say: &mut dyn FnMut(&str),
-) -> Result<Signer> {
+) -> Result<JwtIssuer> {
     let started = std::time::Instant::now();
     let key = signer::open(&spec.key, deadline.at(), &mut |warning| {
         if state.first_time(&warning) {
@@ -326,11 +326,15 @@ pub fn jwt_signer(
         key.describe(),
         started.elapsed().as_secs_f64() * 1000.0
     );
-    Ok(Signer::new(key, spec.id.iss(), state.clock_offset(api_url)))
+    Ok(JwtIssuer::new(
+        key,
+        spec.id.iss(),
+        state.clock_offset(api_url),
+    ))
 }
 
 /// Remember GitHub's clock offset if the signer learnt a new one.
-pub fn keep_clock_offset(api_url: &str, state: &State, signer: &Signer, initial: i64) {
+pub fn keep_clock_offset(api_url: &str, state: &State, signer: &JwtIssuer, initial: i64) {
     if signer.offset != initial {
         trace!(
             "remembering GitHub's clock offset {:+} s for {api_url}",
@@ -355,7 +359,7 @@ mod tests {
             id: AppId::Numeric(1),
             key: KeyRef::File("/k".into()),
             installation_id,
-            permissions: [("contents".to_owned(), "read".to_owned())].into(),
+            permissions: crate::config::Permissions::parse("contents:read").unwrap(),
             repo_scoped,
         }
     }

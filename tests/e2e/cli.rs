@@ -41,7 +41,7 @@ fn a_word_typed_in_a_terminal_never_waits_for_stdin() {
     for (word, first_line) in [
         (
             "doctr",
-            "git-credential-github-app: unknown command 'doctr'".to_owned(),
+            "git-credential-github-app: unknown command 'doctr'; did you mean 'doctor'?".to_owned(),
         ),
         (
             "capability",
@@ -79,6 +79,45 @@ fn a_word_typed_in_a_terminal_never_waits_for_stdin() {
         env.command(HELPER).args(["--app-id", "1001", "capability"]),
         b"capability[]=authtype\n",
     );
+    assert_ok(&out);
+    assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
+}
+
+/// Outside a terminal, an unknown word stays silent as git's protocol wants — unless it is within
+/// two edits of a command: then it is a person's typo, named with the command it is close to.
+#[test]
+fn a_mistyped_command_from_a_pipe_is_named_with_a_suggestion() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    for (args, typed, meant) in [
+        (&["doctr"][..], "doctr", "doctor"),
+        (&["tokne", "acme"][..], "tokne", "token"),
+        (&["--app-id", "1001", "stauts"][..], "stauts", "status"),
+    ] {
+        let out = run(env.command(HELPER).args(args), b"");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stdout(&out), "");
+        let err = stderr(&out);
+        let mut lines = err.lines();
+        assert_eq!(
+            lines.next(),
+            Some(
+                format!(
+                    "git-credential-github-app: unknown command '{typed}'; did you mean '{meant}'?"
+                )
+                .as_str()
+            ),
+            "{err}"
+        );
+        assert!(
+            lines
+                .next()
+                .is_some_and(|l| l.starts_with("usage: git-credential-github-app")),
+            "{err}"
+        );
+    }
+    // Far from every command: silent, exit 0.
+    let out = run(env.command(HELPER).arg("frobnicate"), b"");
     assert_ok(&out);
     assert_eq!((stdout(&out), stderr(&out)), (String::new(), String::new()));
 }

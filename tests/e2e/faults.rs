@@ -462,3 +462,31 @@ fn owners_sharing_a_fixed_installation_mint_once() {
     assert_eq!(tokens.len(), 1);
     assert_eq!((gh.mint_count(), gh.lookup_count()), (1, 0));
 }
+
+/// An answer too large to read is named as such wherever it comes, never as "status 0".
+#[test]
+fn an_oversized_answer_to_revoke_is_named_not_status_0() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let token = token_of(&env.fill("octo/dotfiles.git"));
+    gh.inject(
+        Fault::new(
+            "/api/v3/installation/token",
+            FaultAction::text(500, &"x".repeat(6 << 20)),
+        )
+        .method("DELETE")
+        .times(10),
+    );
+    let out = env.helper(&["revoke"], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "could not revoke token {} (app 1001, owner 'octo', installation 12): {} sent an answer larger than 4 MiB to DELETE /installation/token;",
+            git_credential_github_app::secret::fingerprint(&token),
+            gh.host()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("answered 0"), "{err}");
+}

@@ -6,20 +6,24 @@
 //! budget; short rate-limit waits are honoured; redirects are never followed (so the JWT never goes
 //! to another host); answers are size-limited. A 401 for the JWT's times is answered by re-signing
 //! with GitHub's clock (from its `Date` header) once.
+//!
+//! This module holds the endpoints and the retry policy; one HTTP exchange and what can go wrong
+//! with it are [`transport`].
 
-use crate::jwt::{self, Signer};
+pub mod transport;
+
+pub use transport::{Deadline, Method, Transport, printable_message, unix_now};
+use transport::{Http, Reply};
+
+use crate::jwt::{self, JwtIssuer};
 use crate::protocol::printable;
-use crate::secret::Secret;
+use crate::secret::{Expiring, Secret};
 use crate::trace;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const USER_AGENT: &str = concat!("git-credential-github-app/", env!("CARGO_PKG_VERSION"));
-const API_VERSION: &str = "2022-11-28";
-/// Largest API answer we read; a token answer listing 500 repositories is ~2 MiB at most.
-const MAX_BODY: u64 = 4 << 20;
 /// Rate-limit waits up to this long are waited out; longer ones fail with the time to retry.
 const MAX_RATE_LIMIT_WAIT: u64 = 10;
 const BACKOFF: [Duration; 3] = [
@@ -28,68 +32,11 @@ const BACKOFF: [Duration; 3] = [
     Duration::from_millis(3000),
 ];
 
-/// A minted installation token.
-#[derive(Debug, Clone)]
-pub struct Token {
-    pub secret: Secret,
-    /// Unix seconds, from GitHub's `expires_at`.
-    pub expires_at: u64,
-}
-
 /// The part of an installation we use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installation {
     pub id: u64,
     pub account: String,
-}
-
-/// The end of the time budget of one run (`--timeout`, counted from the start of a get): every
-/// API call, retry, rate-limit wait and lock wait of the run ends by then.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline(Instant);
-
-impl Deadline {
-    /// `timeout` from now.
-    pub fn after(timeout: Duration) -> Deadline {
-        Deadline(Instant::now() + timeout)
-    }
-
-    pub fn at(&self) -> Instant {
-        self.0
-    }
-
-    /// What is left, zero once passed.
-    pub fn remaining(&self) -> Duration {
-        self.0.saturating_duration_since(Instant::now())
-    }
-
-    pub fn passed(&self) -> bool {
-        self.remaining().is_zero()
-    }
-}
-
-/// An HTTP method the client sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    Get,
-    Post,
-    Delete,
-}
-
-impl Method {
-    fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Post => "POST",
-            Method::Delete => "DELETE",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Why GitHub refused the app's JWT.
@@ -107,8 +54,12 @@ pub enum JwtProblem {
 /// (its `Display`), naming the host and what to do.
 #[derive(Debug)]
 pub enum ApiError {
-    /// No usable answer: connection refused, reset, TLS, timeout, or the time budget ran out.
-    Transport(String),
+    /// No usable answer: connection refused, reset, TLS, timeout, an oversized answer, or the
+    /// time budget ran out (`cause`: `None`). `text` is the line for stderr.
+    Transport {
+        cause: Option<Transport>,
+        text: String,
+    },
     /// GitHub's rate limit, with the Unix time to retry at.
     RateLimited { retry_at: u64, text: String },
     /// The app's JWT was refused.
@@ -127,7 +78,7 @@ impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ApiError::InstallationGone { status, message } => write!(f, "{status} {message}"),
-            ApiError::Transport(text)
+            ApiError::Transport { text, .. }
             | ApiError::RateLimited { text, .. }
             | ApiError::JwtRejected { text, .. }
             | ApiError::NotInstalled(text)
@@ -164,7 +115,7 @@ pub struct InstallationInfo {
 /// A minted token and what GitHub said about it.
 #[derive(Debug, Clone)]
 pub struct Minted {
-    pub token: Token,
+    pub token: Expiring,
     /// The token's permissions as GitHub granted them.
     pub permissions: BTreeMap<String, String>,
 }
@@ -178,88 +129,6 @@ pub enum Revoked {
     AlreadyInvalid,
 }
 
-/// One HTTP answer, reduced to what we look at.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
-    date: Option<SystemTime>,
-    retry_after: Option<u64>,
-    ratelimit_remaining: Option<u64>,
-    ratelimit_reset: Option<u64>,
-    /// The `Link` header's `rel="next"` URL.
-    next: Option<String>,
-}
-
-impl Reply {
-    /// GitHub's `message`, made safe to print.
-    fn message(&self) -> String {
-        #[derive(Deserialize)]
-        struct Body {
-            message: Option<String>,
-        }
-        let message = serde_json::from_slice::<Body>(&self.body)
-            .ok()
-            .and_then(|b| b.message)
-            .unwrap_or_default();
-        printable_message(&message)
-    }
-
-    fn is_rate_limited(&self) -> bool {
-        (self.status == 403 || self.status == 429)
-            && (self.retry_after.is_some()
-                || self.ratelimit_remaining == Some(0)
-                || self.message().to_ascii_lowercase().contains("rate limit"))
-    }
-
-    /// Seconds to wait before retrying a rate-limited call.
-    /// Seconds to wait, at most a day (GitHub's hourly limits never ask for more; a larger value
-    /// is a broken answer).
-    fn rate_limit_wait(&self, now: u64) -> u64 {
-        let wait = match (self.retry_after, self.ratelimit_reset) {
-            (Some(secs), _) => secs,
-            (None, Some(reset)) if self.ratelimit_remaining == Some(0) => reset.saturating_sub(now),
-            _ => 60, // GitHub: "wait at least one minute" for a secondary limit without retry-after
-        };
-        wait.min(24 * 3600)
-    }
-}
-
-/// Text from the server (a message, an account login, a transport error) as it may reach a
-/// terminal or a trace: one line of at most 300 characters, control characters (terminal escapes
-/// included) as spaces, and bidi, zero-width and other invisible formatting characters shown as
-/// `\u{…}`, so nothing can redraw the terminal or make text read differently than it is.
-pub fn printable_message(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(300) {
-        if c.is_control() {
-            out.push(' ');
-        } else if is_invisible_format(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out.trim().to_owned()
-}
-
-/// Bidi controls, zero-width characters and the other invisible format characters (Unicode
-/// category Cf, plus the line and paragraph separators).
-fn is_invisible_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}'
-        | '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}'
-        | '\u{FEFF}'
-        | '\u{FFF9}'..='\u{FFFB}'
-        | '\u{E0000}'..='\u{E007F}'
-        | '\u{1D173}'..='\u{1D17A}'
-        | '\u{0600}'..='\u{0605}' | '\u{06DD}' | '\u{070F}' | '\u{08E2}'
-        | '\u{110BD}' | '\u{110CD}' | '\u{13430}'..='\u{1343F}'
-        | '\u{1BCA0}'..='\u{1BCA3}')
-}
-
 /// Installations per page when listing them (GitHub's maximum).
 const PER_PAGE: usize = 100;
 /// Pages followed at most when listing installations (10,000 installations).
@@ -267,43 +136,27 @@ const MAX_PAGES: usize = 100;
 
 /// A REST client for one API base URL.
 pub struct Client {
-    agent: ureq::Agent,
+    http: Http,
     api_url: String,
     /// For messages: "github.com".
     host: String,
     /// All calls of this client, retries included, end by then.
     deadline: Deadline,
-    /// `X-GitHub-Stateless-S2S-Token` for token requests.
-    stateless_tokens: Option<&'static str>,
 }
 
 impl Client {
     pub fn new(api_url: &str, host: &str, deadline: Deadline) -> Client {
-        let connect =
-            (deadline.remaining() / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-            .build();
-        let config = ureq::Agent::config_builder()
-            .timeout_connect(Some(connect))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(USER_AGENT)
-            .tls_config(tls)
-            .build();
         Client {
-            agent: config.into(),
+            http: Http::new(deadline),
             api_url: api_url.to_owned(),
             host: host.to_owned(),
             deadline,
-            stateless_tokens: None,
         }
     }
 
     /// Asks for this token format on token requests (`X-GitHub-Stateless-S2S-Token`).
     pub fn with_stateless_tokens(mut self, mode: crate::config::StatelessTokens) -> Client {
-        self.stateless_tokens = mode.header();
+        self.http.stateless_tokens = mode.header();
         self
     }
 
@@ -311,7 +164,7 @@ impl Client {
     /// answers for organisations too). `None` when the app is not installed for the owner.
     pub fn find_installation(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         owner: &str,
         repo: Option<&str>,
     ) -> Result<Option<Installation>, ApiError> {
@@ -363,15 +216,15 @@ impl Client {
     /// installation has) and to `repositories` (none: all the installation covers).
     pub fn create_token(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         installation: u64,
-        permissions: &BTreeMap<String, String>,
+        permissions: &crate::config::Permissions,
         repositories: &[String],
     ) -> Result<Minted, ApiError> {
         let path = format!("/app/installations/{installation}/access_tokens");
         let mut request = serde_json::Map::new();
         if !permissions.is_empty() {
-            request.insert("permissions".into(), serde_json::json!(permissions));
+            request.insert("permissions".into(), permissions.to_json());
         }
         if !repositories.is_empty() {
             request.insert("repositories".into(), serde_json::json!(repositories));
@@ -428,7 +281,7 @@ impl Client {
     }
 
     /// `GET /app`: the app the key signs for.
-    pub fn app(&self, signer: &mut Signer) -> Result<AppInfo, ApiError> {
+    pub fn app(&self, signer: &mut JwtIssuer) -> Result<AppInfo, ApiError> {
         let reply = self.with_jwt(signer, Method::Get, "/app", None)?;
         match reply.status {
             200 => {
@@ -443,7 +296,7 @@ impl Client {
 
     /// `GET /app/installations`, every page (following the `Link` header's `rel="next"`),
     /// without enterprise installations (they cannot read repositories).
-    pub fn installations(&self, signer: &mut Signer) -> Result<Vec<InstallationInfo>, ApiError> {
+    pub fn installations(&self, signer: &mut JwtIssuer) -> Result<Vec<InstallationInfo>, ApiError> {
         let mut all = Vec::new();
         let mut path = format!("/app/installations?per_page={PER_PAGE}");
         for _ in 0..MAX_PAGES {
@@ -477,7 +330,7 @@ impl Client {
     /// the installation was given). For `doctor --repo`.
     pub fn repo_installation(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         owner: &str,
         repo: &str,
     ) -> Result<Option<u64>, ApiError> {
@@ -556,7 +409,7 @@ impl Client {
     /// Send with a fresh JWT; on a 401 about the JWT's times, learn GitHub's clock and retry once.
     fn with_jwt(
         &self,
-        signer: &mut Signer,
+        signer: &mut JwtIssuer,
         method: Method,
         path: &str,
         body: Option<&[u8]>,
@@ -604,13 +457,16 @@ impl Client {
         loop {
             let remaining = self.deadline.remaining();
             if remaining.is_zero() {
-                return Err(ApiError::Transport(format!(
-                    "no answer from {} within the time budget (--timeout); gave up",
-                    self.api_url
-                )));
+                return Err(ApiError::Transport {
+                    cause: None,
+                    text: format!(
+                        "no answer from {} within the time budget (--timeout); gave up",
+                        self.api_url
+                    ),
+                });
             }
             let sent = Instant::now();
-            let outcome = self.send_once(method, &url, bearer, body, remaining);
+            let outcome = self.http.send_once(method, &url, bearer, body, remaining);
             let ms = sent.elapsed().as_secs_f64() * 1000.0;
             let wait = match &outcome {
                 Ok(reply) if reply.status >= 500 => {
@@ -634,8 +490,7 @@ impl Client {
                     trace!("{method} {path} → {} in {ms:.2} ms", reply.status);
                     None
                 }
-                // Another attempt would meet the same certificate.
-                Err(e) if e.starts_with(CERT_NOT_TRUSTED) => None,
+                Err(e) if !e.worth_retrying() => None,
                 Err(e) => {
                     trace!("{method} {path} failed: {e} (attempt {})", attempt + 1);
                     BACKOFF.get(attempt).copied()
@@ -650,126 +505,36 @@ impl Client {
                     return match outcome {
                         Ok(reply) if reply.is_rate_limited() => Err(self.rate_limited(&reply)),
                         Ok(reply) => Ok(reply),
-                        Err(e) if e.starts_with(CERT_NOT_TRUSTED) => Err(ApiError::Transport(
-                            format!("cannot reach {}: {e}", self.api_url),
-                        )),
-                        Err(e) => Err(ApiError::Transport(format!(
-                            "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
-                            self.api_url,
-                            if self.deadline.passed() {
-                                " within the time budget (--timeout)"
-                            } else {
-                                ""
-                            },
-                            attempt + 1,
-                            started.elapsed().as_secs_f32()
-                        ))),
+                        Err(Transport::TooLarge) => Err(ApiError::Transport {
+                            text: format!(
+                                "{} sent {} to {method} {path}",
+                                self.host,
+                                Transport::TooLarge
+                            ),
+                            cause: Some(Transport::TooLarge),
+                        }),
+                        Err(e) if !e.worth_retrying() => Err(ApiError::Transport {
+                            text: format!("cannot reach {}: {e}", self.api_url),
+                            cause: Some(e),
+                        }),
+                        Err(e) => Err(ApiError::Transport {
+                            text: format!(
+                                "cannot reach {}{} ({e}); gave up after {} attempt(s) in {:.1} s",
+                                self.api_url,
+                                if self.deadline.passed() {
+                                    " within the time budget (--timeout)"
+                                } else {
+                                    ""
+                                },
+                                attempt + 1,
+                                started.elapsed().as_secs_f32()
+                            ),
+                            cause: Some(e),
+                        }),
                     };
                 }
             }
         }
-    }
-
-    fn send_once(
-        &self,
-        method: Method,
-        url: &str,
-        bearer: &Secret,
-        body: Option<&[u8]>,
-        timeout: Duration,
-    ) -> Result<Reply, String> {
-        let timeout = Some(timeout.max(Duration::from_millis(100)));
-        let auth = format!("Bearer {}", bearer.expose());
-        let result = match method {
-            Method::Post => {
-                let request = self
-                    .agent
-                    .post(url)
-                    .header("Authorization", &auth)
-                    .header("Accept", "application/vnd.github+json")
-                    .header("X-GitHub-Api-Version", API_VERSION)
-                    .config()
-                    .timeout_global(timeout)
-                    .build();
-                // POST is only used to mint tokens.
-                let request = match self.stateless_tokens {
-                    Some(value) => request.header("X-GitHub-Stateless-S2S-Token", value),
-                    None => request,
-                };
-                match body {
-                    Some(bytes) => request
-                        .header("Content-Type", "application/json")
-                        .send(bytes),
-                    None => request.send_empty(),
-                }
-            }
-            Method::Get | Method::Delete => {
-                let request = match method {
-                    Method::Delete => self.agent.delete(url),
-                    _ => self.agent.get(url),
-                };
-                request
-                    .header("Authorization", &auth)
-                    .header("Accept", "application/vnd.github+json")
-                    .header("X-GitHub-Api-Version", API_VERSION)
-                    .config()
-                    .timeout_global(timeout)
-                    .build()
-                    .call()
-            }
-        };
-        let mut response = result.map_err(|e| describe_transport_error(&e))?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let number = |name: &str| header(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let date = header("date").and_then(|d| httpdate::parse_http_date(&d).ok());
-        let retry_after = number("retry-after");
-        let ratelimit_remaining = number("x-ratelimit-remaining");
-        let ratelimit_reset = number("x-ratelimit-reset");
-        let next = header("link").and_then(|l| next_link(&l));
-        let status = response.status().as_u16();
-        let body = match response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-        {
-            Ok(body) => body,
-            Err(ureq::Error::BodyExceedsLimit(_)) => {
-                let message = format!("an answer larger than {} MiB", MAX_BODY >> 20);
-                return Ok(Reply {
-                    status: 0,
-                    body: serde_json::json!({ "message": message })
-                        .to_string()
-                        .into_bytes(),
-                    date,
-                    retry_after: None,
-                    ratelimit_remaining: None,
-                    ratelimit_reset: None,
-                    next: None,
-                });
-            }
-            Err(e) => {
-                return Err(format!(
-                    "reading the answer: {}",
-                    describe_transport_error(&e)
-                ));
-            }
-        };
-        Ok(Reply {
-            status,
-            body,
-            date,
-            retry_after,
-            ratelimit_remaining,
-            ratelimit_reset,
-            next,
-        })
     }
 
     fn rate_limited(&self, reply: &Reply) -> ApiError {
@@ -789,7 +554,7 @@ impl Client {
     }
 
     /// The JWT itself was refused: wrong key for the app, or no such app on this host.
-    fn jwt_refused(&self, reply: &Reply, signer: &Signer) -> ApiError {
+    fn jwt_refused(&self, reply: &Reply, signer: &JwtIssuer) -> ApiError {
         let message = reply.message();
         let id = signer.issuer();
         let (problem, text) = if message == "Integration not found" {
@@ -820,11 +585,8 @@ impl Client {
         ApiError::JwtRejected { problem, text }
     }
 
-    fn failure(&self, reply: &Reply, doing: &str, signer: &Signer) -> ApiError {
+    fn failure(&self, reply: &Reply, doing: &str, signer: &JwtIssuer) -> ApiError {
         let message = reply.message();
-        if reply.status == 0 {
-            return ApiError::Transport(format!("{} sent {message} while {doing}", self.host));
-        }
         if reply.status == 401 || is_jwt_message(&message) || message == "Integration not found" {
             return self.jwt_refused(reply, signer);
         }
@@ -843,23 +605,6 @@ impl Client {
     }
 }
 
-/// The `rel="next"` URL of a `Link` header
-/// (`<https://api.github.com/resource?page=2>; rel="next", <…>; rel="last"`).
-fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        let url = url.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| {
-                p.trim()
-                    .strip_prefix("rel=")
-                    .is_some_and(|v| v.trim_matches('"').split(' ').any(|r| r == "next"))
-            })
-            .then(|| url.to_owned())
-    })
-}
-
 /// GitHub's 401 messages about a JWT's `iat`/`exp`, word for word as GitHub sends them.
 fn is_clock_message(message: &str) -> bool {
     message.contains("'Issued at' claim ('iat')")
@@ -870,7 +615,7 @@ fn is_jwt_message(message: &str) -> bool {
     is_clock_message(message) || message.contains("JSON web token")
 }
 
-fn parse_token(body: &[u8]) -> Result<Token, String> {
+fn parse_token(body: &[u8]) -> Result<Expiring, String> {
     #[derive(Deserialize)]
     struct Body {
         token: Option<String>,
@@ -892,7 +637,7 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
         .duration_since(UNIX_EPOCH)
         .map_err(|_| "an expires_at before 1970".to_owned())?
         .as_secs();
-    Ok(Token {
+    Ok(Expiring {
         secret: Secret::new(token),
         expires_at,
     })
@@ -979,7 +724,7 @@ const FALLBACK_LIFETIME: u64 = 5 * 60;
 /// unreadable or not before `expires_at` is unusable: then `expires_at` is read on our clock,
 /// again at most an hour from `sent`, and at least [`FALLBACK_LIFETIME`] (GitHub just minted
 /// it). Never 0, never in the past, never longer than the token lives.
-fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) -> Token {
+fn to_local_clock(mut token: Expiring, server_date: Option<SystemTime>, sent: u64) -> Expiring {
     let date = server_date
         .and_then(|d| d.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
@@ -999,28 +744,6 @@ fn to_local_clock(mut token: Token, server_date: Option<SystemTime>, sent: u64) 
     };
     token.expires_at = sent + lifetime.clamp(1, TOKEN_LIFETIME);
     token
-}
-
-const CERT_NOT_TRUSTED: &str = "the server's TLS certificate is not trusted";
-
-fn describe_transport_error(e: &ureq::Error) -> String {
-    let rustls_error = match e {
-        ureq::Error::Rustls(r) => Some(r),
-        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
-        _ => None,
-    };
-    if let Some(r @ rustls::Error::InvalidCertificate(_)) = rustls_error {
-        return printable_message(&format!(
-            "{CERT_NOT_TRUSTED} ({r}); if a private CA or a TLS-inspecting proxy signs it, add that CA to the system store or point SSL_CERT_FILE at a bundle that has it"
-        ));
-    }
-    printable_message(&e.to_string())
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -1054,21 +777,6 @@ mod tests {
                 .unwrap_err()
                 .contains("unreadable")
         );
-    }
-
-    #[test]
-    fn next_links_are_found() {
-        assert_eq!(
-            next_link(r#"<https://api.github.com/resource?page=2>; rel="next", <https://api.github.com/resource?page=5>; rel="last""#).as_deref(),
-            Some("https://api.github.com/resource?page=2")
-        );
-        assert_eq!(
-            next_link(r#"<https://x/a?page=1>; rel="prev", <https://x/a?page=3>; rel="next""#)
-                .as_deref(),
-            Some("https://x/a?page=3")
-        );
-        assert_eq!(next_link(r#"<https://x/a?page=1>; rel="first""#), None);
-        assert_eq!(next_link("junk"), None);
     }
 
     #[test]
@@ -1116,7 +824,7 @@ mod tests {
     #[test]
     fn expiry_is_counted_on_our_clock_from_the_lifetime_github_states() {
         let sent = 1_700_000_000;
-        let token = |expires_at| Token {
+        let token = |expires_at| Expiring {
             secret: Secret::new("ghs_x"),
             expires_at,
         };
@@ -1150,21 +858,6 @@ mod tests {
     }
 
     #[test]
-    fn server_text_is_escaped() {
-        assert_eq!(
-            printable_message("\u{1b}[2J\u{1b}]0;owned\u{7}Bad\ncredentials"),
-            "[2J ]0;owned Bad credentials"
-        );
-        assert_eq!(
-            printable_message("evil\u{202E}txt.exe\u{200B}\u{2066}x\u{FEFF}"),
-            "evil\\u{202e}txt.exe\\u{200b}\\u{2066}x\\u{feff}"
-        );
-        assert_eq!(printable_message("Not Found"), "Not Found");
-        assert_eq!(printable_message("Café — naïve 日本"), "Café — naïve 日本");
-        assert_eq!(printable_message(&"x".repeat(400)).len(), 300);
-    }
-
-    #[test]
     fn clock_messages_are_recognised() {
         assert!(is_clock_message(
             "'Expiration time' claim ('exp') is too far in the future"
@@ -1177,30 +870,5 @@ mod tests {
         ));
         assert!(!is_clock_message("A JSON web token could not be decoded"));
         assert!(is_jwt_message("A JSON web token could not be decoded"));
-    }
-
-    #[test]
-    fn rate_limit_waits() {
-        let reply = |retry_after, remaining, reset| Reply {
-            status: 403,
-            body: br#"{"message":"API rate limit exceeded for installation ID 1."}"#.to_vec(),
-            date: None,
-            retry_after,
-            ratelimit_remaining: remaining,
-            ratelimit_reset: reset,
-            next: None,
-        };
-        assert_eq!(reply(Some(7), None, None).rate_limit_wait(100), 7);
-        assert_eq!(reply(None, Some(0), Some(160)).rate_limit_wait(100), 60);
-        assert_eq!(reply(None, Some(0), Some(105)).rate_limit_wait(100), 5);
-        assert!(reply(None, None, None).is_rate_limited());
-        assert_eq!(
-            reply(Some(u64::MAX), None, None).rate_limit_wait(100),
-            86400
-        );
-        assert_eq!(
-            reply(None, Some(0), Some(999_999_999_999)).rate_limit_wait(100),
-            86400
-        );
     }
 }

@@ -1,6 +1,8 @@
 //! The helper's private directory (`$XDG_CACHE_HOME/git-credential-github-app/`, mode 0700) and what
-//! it remembers besides tokens: which installation serves an owner, how far GitHub's clock is from
-//! ours, and the lock files that make concurrent gets mint once.
+//! it remembers besides tokens: which installation serves an owner ([`installations`]), how far
+//! GitHub's clock is from ours ([`clock`]), notices already shown ([`notices`]), and the lock
+//! files that make concurrent gets mint once ([`locks`]). This file holds the directory and the
+//! safe reading and writing every one of them goes through.
 //!
 //! Every file is 0600, written to a temporary file and renamed into place, and read back only if it
 //! is a regular file that only we can read. Anything else is ignored (and traced), never trusted.
@@ -10,19 +12,24 @@
 //! with a cache root another user controls, the helper goes on without this directory (no file
 //! cache, no locks, nothing remembered) and says why in the trace.
 
-use crate::config::AppId;
 use crate::secret::hex;
 use crate::trace;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::fs::File;
+
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
 
 /// Largest state or cache file we read.
 const MAX_FILE: u64 = 64 * 1024;
+
+pub mod clock;
+pub mod installations;
+pub mod locks;
+pub mod notices;
+
+pub use installations::{InstallationEntry, NOT_INSTALLED_TTL, Remembered};
 
 /// The helper's directory. Paths are computed eagerly; the directory is created on first write.
 #[derive(Debug, Clone)]
@@ -82,20 +89,27 @@ impl State {
     /// Read `root/sub/name` if the directories on the way are ours and private (see
     /// [`read_private`] for the file itself).
     pub fn read(&self, sub: &str, name: &str) -> Result<Vec<u8>, Unusable> {
+        read_private(&self.checked_dir(sub)?.join(name))
+    }
+
+    /// `root/sub` if it and the root are ours and private: what a listing of the directory goes
+    /// through.
+    pub fn dir(&self, sub: &str) -> Option<PathBuf> {
+        self.checked_dir(sub).ok()
+    }
+
+    fn checked_dir(&self, sub: &str) -> Result<PathBuf, Unusable> {
         // The root itself was checked once by `usable_root`.
         let dir = self.usable_root().map_err(Unusable::Io)?.join(sub);
-        {
-            let d = dir.as_path();
-            match std::fs::symlink_metadata(d) {
-                // Not ours: not read, and nothing in it removed (as an unsafe file would be).
-                Ok(meta) => {
-                    check_dir_meta(d, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
-                Err(e) => return Err(Unusable::Io(e)),
+        match std::fs::symlink_metadata(&dir) {
+            // Not ours: not read, and nothing in it removed (as an unsafe file would be).
+            Ok(meta) => {
+                check_dir_meta(&dir, &meta).map_err(|e| Unusable::Io(io::Error::other(e)))?
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Unusable::Missing),
+            Err(e) => return Err(Unusable::Io(e)),
         }
-        read_private(&dir.join(name))
+        Ok(dir)
     }
 
     /// The directory, if it may be used (see [`check_root`]): everything that reads or removes
@@ -117,86 +131,6 @@ impl State {
         self.root().map(|r| r.join(sub).join(name))
     }
 
-    /// The installation remembered for `owner`, if any.
-    pub fn installation(&self, api: &str, app: &AppId, owner: &str) -> Option<u64> {
-        match self.lookup_record(api, app, owner)? {
-            (Remembered::Installation(id), _) => Some(id),
-            (Remembered::NotInstalled, _) => None,
-        }
-    }
-
-    /// What is remembered of the app on `owner` — its installation, or (for
-    /// [`NOT_INSTALLED_TTL`]) that it is not installed there — and when it was looked up (Unix
-    /// seconds).
-    pub fn lookup_record(&self, api: &str, app: &AppId, owner: &str) -> Option<(Remembered, u64)> {
-        let name = digest(&[api, &app.iss(), owner]);
-        match self.read("installations", &name) {
-            Ok(bytes) => match serde_json::from_slice::<InstallationRecord>(&bytes) {
-                Ok(r) if r.api == api && r.owner == owner && r.app == app.iss() => match r.id {
-                    0 if crate::github::unix_now().saturating_sub(r.checked_at)
-                        < NOT_INSTALLED_TTL =>
-                    {
-                        Some((Remembered::NotInstalled, r.checked_at))
-                    }
-                    0 => None,
-                    id => Some((Remembered::Installation(id), r.checked_at)),
-                },
-                _ => {
-                    trace!("ignoring unreadable installation record installations/{name}");
-                    None
-                }
-            },
-            Err(Unusable::Missing) => None,
-            Err(e) => {
-                trace!("ignoring installation record installations/{name}: {e:?}");
-                None
-            }
-        }
-    }
-
-    /// Remember that the app is not installed on `owner`, so the next gets within
-    /// [`NOT_INSTALLED_TTL`] fall through without asking GitHub.
-    pub fn remember_not_installed(&self, api: &str, app: &AppId, owner: &str) {
-        self.remember_installation(api, app, owner, 0);
-    }
-
-    pub fn remember_installation(&self, api: &str, app: &AppId, owner: &str, id: u64) {
-        let record = InstallationRecord {
-            checked_at: crate::github::unix_now(),
-            api: api.to_owned(),
-            app: app.iss(),
-            owner: owner.to_owned(),
-            id,
-        };
-        self.write_json("installations", &digest(&[api, &app.iss(), owner]), &record);
-    }
-
-    pub fn forget_installation(&self, api: &str, app: &AppId, owner: &str) {
-        if let Some(path) = self.file("installations", &digest(&[api, &app.iss(), owner])) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-
-    /// Seconds to add to our clock to get GitHub's, as last learnt for this API.
-    pub fn clock_offset(&self, api: &str) -> i64 {
-        self.read("clock", &digest(&[api]))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<ClockRecord>(&b).ok())
-            .filter(|r| r.api == api)
-            .map_or(0, |r| r.offset)
-    }
-
-    pub fn remember_clock_offset(&self, api: &str, offset: i64) {
-        self.write_json(
-            "clock",
-            &digest(&[api]),
-            &ClockRecord {
-                api: api.to_owned(),
-                offset,
-            },
-        );
-    }
-
     fn write_json(&self, sub: &str, name: &str, value: &impl Serialize) {
         let result = self.private_dir(sub).and_then(|dir| {
             write_private(
@@ -209,144 +143,6 @@ impl State {
             trace!("cannot write {sub}/{name}: {e}");
         }
     }
-
-    /// True the first time `notice` is asked about (per user), so a warning is shown once, not on
-    /// every mint. True as well when nothing can be remembered.
-    pub fn first_time(&self, notice: &str) -> bool {
-        let name = digest(&["notice", notice]);
-        match self.read("notices", &name) {
-            Ok(_) => return false,
-            Err(Unusable::Missing) => {}
-            Err(_) if self.usable_root().is_err() => return true,
-            Err(_) => {} // unsafe or unreadable: said again, and replaced
-        }
-        self.write_json("notices", &name, &notice);
-        true
-    }
-
-    /// Every remembered installation and "not installed" record that is still believed, for
-    /// `status` and `forget`.
-    pub fn installation_records(&self) -> Vec<InstallationEntry> {
-        let Some(dir) = self.root.as_ref().map(|r| r.join("installations")) else {
-            return Vec::new();
-        };
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            return Vec::new();
-        };
-        let now = crate::github::unix_now();
-        let mut out: Vec<InstallationEntry> = entries
-            .flatten()
-            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-            .filter_map(|e| read_private(&e.path()).ok())
-            .filter_map(|b| serde_json::from_slice::<InstallationRecord>(&b).ok())
-            .filter(|r| r.id != 0 || now.saturating_sub(r.checked_at) < NOT_INSTALLED_TTL)
-            .map(|r| InstallationEntry {
-                api: r.api,
-                app: r.app,
-                owner: r.owner,
-                installation: (r.id != 0).then_some(r.id),
-                checked_at: r.checked_at,
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.api, &a.app, &a.owner).cmp(&(&b.api, &b.app, &b.owner)));
-        out
-    }
-
-    /// True at most once per `every` for `notice` (per user), so a reminder does not flood
-    /// stderr. True as well when nothing can be remembered.
-    pub fn at_most_every(&self, notice: &str, every: Duration) -> bool {
-        let name = digest(&["every", notice]);
-        if let Some(path) = self.file("notices", &name)
-            && let Ok(meta) = std::fs::symlink_metadata(&path)
-            && meta
-                .modified()
-                .ok()
-                .and_then(|m| m.elapsed().ok())
-                .is_some_and(|age| age < every)
-        {
-            return false;
-        }
-        self.write_json("notices", &name, &notice);
-        true
-    }
-
-    /// Take the cross-process lock `name`, waiting at most `wait`. `None` if locking is impossible
-    /// (no directory) or timed out: the caller goes on without it, at worst minting twice.
-    pub fn lock(&self, name: &str, wait: Duration) -> Option<File> {
-        let dir = match self.private_dir("locks") {
-            Ok(d) => d,
-            Err(e) => {
-                trace!("no lock directory: {e}");
-                return None;
-            }
-        };
-        let path = dir.join(format!("{name}.lock"));
-        let file = match open_lock_file(&path) {
-            Ok(f) => f,
-            Err(e) => {
-                trace!("cannot open lock {}: {e}", path.display());
-                return None;
-            }
-        };
-        let started = Instant::now();
-        loop {
-            match file.try_lock() {
-                Ok(()) => {
-                    trace!(
-                        "lock {name} taken after {} ms",
-                        started.elapsed().as_millis()
-                    );
-                    return Some(file);
-                }
-                Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(e) => {
-                    trace!("lock {name} not taken ({e}); going on without it");
-                    return None;
-                }
-            }
-        }
-    }
-}
-
-#[derive(Serialize, Deserialize)]
-struct InstallationRecord {
-    api: String,
-    app: String,
-    owner: String,
-    /// 0: not installed (as of `checked_at`).
-    id: u64,
-    #[serde(default)]
-    checked_at: u64,
-}
-
-/// A remembered installation record, as listed by [`State::installation_records`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallationEntry {
-    pub api: String,
-    /// The app's `iss` (App ID or client ID).
-    pub app: String,
-    pub owner: String,
-    /// `None`: the app is not installed there (as of `checked_at`).
-    pub installation: Option<u64>,
-    pub checked_at: u64,
-}
-
-/// What [`State::lookup_record`] knows of an app on an owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Remembered {
-    Installation(u64),
-    NotInstalled,
-}
-
-/// How long "the app is not installed on this owner" is believed without asking again.
-pub const NOT_INSTALLED_TTL: u64 = 5 * 60;
-
-#[derive(Serialize, Deserialize)]
-struct ClockRecord {
-    api: String,
-    offset: i64,
 }
 
 /// First 128 bits of SHA-256 over the parts, as hex: a file name that reveals nothing.
@@ -466,32 +262,6 @@ pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     check_dir_meta(dir, &meta).map_err(io::Error::other)
 }
 
-/// Open (creating it 0600) a lock file the way private files are read: never following a
-/// symlink, never blocking on a FIFO, and only if what was opened is a regular file of ours.
-fn open_lock_file(path: &Path) -> io::Result<File> {
-    let open = || {
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).truncate(false).write(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600).custom_flags(
-                (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
-            );
-        }
-        let file = options.open(path)?;
-        check_private_file(&file.metadata()?).map_err(io::Error::other)?;
-        Ok::<File, io::Error>(file)
-    };
-    open().or_else(|e| {
-        // Something else sits there (a symlink, a FIFO, another user's file): our directory is
-        // private, so it is stale or planted; replace it once.
-        trace!("lock file {} unusable ({e}); replacing it", path.display());
-        std::fs::remove_file(path)?;
-        open()
-    })
-}
-
 /// A private file must be a regular file of ours that no one else can read or write.
 fn check_private_file(meta: &std::fs::Metadata) -> Result<(), String> {
     if !meta.is_file() {
@@ -576,7 +346,9 @@ fn is_symlink_refusal(e: &io::Error) -> bool {
 #[cfg(unix)]
 mod tests {
     use super::*;
+    use crate::config::AppId;
     use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
 
     #[test]
     fn remembers_installations_per_api_app_and_owner() {
@@ -745,12 +517,14 @@ mod tests {
         let theirs = State::at(root.join("gcga"));
         std::os::unix::fs::chown(root.join("gcga"), Some(other), Some(other)).unwrap();
         assert_eq!(theirs.installation("a", &AppId::Numeric(1), "o"), None);
+        assert!(theirs.installation_records().is_empty(), "listed too");
         assert!(theirs.private_dir("tokens").is_err());
         // A subdirectory of ours that belongs to someone else is not used either.
         let mine = State::at(dir.path().join("mine"));
         mine.remember_installation("a", &AppId::Numeric(1), "o", 7);
         std::os::unix::fs::chown(dir.path().join("mine/installations"), Some(other), None).unwrap();
         assert_eq!(mine.installation("a", &AppId::Numeric(1), "o"), None);
+        assert!(mine.installation_records().is_empty(), "listed too");
         // A sticky directory like /tmp is fine to create the root in.
         let tmp = dir.path().join("tmp");
         std::fs::create_dir(&tmp).unwrap();

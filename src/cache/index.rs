@@ -33,7 +33,7 @@ pub fn remember(state: &State, record: &Record) {
 
 /// The record of the entry `key`, if any.
 pub fn find(state: &State, key: &CacheKey) -> Option<Record> {
-    let path = state.root()?.join(DIR).join(name(key.as_str()));
+    let path = state.dir(DIR)?.join(name(key.as_str()));
     read_private(&path)
         .ok()
         .and_then(|b| serde_json::from_slice::<Record>(&b).ok())
@@ -53,7 +53,7 @@ pub fn forget_key(state: &State, key: &str) {
 
 /// Every record, expired ones dropped on the way, oldest first.
 pub fn all(state: &State) -> Vec<Record> {
-    let Some(dir) = state.root().map(|r| r.join(DIR)) else {
+    let Some(dir) = state.dir(DIR) else {
         return Vec::new();
     };
     let Ok(entries) = std::fs::read_dir(&dir) else {

@@ -1,14 +1,17 @@
-//! What the token-handling commands share: the configuration as `get` would see it, and a route
-//! for `OWNER[/REPO]` typed by a person, exactly as git's request for that repository would be
-//! routed (so `token` and git share one cache entry and one mint).
+//! How the commands resolve what they work on, one way for all: the app(s) and the host
+//! ([`resolve`]: flags, environment, config file, then the helper line git runs), a route for
+//! `OWNER[/REPO]` typed by a person exactly as git's request for that repository would be routed
+//! (so `token` and git share one cache entry and one mint), and the cache entries `status`,
+//! `revoke` and `forget` look through.
 
 use super::Context;
+use crate::cache::index;
 use crate::config::{self, CacheMode, Config, Flags, Host};
 use crate::github::Deadline;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
 use crate::state::State;
-use crate::{gitconfig, index, source};
+use crate::{gitconfig, source};
 use anyhow::{Result, anyhow, bail};
 
 /// The app(s) and the host a command works on, resolved the one way every command shares.
@@ -76,7 +79,7 @@ pub fn resolve(ctx: &Context) -> Result<Resolved> {
 }
 
 /// The flags of our helper line among the helpers git runs for `host`, and where it is written.
-/// The command's own `--verbose` is kept.
+/// The command's own `--verbose`, `--timeout`, `--cache` and `--refresh-margin` are kept.
 pub fn helper_line_flags(ctx: &Context, host: &Host) -> Option<(Flags, String)> {
     let entries = gitconfig::helper_entries(None).ok()?;
     let effective = gitconfig::effective_helpers(&entries, protocol(host), host.as_str());
@@ -86,6 +89,18 @@ pub fn helper_line_flags(ctx: &Context, host: &Host) -> Option<(Flags, String)> 
     let words = gitconfig::shell_words(ours.value.as_deref()?.trim_start_matches('!'))?;
     let mut flags = Flags::from_words(words.into_iter().skip(1)).ok()?;
     flags.verbose |= ctx.flags.verbose;
+    // The helper line is the last source: how the command itself was told to behave (its own
+    // --timeout, --cache, --refresh-margin, or their variables) wins over what the line says.
+    let own = |flag: &Option<String>, var: &str| flag.clone().or_else(|| ctx.env(var));
+    if let Some(v) = own(&ctx.flags.timeout, config::env::TIMEOUT) {
+        flags.timeout = Some(v);
+    }
+    if let Some(v) = own(&ctx.flags.cache, config::env::CACHE) {
+        flags.cache = Some(v);
+    }
+    if let Some(v) = own(&ctx.flags.refresh_margin, config::env::REFRESH_MARGIN) {
+        flags.refresh_margin = Some(v);
+    }
     Some((flags, ours.origin.clone()))
 }
 
@@ -135,7 +150,7 @@ pub fn route<'a>(config: &'a Config, host: &Host, target: &str) -> Result<Route<
 }
 
 /// The one required `OWNER[/REPO]` word.
-pub fn target<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
+pub fn owner_repo_arg<'a>(args: &'a super::Args, usage: &str) -> Result<&'a str> {
     args.positional.first().map(String::as_str).ok_or_else(|| {
         anyhow!("give the owner (or OWNER/REPO); usage: git-credential-github-app {usage}")
     })
