@@ -221,7 +221,13 @@ pub fn from_flags(
         .as_deref()
         .ok_or("--broker needs --broker-url URL")?;
     let oidc = match &flags.oidc {
-        Some(text) => OidcSource::parse(text)?,
+        Some(text) => match OidcSource::parse(text).map_err(|e| format!("--{e}"))? {
+            // git runs the helper in each repository's directory: a relative path would move.
+            OidcSource::File(path) if path.is_relative() => {
+                return Err("--oidc file:PATH needs an absolute path".into());
+            }
+            source => source,
+        },
         None => OidcSource::Auto,
     };
     spec(
@@ -502,6 +508,20 @@ mod tests {
             from_flags(&no_identity, &ok)
                 .unwrap_err()
                 .contains("--identity")
+        );
+        let relative = BrokerFlags {
+            oidc: Some("file:token".into()),
+            ..flags.clone()
+        };
+        assert!(from_flags(&relative, &ok).unwrap_err().contains("absolute"));
+        let unknown = BrokerFlags {
+            oidc: Some("vault".into()),
+            ..flags.clone()
+        };
+        assert!(
+            from_flags(&unknown, &ok)
+                .unwrap_err()
+                .starts_with("--oidc is one of")
         );
         let no_url = BrokerFlags { url: None, ..flags };
         assert!(
