@@ -119,7 +119,7 @@ pub fn exchange(
     request: &Request,
     message: &dyn Fn(&Reply) -> String,
 ) -> Result<Reply, BrokerError> {
-    let agent = agent(deadline, &request.url);
+    let agent = agent(deadline);
     let started = Instant::now();
     let mut attempt = 0;
     let mut unauthorized = 0;
@@ -213,11 +213,10 @@ pub fn json_message(reply: &Reply) -> String {
     }
 }
 
-/// The agent for one exchange with `_url`: GitHub's client settings (connections bounded by a
-/// third of the time left, no redirects, the platform's certificate roots); the proxy is ureq's
-/// choice from the environment (`HTTPS_PROXY`, `NO_PROXY`, …) until the helper's own per-URL
-/// proxy decision is shared by every client.
-fn agent(deadline: Deadline, _url: &str) -> ureq::Agent {
+/// The agent for one exchange: GitHub's client settings (connections bounded by a third of the
+/// time left, no redirects, the platform's certificate roots); proxies as ureq takes them from
+/// the environment (`HTTPS_PROXY`, `NO_PROXY`, …).
+fn agent(deadline: Deadline) -> ureq::Agent {
     let connect =
         (deadline.remaining() / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
     let tls = ureq::tls::TlsConfig::builder()
