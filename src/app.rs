@@ -599,29 +599,30 @@ mod tests {
     use crate::config::AppId;
     use std::time::Instant;
 
+    /// Only what holds however slowly the machine runs: no waiter takes over or gives up early,
+    /// and the one that takes over holds the second lock. (How late is not asserted: a loaded
+    /// machine can always be later.)
     #[test]
     fn a_stuck_lock_holder_is_waited_for_half_the_budget_then_one_waiter_takes_over() {
         let dir = tempfile::tempdir().unwrap();
         let state = State::at(dir.path().to_path_buf());
         let held = state.lock("mint", Duration::from_secs(1)).unwrap();
-        let started = Instant::now();
         let deadline = Deadline::after(Duration::from_millis(400));
+        let half_spent = deadline.at() - Duration::from_millis(200);
         let takeover = take_mint_lock(&state, "mint", deadline);
-        let waited = started.elapsed();
         assert!(takeover.is_some(), "the first waiter takes over");
         assert!(
-            waited >= Duration::from_millis(180) && waited < Duration::from_millis(400),
-            "waited {waited:?}: about half of the budget"
+            Instant::now() >= half_spent,
+            "it took over before half of the budget was spent on the holder"
         );
-        // A second waiter finds both taken and gives up at the deadline, not later.
-        let started = Instant::now();
-        let second = take_mint_lock(&state, "mint", Deadline::after(Duration::from_millis(300)));
-        assert!(second.is_none());
-        let waited = started.elapsed();
         assert!(
-            waited >= Duration::from_millis(280) && waited < Duration::from_millis(600),
-            "{waited:?}"
+            state.lock("mint-takeover", Duration::ZERO).is_none(),
+            "the takeover holds the second lock"
         );
+        // A second waiter finds both taken and gives up, not before its deadline.
+        let deadline = Deadline::after(Duration::from_millis(300));
+        assert!(take_mint_lock(&state, "mint", deadline).is_none());
+        assert!(deadline.passed(), "gave up before the deadline");
         drop((held, takeover));
     }
 

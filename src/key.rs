@@ -29,8 +29,8 @@ pub fn load(source: &KeyRef, warn: &mut dyn FnMut(String)) -> Result<RsaPrivateK
 }
 
 fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
+    let contents = match crate::private_file::read(path, crate::private_file::MAX_KEY) {
+        Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             bail!("private key file {} does not exist", shown(path))
         }
@@ -48,23 +48,15 @@ fn read_file(path: &Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
         }
         Err(e) => bail!("cannot read private key file {}: {e}", shown(path)),
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                warn(format!(
-                    "warning: private key file {} is readable by others (mode {mode:03o}); run: chmod 600 {}",
-                    shown(path),
-                    shown(path)
-                ));
-            }
-        }
+    if crate::private_file::readable_by_others(&contents) {
+        let mode = contents.mode.unwrap_or(0) & 0o777;
+        warn(format!(
+            "warning: private key file {} is readable by others (mode {mode:03o}); run: chmod 600 {}",
+            shown(path),
+            shown(path)
+        ));
     }
-    #[cfg(not(unix))]
-    let _ = warn;
-    match String::from_utf8(bytes) {
+    match String::from_utf8(contents.bytes) {
         Ok(text) => Ok(Secret::new(text)),
         Err(_) => bail!(
             "the key in {} is binary (DER?); GitHub App keys are PEM text — {NEW_KEY}",

@@ -14,15 +14,25 @@ pub mod cache;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod container;
 pub mod gitconfig;
 pub mod github;
 pub mod jwt;
 pub mod key;
 pub mod keyref;
+pub mod net;
+pub mod private_file;
 pub mod protocol;
 pub mod route;
 pub mod secret;
 pub mod signer;
 pub mod source;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub mod startup;
 pub mod state;
 pub mod trace;
+
+/// Unit tests that cannot run here say so in `scripts/test`'s summary (shared with tests/e2e).
+#[cfg(test)]
+#[path = "../tests/support/skip.rs"]
+mod test_skip;

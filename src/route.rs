@@ -108,6 +108,18 @@ pub fn route<'a>(request: &Request, config: &'a Config) -> Decision<'a> {
             .collect(),
     };
     let Some((&app, rest)) = ordered.split_first() else {
+        // No app is for this owner (each lists others): `[public_fallback]` answers for the rest.
+        if let (Some(_), Some(public)) = (&owner, config.public_fallback.as_ref())
+            && public.host == host
+        {
+            return Decision::Serve(Route {
+                app: public,
+                api_url: public.api_url(&request.protocol),
+                owner,
+                repo,
+                fallbacks: Vec::new(),
+            });
+        }
         return Decision::NotMine(owner.is_none().then(|| {
             format!(
                 "git sent no repository path, so the owner (and the app installation) for {} is unknown; run: git config --global credential.{}://{}.useHttpPath true",

@@ -86,6 +86,32 @@ impl Drop for Secret {
     }
 }
 
+/// What a value someone gave looks like when it could be a secret: a private key, a GitHub
+/// token, a client secret or another long random string (`None` otherwise). Messages show such
+/// a value as `(a GitHub token, not shown)`.
+pub fn kind(text: &str) -> Option<&'static str> {
+    let t = text.trim();
+    if t.contains("-----BEGIN") || t.contains("PRIVATE KEY") {
+        return Some("a private key");
+    }
+    let token_prefixes = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
+    if token_prefixes.iter().any(|p| t.starts_with(p)) {
+        return Some("a GitHub token");
+    }
+    let random =
+        |min: usize, allowed: &dyn Fn(u8) -> bool| t.len() >= min && t.bytes().all(allowed);
+    if random(20, &|b| b.is_ascii_hexdigit()) && !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Some("what looks like a client secret");
+    }
+    let mixed = t.bytes().any(|b| b.is_ascii_uppercase())
+        && t.bytes().any(|b| b.is_ascii_lowercase())
+        && t.bytes().any(|b| b.is_ascii_digit());
+    if mixed && random(24, &|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
+        return Some("what looks like a token or secret");
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -258,6 +258,25 @@ def cmd_interleave(runs, warmup, prefix, *spec):
         )
 
 
+def cmd_instructions(key, input_path, *argv):
+    """instructions KEY INPUT ARGV...: instructions executed by ARGV and every process it starts
+    (valgrind's callgrind, --trace-children), stdin from INPUT. Unlike time, the count does not
+    depend on what else the machine is doing. Records KEY = {"total", "processes": [...]}."""
+    with open(input_path, "rb") as stdin:
+        p = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--trace-children=yes",
+             "--callgrind-out-file=/dev/null", *argv],
+            stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+    err = p.stderr.decode(errors="replace")
+    counts = [int(n.replace(",", "")) for n in re.findall(r"I\s+refs:\s+([\d,]+)", err)]
+    if p.returncode != 0 or not counts:
+        sys.exit(f"{key}: valgrind failed (exit {p.returncode}):\n{err[-2000:]}")
+    record(key, {"total": sum(counts), "processes": counts})
+    per = " + ".join(f"{c / 1000:.0f} k" for c in counts)
+    print(f"  {key:<28} {sum(counts) / 1000:8.0f} k instructions   ({per})")
+
+
 # --------------------------------------------------------------------------------------------
 # continuous use: gets in a loop, tokens that live (lifetime - margin) seconds
 
@@ -504,6 +523,18 @@ def cmd_table():
             "the helper process alone (stdin from a file, no git)",
             "; ".join(p for p in parts if p),
             "wall medians, CPU = user+sys means",
+        )
+    ins = {k: r.get(f"instr.{k}") for k in ("helper", "store", "fill_ours", "fill_store")}
+    if all(ins.values()):
+        def k(x):
+            return f"{x['total'] / 1000:.0f} k"
+
+        add(
+            "instructions of one cached `get` (callgrind; independent of machine load)",
+            f"helper {k(ins['helper'])}, `git credential-store get` {k(ins['store'])}; "
+            f"whole fill: ours {k(ins['fill_ours'])}, store {k(ins['fill_store'])}: "
+            f"**{ins['fill_ours']['total'] / ins['fill_store']['total']:.2f}×**",
+            "every process of the fill (git, sh, the helper)",
         )
     sc = r.get("syscalls")
     if sc:

@@ -121,7 +121,11 @@ impl Cache {
         if matches!(mode, CacheMode::Auto | CacheMode::Keyring) {
             #[cfg(target_os = "linux")]
             {
-                stores.push(Arc::new(keyutils::Keyutils));
+                // `auto` in a container leaves out the kernel keyring: it is per uid on the host
+                // kernel, shared with other containers of that uid (src/container.rs).
+                if mode == CacheMode::Keyring || crate::container::detected().is_none() {
+                    stores.push(Arc::new(keyutils::Keyutils));
+                }
                 // Secret Service only where a session bus is announced: without one, libdbus would
                 // try to autolaunch a bus, which fails anyway.
                 if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|v| !v.is_empty()) {

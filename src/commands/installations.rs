@@ -35,7 +35,7 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
         let Some(spec) = app.installation() else {
             continue;
         };
-        let api_url = app.api_url(resolve::protocol(&app.host));
+        let api_url = app.api_url(app.git_protocol());
         if seen.contains(&(api_url.clone(), spec.id.iss())) {
             continue;
         }

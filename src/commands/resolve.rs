@@ -6,7 +6,7 @@
 
 use super::Context;
 use crate::cache::index;
-use crate::config::{self, CacheMode, Config, Flags, Host};
+use crate::config::{self, App, CacheMode, Config, Flags, Host};
 use crate::github::Deadline;
 use crate::protocol::{Request, printable};
 use crate::route::{self, Decision, Route};
@@ -118,16 +118,26 @@ fn only_host(config: &Config) -> Result<Host> {
     }
 }
 
-/// The protocol git uses for `host`: https, or http for the loopback hosts (the local test GitHub).
+/// The protocol git uses for `host` when no configured app says (see [`App::git_protocol`]):
+/// https, or http for the loopback hosts (the local test GitHub).
 pub fn protocol(host: &Host) -> &'static str {
     if host.is_loopback() { "http" } else { "https" }
 }
 
-/// `OWNER` or `OWNER/REPO` (a trailing `.git` is fine), as git's request for it.
-pub fn request(host: &Host, target: &str) -> Request {
+/// The protocol git uses for `host`, as the first app configured for it says.
+fn protocol_in(config: &Config, host: &Host) -> &'static str {
+    config
+        .apps
+        .iter()
+        .find(|a| a.host == *host)
+        .map_or_else(|| protocol(host), App::git_protocol)
+}
+
+/// `OWNER` or `OWNER/REPO` (a trailing `.git` is fine), as git's request for it with `protocol`.
+pub fn request(protocol: &str, host: &Host, target: &str) -> Request {
     let path = target.trim().trim_matches('/');
     Request {
-        protocol: protocol(host).to_owned(),
+        protocol: protocol.to_owned(),
         host: host.as_str().to_owned(),
         path: Some(path.to_owned()),
         ..Request::default()
@@ -136,7 +146,7 @@ pub fn request(host: &Host, target: &str) -> Request {
 
 /// The route git's request for `target` would take.
 pub fn route<'a>(config: &'a Config, host: &Host, target: &str) -> Result<Route<'a>> {
-    let request = request(host, target);
+    let request = request(protocol_in(config, host), host, target);
     match route::route(&request, config) {
         Decision::Serve(route) => Ok(route),
         Decision::NotMine(_) => Err(anyhow!(
@@ -187,7 +197,7 @@ pub fn cache_entries(state: &State, config: Option<&Config>) -> Vec<source::Reco
         return entries;
     };
     for app in &config.apps {
-        let source = source::open(app, app.api_url(protocol(&app.host)), config);
+        let source = source::open(app, app.api_url(app.git_protocol()), config);
         for entry in source.unrecorded_entries(state) {
             if !entries.iter().any(|e| e.key == entry.key) {
                 entries.push(entry);

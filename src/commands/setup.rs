@@ -1,11 +1,13 @@
 //! `setup` and `unsetup`: point git at this helper for one host, and undo it.
 //!
-//! setup appends its own section to one git config file, spelled with a trailing slash
-//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`), so
-//! the user's sections are never edited and unsetup can remove exactly what setup wrote. The
-//! section holds the empty `helper =` (it drops the helpers git collected so far), our helper
-//! line, then the helpers that reset dropped — the user's own, so owners the app does not serve
-//! still get credentials — and `useHttpPath = true`. Everything goes through `git config`.
+//! setup writes into its own section of one git config file, spelled with a trailing slash
+//! (`[credential "https://github.com/"]`: git matches it exactly like `https://github.com`): the
+//! empty `helper =` (it drops the helpers git collected so far), our helper line (written so git
+//! runs exactly this binary: `gitconfig::write_line`), then the helpers that reset dropped — the
+//! user's own, so owners the app does not serve still get credentials — `useHttpPath = true`, and
+//! a record of what it wrote (`githubAppSetup`), so that running it again and unsetup remove just
+//! that and never a line the user wrote in the section. The file is changed under its lock, the
+//! way git changes it (`gitconfig::edit`), through `git config --file`.
 
 use super::{Args, Command, Context, Opt, Output};
 use crate::config::{self, Flags, Host};
@@ -26,12 +28,15 @@ Writes git's config for the host (default github.com), through git config:
         helper = /abs/path/git-credential-github-app --app-id 123456 --private-key /abs/app.pem
         helper = <the helpers git ran for this host before, in their order>
         useHttpPath = true
+        githubAppSetup = helpers=3,useHttpPath
 
 The empty line stops helpers configured earlier from answering before this one; they are listed
 again after it, so owners the app does not serve still get your usual credentials. The helper
 line carries the options given here (--app-id, --private-key, --owner, --cache, …; paths made
-absolute). A loopback host is configured as http://HOST. Running it again replaces what it wrote.
-A warning names any helper after ours that would store the app's tokens (store, cache, …).
+absolute); a binary path that needs quoting is written !'/path/…' so git runs it as written. A
+loopback host is configured as http://HOST. The last line records what setup wrote: running it
+again replaces just that, and lines you add to the section stay. A warning names any helper after
+ours that would store the app's tokens (store, cache, …).
 
 OPTIONS:
     --global       write ~/.gitconfig (the default)
@@ -56,8 +61,8 @@ pub static UNSETUP: Command = Command {
     summary: "remove what setup wrote for a host, restoring your git config as it was",
     usage: "unsetup [--host HOST] [--global|--local|--system]",
     help: "\
-Removes the sections setup wrote for the host (default github.com) from the chosen git config
-file; the file is left as it was before setup.
+Removes what setup wrote for the host (default github.com) from the chosen git config file, by
+its record, and nothing you wrote there; the file itself stays, even if left empty.
 
 OPTIONS:
     --global       ~/.gitconfig (the default)
@@ -95,6 +100,48 @@ impl Target {
         };
         let scheme = if host.is_loopback() { "http" } else { "https" };
         Ok(Target { host, scheme })
+    }
+
+    /// The host a command works on, resolved as every command resolves it
+    /// (`commands::resolve::resolve`: --host, GITHUB_APP_HOST, else the one host the configured
+    /// apps serve); without any app configured, [`Target::from_context`].
+    pub fn resolve(ctx: &Context) -> Result<Target> {
+        match super::resolve::resolve(ctx) {
+            Ok(r) => Ok(Target::of(&r)),
+            Err(_) => Target::from_context(ctx),
+        }
+    }
+
+    /// The target of a resolved configuration: its host, with the protocol git uses for it
+    /// (the app's API scheme when given, so an HTTPS loopback host stays https).
+    pub fn of(resolved: &super::resolve::Resolved) -> Target {
+        match resolved
+            .config
+            .apps
+            .iter()
+            .find(|a| a.host == resolved.host)
+        {
+            Some(app) => Target {
+                host: resolved.host.clone(),
+                scheme: app.git_protocol(),
+            },
+            None => Target::for_host(resolved.host.clone()),
+        }
+    }
+
+    /// The target for `host` (http for a loopback host).
+    pub fn for_host(host: Host) -> Target {
+        let scheme = if host.is_loopback() { "http" } else { "https" };
+        Target { host, scheme }
+    }
+
+    /// [`Target::from_flags`], with `GITHUB_APP_HOST` when --host is not given.
+    pub fn from_context(ctx: &Context) -> Result<Target> {
+        let mut flags = ctx.flags.clone();
+        if flags.host.is_none() {
+            flags.host = ctx.env(config::env::HOST).filter(|v| !v.trim().is_empty());
+        }
+        Target::from_flags(&flags)
     }
 
     /// `https://github.com/`: the subsection of setup's own sections.
@@ -139,7 +186,10 @@ fn helper_line(flags: &Flags) -> Result<String> {
         } else {
             let path = absolute(p)?;
             if !path.is_file() {
-                bail!("no private key file at {}", path.display());
+                bail!(
+                    "no private key file at {}",
+                    gitconfig::mask_pin_values(&path.display().to_string())
+                );
             }
             add("private-key", &path.to_string_lossy());
         }
@@ -194,11 +244,7 @@ fn helper_line(flags: &Flags) -> Result<String> {
     if b.org_scope {
         words.push("--org-scope".to_owned());
     }
-    Ok(words
-        .iter()
-        .map(|w| shell_quote(w))
-        .collect::<Vec<_>>()
-        .join(" "))
+    Ok(gitconfig::write_line(&words))
 }
 
 /// `~/x` and relative paths as absolute paths (git runs the helper in other directories).
@@ -211,21 +257,135 @@ fn absolute(path: &Path) -> Result<PathBuf> {
         .map_err(|e| anyhow::anyhow!("cannot make {} absolute: {e}", path.display()))
 }
 
-/// `git config SCOPE ARGS`.
-fn git_config(scope: Scope, args: &[&str]) -> Result<String> {
-    let mut all = vec!["config", scope.option()];
-    all.extend_from_slice(args);
-    gitconfig::git(&all)
+/// The key of setup's record in its section: what it wrote there, so that running it again or
+/// `unsetup` removes exactly that and nothing the user added to the section.
+const RECORD: &str = "githubAppSetup";
+
+/// setup's section for `target` in one config file, as it stands.
+#[derive(Debug, Default)]
+struct Section {
+    /// `credential.<url>.helper` values, in order.
+    helpers: Vec<String>,
+    /// Which of them setup wrote (indices into `helpers`).
+    written: Vec<usize>,
+    /// setup wrote `useHttpPath` / `http.<url>.proactiveAuth`.
+    use_http_path: bool,
+    proactive: bool,
+    /// A record of setup's is there.
+    recorded: bool,
 }
 
-/// setup's sections in `scope` for `target`: (credential entries, http entries).
-fn our_entries(scope: Scope, target: &Target) -> Result<(Vec<Entry>, Vec<Entry>)> {
-    let url = target.section_url();
-    let in_section = |prefix: &str| -> Result<Vec<Entry>> {
-        let regex = format!("^{prefix}\\.{}\\.", regex_escape(&url));
-        gitconfig::entries(&regex, Some(scope))
+impl Section {
+    fn is_ours(&self) -> bool {
+        self.recorded || !self.written.is_empty()
+    }
+}
+
+fn helper_key(url: &str) -> String {
+    format!("credential.{url}.helper")
+}
+
+/// Read the section for `url` from the working copy and work out what setup wrote there: the
+/// block its record describes (the empty reset, our line, the helpers it repeated), any other
+/// line of ours; without a record (an older setup, or a section copied from the README), only
+/// our line and the reset just before it — unless the section holds nothing else an older setup
+/// did not write.
+fn read_section(edit: &gitconfig::edit::Edit, url: &str) -> Result<Section> {
+    let escaped = regex_escape(url);
+    let credential = edit.entries(&format!("^credential\\.{escaped}\\."))?;
+    let http = edit.entries(&format!("^http\\.{escaped}\\."))?;
+    let helpers: Vec<String> = credential
+        .iter()
+        .filter(|e| e.name() == "helper")
+        .map(|e| e.value.clone().unwrap_or_default())
+        .collect();
+    let record = credential
+        .iter()
+        .find(|e| e.name() == RECORD.to_ascii_lowercase())
+        .and_then(|e| e.value.clone());
+    let mut section = Section {
+        recorded: record.is_some(),
+        ..Section::default()
     };
-    Ok((in_section("credential")?, in_section("http")?))
+    let ours: Vec<usize> = (0..helpers.len())
+        .filter(|&i| gitconfig::is_ours(&helpers[i]))
+        .collect();
+    if let Some(record) = &record {
+        let mut count = 0;
+        for part in record.split(',') {
+            match part.trim() {
+                "useHttpPath" => section.use_http_path = true,
+                "proactiveAuth" => section.proactive = true,
+                p => {
+                    if let Some(n) = p.strip_prefix("helpers=") {
+                        count = n.parse().unwrap_or(0);
+                    }
+                }
+            }
+        }
+        if let Some(&first) = ours.first() {
+            let start = if first > 0 && helpers[first - 1].is_empty() {
+                first - 1
+            } else {
+                first
+            };
+            section.written = (start..(start + count).min(helpers.len())).collect();
+        }
+    } else if let Some(&first) = ours.first() {
+        let legacy = first == 1
+            && helpers[0].is_empty()
+            && credential.iter().all(|e| {
+                e.name() == "helper"
+                    || (e.name() == "usehttppath" && e.value.as_deref() == Some("true"))
+            })
+            && http.iter().all(|e| e.name() == "proactiveauth");
+        if legacy {
+            section.written = (0..helpers.len()).collect();
+            section.use_http_path = credential.iter().any(|e| e.name() == "usehttppath");
+            section.proactive = !http.is_empty();
+        } else if first > 0 && helpers[first - 1].is_empty() {
+            section.written.push(first - 1);
+        }
+    }
+    for i in ours {
+        if !section.written.contains(&i) {
+            section.written.push(i);
+        }
+    }
+    section.written.sort_unstable();
+    section.helpers = helpers;
+    Ok(section)
+}
+
+/// Remove what setup wrote in the section from the working copy.
+fn remove_written(edit: &gitconfig::edit::Edit, url: &str, section: &Section) -> Result<()> {
+    let key = helper_key(url);
+    if !section.written.is_empty() {
+        edit.git(&["--unset-all", &key])?;
+        for (i, value) in section.helpers.iter().enumerate() {
+            if !section.written.contains(&i) {
+                edit.git(&["--add", &key, value])?;
+            }
+        }
+    }
+    let unset = |key: String| -> Result<()> {
+        // Status 5: it was not there.
+        match edit.git(&["--unset-all", &key]) {
+            Ok(_) => Ok(()),
+            Err(_) if edit.git(&["--get-all", &key]).is_err() => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
+    if section.recorded {
+        unset(format!("credential.{url}.{RECORD}"))?;
+    }
+    if section.use_http_path {
+        unset(format!("credential.{url}.useHttpPath"))?;
+    }
+    if section.proactive {
+        unset(format!("http.{url}.proactiveAuth"))?;
+    }
+    Ok(())
 }
 
 fn regex_escape(text: &str) -> String {
@@ -239,37 +399,45 @@ fn regex_escape(text: &str) -> String {
     out
 }
 
-/// Remove setup's sections for `target` from `scope`. `Ok(None)`: there were none. The file the
-/// sections were in otherwise.
-fn remove_ours(scope: Scope, target: &Target) -> Result<Option<PathBuf>> {
-    let url = target.section_url();
-    let (credential, http) = our_entries(scope, target)?;
-    if credential.is_empty() {
-        return Ok(None);
+/// `entries` without the helper lines setup wrote in `file` (the `written` occurrences of our
+/// key there).
+fn without_written(entries: Vec<Entry>, file: &Path, url: &str, section: &Section) -> Vec<Entry> {
+    let key = helper_key(url);
+    let mut seen = 0;
+    entries
+        .into_iter()
+        .filter(|e| {
+            if e.key != key || !e.file().is_some_and(|f| gitconfig::same_file(&f, file)) {
+                return true;
+            }
+            seen += 1;
+            !section.written.contains(&(seen - 1))
+        })
+        .collect()
+}
+
+/// `--global`, `--local` or `--system` as the user would type it after a command (nothing for
+/// the default).
+fn scope_option(scope: Scope) -> &'static str {
+    match scope {
+        Scope::Global => "",
+        Scope::Local => " --local",
+        Scope::System => " --system",
+        _ => "",
     }
-    if !credential
-        .iter()
-        .any(|e| e.name() == "helper" && e.value.as_deref().is_some_and(gitconfig::is_ours))
-    {
-        bail!(
-            "the {} git config has a [credential \"{url}\"] section that setup did not write; \
-             edit it by hand (git config {} --edit)",
-            scope.name(),
-            scope.option()
-        );
+}
+
+fn host_option(target: &Target) -> String {
+    if target.host.as_str() == "github.com" {
+        String::new()
+    } else {
+        format!(" --host {}", shell_quote(target.host.as_str()))
     }
-    let file = credential.iter().find_map(Entry::file);
-    git_config(scope, &["--remove-section", &format!("credential.{url}")])?;
-    // setup writes only proactiveAuth there; anything else in that section is the user's.
-    if !http.is_empty() && http.iter().all(|e| e.name() == "proactiveauth") {
-        git_config(scope, &["--remove-section", &format!("http.{url}")])?;
-    }
-    Ok(file)
 }
 
 fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_flags(&ctx.flags)?;
+    let target = Target::resolve(ctx)?;
     let url = target.section_url();
     if ctx.flags.app_id.is_some() && ctx.flags.private_key.is_none() {
         bail!(
@@ -300,22 +468,73 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             );
         }
     }
-    let line = helper_line(&ctx.flags)?;
+    // The host goes into the line whenever it is not github.com (it may have come from
+    // GITHUB_APP_HOST, which git's environment need not have).
+    let mut flags = ctx.flags.clone();
+    if flags.host.is_none() && target.host.as_str() != "github.com" {
+        flags.host = Some(target.host.as_str().to_owned());
+    }
+    let line = helper_line(&flags)?;
 
-    // Running again replaces what an earlier setup wrote.
-    let replaced = remove_ours(scope, &target)?.is_some();
-    // The helpers git runs for this host now, up to the end of the file setup appends to: the
-    // empty line will drop them, so they are listed again after ours.
-    let before: Vec<Entry> = gitconfig::helper_entries(None)?
-        .into_iter()
-        .filter(|e| e.scope <= scope)
-        .collect();
+    // Everything from here to the rename happens under the config file's lock.
+    let edit = gitconfig::edit::Edit::open(&gitconfig::edit::file_of(scope)?)?;
+    let section = read_section(&edit, &url)?;
+    let replaced = section.is_ours();
+    remove_written(&edit, &url, &section)?;
+
+    // The helpers git runs for this host now, without what setup wrote, up to the end of the file
+    // setup appends to: the empty line will drop them, so they are listed again after ours. For
+    // the global and system files, as git reads them outside any repository: a helper that an
+    // includeIf adds for some repositories must not be repeated for all of them.
+    let regex = r"^credential\.(.*\.)?helper$";
+    let read = |unconditional: bool| -> Result<Vec<Entry>> {
+        let all = if unconditional {
+            gitconfig::unconditional_entries(regex)?
+        } else {
+            gitconfig::helper_entries(None)?
+        };
+        Ok(without_written(all, &edit.path, &url, &section)
+            .into_iter()
+            .filter(|e| e.scope <= scope)
+            .collect())
+    };
+    let before = read(scope != Scope::Local)?;
+    let here = if scope == Scope::Local {
+        Vec::new()
+    } else {
+        read(false)?
+    };
     let kept: Vec<String> =
         gitconfig::effective_helpers(&before, target.scheme, target.host.as_str())
             .into_iter()
             .filter_map(|e| e.value.clone())
             .filter(|v| !gitconfig::is_ours(v))
             .collect();
+    // Helpers an includeIf adds for some repositories: those git runs here (setup run inside
+    // such a repository), and those in every includeIf'd file of the files setup reads.
+    let mut conditional: Vec<Entry> =
+        gitconfig::effective_helpers(&here, target.scheme, target.host.as_str())
+            .into_iter()
+            .filter(|e| {
+                e.value.as_deref().is_some_and(|v| !gitconfig::is_ours(v))
+                    && !before.iter().any(|b| b == *e)
+            })
+            .cloned()
+            .collect();
+    if scope != Scope::Local {
+        for e in included_helpers(&target)? {
+            let same = |c: &Entry| {
+                c.value == e.value
+                    && match (c.file(), e.file()) {
+                        (Some(a), Some(b)) => gitconfig::same_file(&a, &b),
+                        _ => c.origin == e.origin,
+                    }
+            };
+            if !conditional.iter().any(same) {
+                conditional.push(e);
+            }
+        }
+    }
     let path_scoped: Vec<&Entry> = before
         .iter()
         .filter(|e| {
@@ -325,22 +544,29 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         })
         .collect();
 
-    let key = format!("credential.{url}.helper");
-    git_config(scope, &["--add", &key, ""])?;
-    git_config(scope, &["--add", &key, &line])?;
+    let key = helper_key(&url);
+    edit.git(&["--add", &key, ""])?;
+    edit.git(&["--add", &key, &line])?;
     for helper in &kept {
-        git_config(scope, &["--add", &key, helper])?;
+        edit.git(&["--add", &key, helper])?;
     }
-    git_config(scope, &[&format!("credential.{url}.useHttpPath"), "true"])?;
+    let mut record = format!("helpers={}", 2 + kept.len());
+    let has = |key: &str| edit.git(&["--get-all", key]).is_ok();
+    let use_http_path = format!("credential.{url}.useHttpPath");
+    if !has(&use_http_path) {
+        record.push_str(",useHttpPath");
+    }
+    edit.git(&[&use_http_path, "true"])?;
     if proactive {
-        git_config(scope, &[&format!("http.{url}.proactiveAuth"), "basic"])?;
+        let proactive_key = format!("http.{url}.proactiveAuth");
+        if !has(&proactive_key) {
+            record.push_str(",proactiveAuth");
+        }
+        edit.git(&[&proactive_key, "basic"])?;
     }
+    edit.git(&[&format!("credential.{url}.{RECORD}"), &record])?;
+    let file = edit.commit()?.display().to_string();
 
-    let file = our_entries(scope, &target)?
-        .0
-        .iter()
-        .find_map(Entry::file)
-        .map_or_else(|| scope.name().to_owned(), |f| f.display().to_string());
     writeln!(
         o.out,
         "{} git ({file}) for {url}:",
@@ -354,23 +580,35 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
     writeln!(o.out, "        helper =")?;
     writeln!(o.out, "        helper = {line}")?;
     for helper in &kept {
-        writeln!(o.out, "        helper = {helper}")?;
+        writeln!(
+            o.out,
+            "        helper = {}",
+            gitconfig::mask_secrets(helper)
+        )?;
     }
     writeln!(o.out, "        useHttpPath = true")?;
     if proactive {
         writeln!(o.out, "    [http \"{url}\"]")?;
         writeln!(o.out, "        proactiveAuth = basic")?;
     }
+    let user_lines = section.helpers.len() - section.written.len();
+    if user_lines > 0 {
+        writeln!(
+            o.out,
+            "    (and the {user_lines} helper line(s) you wrote in that section, left as they are)"
+        )?;
+    }
     writeln!(
         o.out,
         "Check it: git-credential-github-app doctor{}",
-        if target.host.as_str() == "github.com" {
-            String::new()
-        } else {
-            format!(" --host {}", target.host.as_str())
-        }
+        host_option(&target)
     )?;
-    writeln!(o.out, "Undo it:  git-credential-github-app unsetup")?;
+    writeln!(
+        o.out,
+        "Undo it:  git-credential-github-app unsetup{}{}",
+        host_option(&target),
+        scope_option(scope)
+    )?;
     if from_env {
         writeln!(
             o.err,
@@ -412,9 +650,10 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
         if let (true, Some(how)) = (past_ours, gitconfig::stores(value)) {
             writeln!(
                 o.err,
-                "git-credential-github-app: warning: helper '{value}' runs after this one, and git hands \
+                "git-credential-github-app: warning: helper '{}' runs after this one, and git hands \
                  it every token the app mints: it {how}. Tokens expire within an hour; remove that \
-                 helper for {url} unless you need it."
+                 helper for {url} unless you need it.",
+                gitconfig::mask_secrets(value)
             )?;
         }
     }
@@ -433,7 +672,7 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             e.origin,
             e.scope.option(),
             shell_quote(&e.key),
-            shell_quote(e.value.as_deref().unwrap_or(""))
+            gitconfig::mask_secrets(&shell_quote(e.value.as_deref().unwrap_or("")))
         )?;
     }
     for e in path_scoped {
@@ -441,36 +680,80 @@ fn run_setup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode>
             o.err,
             "git-credential-github-app: note: helper '{}' for {} ({}) no longer runs for that path; \
              add it again after ours if you need it",
-            e.value.as_deref().unwrap_or(""),
+            gitconfig::mask_secrets(e.value.as_deref().unwrap_or("")),
             e.subsection().unwrap_or(""),
+            e.origin
+        )?;
+    }
+    for e in conditional {
+        writeln!(
+            o.err,
+            "git-credential-github-app: note: helper '{}' ({}) applies to some repositories only (includeIf), so setup does not repeat it for all of them; in those repositories it no longer runs for {url}: add it after ours in that file if you need it",
+            gitconfig::mask_secrets(e.value.as_deref().unwrap_or("")),
             e.origin
         )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The helpers for every request to the target's host in the files that `includeIf` sections of
+/// the system and global config include (whatever their condition).
+fn included_helpers(target: &Target) -> Result<Vec<Entry>> {
+    let mut found = Vec::new();
+    for include in gitconfig::unconditional_entries(r"^includeif\..*\.path$")? {
+        let (Some(value), Some(from)) = (include.value.as_deref(), include.file()) else {
+            continue;
+        };
+        let path = match (value.strip_prefix("~/"), dirs::home_dir()) {
+            (Some(rest), Some(home)) => home.join(rest),
+            _ => from
+                .parent()
+                .map_or_else(|| PathBuf::from(value), |dir| dir.join(value)),
+        };
+        let Ok(entries) = gitconfig::entries_of_file(&path, r"^credential\.(.*\.)?helper$") else {
+            continue;
+        };
+        found.extend(entries.into_iter().filter(|e| {
+            e.value
+                .as_deref()
+                .is_some_and(|v| !v.is_empty() && !gitconfig::is_ours(v))
+                && gitconfig::url_matches(e.subsection(), target.scheme, target.host.as_str())
+                    == gitconfig::UrlMatch::All
+        }));
+    }
+    Ok(found)
+}
+
 fn run_unsetup(ctx: &Context, args: &Args, o: &mut Output<'_>) -> Result<ExitCode> {
     let scope = scope_of(args)?;
-    let target = Target::from_flags(&ctx.flags)?;
+    let target = Target::resolve(ctx)?;
     let url = target.section_url();
-    match remove_ours(scope, &target)? {
-        None => writeln!(
+    let file = gitconfig::edit::file_of(scope)?;
+    let nothing = |o: &mut Output<'_>| {
+        writeln!(
             o.out,
             "Nothing to undo: the {} git config has no setup for {url}.",
             scope.name()
-        )?,
-        Some(file) => {
-            // setup created the file when there was none; an empty one is the same to git.
-            if std::fs::metadata(&file).is_ok_and(|m| m.len() == 0) {
-                let _ = std::fs::remove_file(&file);
-            }
-            writeln!(
-                o.out,
-                "Removed the setup for {url} from {}; git's credential config there is as it was before.",
-                file.display()
-            )?;
-        }
+        )
+    };
+    if !file.exists() {
+        nothing(o)?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let edit = gitconfig::edit::Edit::open(&file)?;
+    let section = read_section(&edit, &url)?;
+    if !section.is_ours() {
+        nothing(o)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    remove_written(&edit, &url, &section)?;
+    // The file stays, even empty: it may be a link into a dotfiles repository.
+    let file = edit.commit()?;
+    writeln!(
+        o.out,
+        "Removed the setup for {url} from {}; git's credential config there is as it was before.",
+        file.display()
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

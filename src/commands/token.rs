@@ -25,8 +25,8 @@ work as the app. The token is the only thing on stdout. With --repo-scoped or --
 token is narrowed as git's would be.
 
 OPTIONS:
-    --json      an object instead: token, expires_at (RFC 3339), installation_id, account,
-                permissions (when known), app_id, api_url, minted
+    --json      an object instead: token, expires_at (RFC 3339), kind, installation_id,
+                account, permissions (when known), app_id, api_url, minted
 ",
     options: &[Opt::flag("json")],
     max_positional: 1,

@@ -6,8 +6,8 @@
 //! [--oidc SOURCE] [--audience A]`) or a `[[broker]]` table of the config file. Nothing here
 //! talks to anything.
 
-use super::hosts::{Host, host_for};
-use super::{App, SourceSpec, check_api_url, check_owner, quoted};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
+use super::{App, SourceSpec, check_owner, quoted};
 use anyhow::{Context, Result, anyhow};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -419,10 +419,7 @@ pub(super) fn broker_from_file(
         .as_deref()
         .map(|u| check_api_url(u, "api_url"))
         .transpose()?;
-    let host = match &fb.host {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref())?,
-    };
+    let (host, api_url) = host_and_api(fb.host.as_deref().map(|h| (h, "host")), api_url)?;
     let owners = fb
         .owners
         .iter()
@@ -435,6 +432,26 @@ pub(super) fn broker_from_file(
         owners,
         source: SourceSpec::Broker(spec),
     })
+}
+
+/// The host an entry serves and its API base, as for an app: a host given (`setting` names
+/// where) with the API derived from it (keeping its scheme) unless given too, else the host the
+/// API base belongs to (github.com without either).
+pub(super) fn host_and_api(
+    host: Option<(&str, &str)>,
+    api_url: Option<ApiBase>,
+) -> Result<(Host, Option<ApiBase>)> {
+    match host {
+        Some((text, setting)) => {
+            let host = Host::parse(text).context(setting.to_owned())?;
+            let api_url = match api_url {
+                Some(url) => Some(url),
+                None => ApiBase::of_host(text, &host, setting)?,
+            };
+            Ok((host, api_url))
+        }
+        None => Ok((host_for(api_url.as_ref().map(ApiBase::as_str))?, api_url)),
+    }
 }
 
 /// A broker URL: https, or http to a loopback address (a token travels on it).

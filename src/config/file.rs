@@ -1,10 +1,10 @@
 //! The config file (`config.toml`): its shape, reading it without echoing a pasted secret in a
 //! message, and turning its `[[app]]` entries into [`App`]s.
 
-use super::hosts::{Host, host_for};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
 use super::{
-    App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, expand_home, key_path,
-    key_reference, quoted,
+    App, AppId, InstallationSpec, SourceSpec, check_owner, expand_home, key_path, key_reference,
+    quoted,
 };
 use crate::keyref::KeyRef;
 use anyhow::{Context, Result, anyhow, bail};
@@ -72,7 +72,7 @@ pub fn default_config_path() -> Option<PathBuf> {
 }
 
 pub(super) fn read_file(path: &Path, explicit: bool) -> Result<FileConfig> {
-    let text = match std::fs::read_to_string(path) {
+    let text = match crate::private_file::read_config(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
             return Ok(FileConfig::default());
@@ -194,9 +194,19 @@ pub(super) fn app_from_file(fa: &FileApp, base: Option<&Path>, origin: String) -
         .as_deref()
         .map(|u| check_api_url(u, "api_url"))
         .transpose()?;
-    let host = match fa.host.as_deref() {
-        Some(text) => Host::parse(text).context("host")?,
-        None => host_for(api_url.as_deref()).context("api_url")?,
+    let (host, api_url) = match fa.host.as_deref() {
+        Some(text) => {
+            let host = Host::parse(text).context("host")?;
+            let api_url = match api_url {
+                Some(url) => Some(url),
+                None => ApiBase::of_host(text, &host, "host")?,
+            };
+            (host, api_url)
+        }
+        None => (
+            host_for(api_url.as_ref().map(ApiBase::as_str)).context("api_url")?,
+            api_url,
+        ),
     };
     let permissions = super::Permissions::from_table(&fa.permissions)?;
     Ok(App {

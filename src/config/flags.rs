@@ -2,10 +2,10 @@
 //! which the command line is parsed and `--help` is written, and the one app they describe
 //! (with the environment).
 
-use super::hosts::{Host, host_for};
+use super::hosts::{ApiBase, Host, check_api_url, host_for};
 use super::{
-    App, AppId, InstallationSpec, SourceSpec, check_api_url, check_owner, env, first_named,
-    key_reference, parse_installation_id,
+    App, AppId, InstallationSpec, SourceSpec, check_owner, env, first_named, key_reference,
+    parse_installation_id,
 };
 use crate::keyref::KeyRef;
 use crate::secret::Secret;
@@ -430,16 +430,18 @@ pub(super) fn app_from_flags_and_env(
         }
         let spec = super::broker::from_flags(&flags.broker, &super::broker::check_broker_url)
             .map_err(|e| anyhow!(e))?;
-        let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)])
-        {
-            Some((text, setting)) => Host::parse(&text).context(setting)?,
-            None => host_for(flags.api_url.as_deref())?,
-        };
         let api_url = flags
             .api_url
             .clone()
             .map(|u| check_api_url(&u, "--api-url"))
+            .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
             .transpose()?;
+        let host = first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]);
+        let (host, api_url) = super::broker::host_and_api(
+            host.as_ref()
+                .map(|(text, setting)| (text.as_str(), *setting)),
+            api_url,
+        )?;
         let owners = flags
             .owners
             .iter()
@@ -493,10 +495,18 @@ pub(super) fn app_from_flags_and_env(
         .map(|u| check_api_url(&u, "--api-url"))
         .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
         .transpose()?;
-    let host = match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
-        Some((text, setting)) => Host::parse(&text).context(setting)?,
-        None => host_for(api_url.as_deref())?,
-    };
+    let (host, api_url) =
+        match first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]) {
+            Some((text, setting)) => {
+                let host = Host::parse(&text).context(setting)?;
+                let api_url = match api_url {
+                    Some(url) => Some(url),
+                    None => ApiBase::of_host(&text, &host, setting)?,
+                };
+                (host, api_url)
+            }
+            None => (host_for(api_url.as_ref().map(ApiBase::as_str))?, api_url),
+        };
     let permissions = flags
         .permissions
         .as_deref()

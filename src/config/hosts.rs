@@ -4,6 +4,70 @@
 use super::{quoted, secret_kind};
 use anyhow::{Result, anyhow, bail};
 
+/// A REST API base (`https://ghe.example.com/api/v3`, no trailing slash), checked once; its
+/// scheme is kept, so that commands ask with the protocol git uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBase(String, &'static str);
+
+impl ApiBase {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `https`, or `http` (loopback hosts only).
+    pub fn scheme(&self) -> &'static str {
+        self.1
+    }
+
+    /// The API base of a host given with a scheme (`--host https://127.0.0.1:8443`): that
+    /// host's default API base on that scheme. `None` without a scheme.
+    pub fn of_host(text: &str, host: &Host, setting: &str) -> Result<Option<ApiBase>> {
+        match text.trim().split_once("://") {
+            Some((scheme, _)) => {
+                check_api_url(&host.default_api_url(&scheme.to_ascii_lowercase()), setting)
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// An API URL must be `https://host[:port][/path]` (plain http only on loopback hosts): no
+/// query, fragment, user name or password, nothing but printable ASCII. `setting` names where it
+/// came from; the value itself is never echoed (it may be a pasted secret).
+pub fn check_api_url(url: &str, setting: &str) -> Result<ApiBase> {
+    let url = url.trim().trim_end_matches('/');
+    let refuse = |why: &str| -> Result<ApiBase> {
+        bail!("{setting} {why}; give the REST API base, like https://ghe.example.com/api/v3")
+    };
+    if let Some(what) = secret_kind(url) {
+        return refuse(&format!("is {what} (not shown), not a URL"));
+    }
+    if !url.bytes().all(|b| b.is_ascii_graphic()) {
+        return refuse("contains spaces, control or non-ASCII characters");
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return refuse("is not a URL (no https://)");
+    };
+    if rest.contains(['?', '#']) {
+        return refuse("has a query or fragment (?… or #…), which an API base cannot have");
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.contains('@') {
+        return refuse("contains a user name or password (…@), which the helper never sends");
+    }
+    let host = match Host::parse(authority) {
+        Ok(host) => host,
+        Err(_) => return refuse("does not have a valid host name"),
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => Ok(ApiBase(format!("https://{rest}"), "https")),
+        "http" if host.is_loopback() => Ok(ApiBase(format!("http://{rest}"), "http")),
+        "http" => refuse("is plain http; only https is allowed (http only for loopback hosts)"),
+        _ => refuse("must start with https://"),
+    }
+}
+
 /// A host as compared in routing: lower case, without the protocol's default port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host(String);

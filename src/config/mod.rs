@@ -24,7 +24,7 @@ pub mod permissions;
 
 pub use file::default_config_path;
 pub use flags::Flags;
-pub use hosts::{Host, host_for};
+pub use hosts::{ApiBase, Host, host_for};
 pub use permissions::Permissions;
 
 use file::{FileConfig, app_from_file, read_file};
@@ -112,8 +112,9 @@ pub struct App {
     /// Where this entry was configured ("command line", "environment", "config.toml app #2").
     pub origin: String,
     pub host: Host,
-    /// Explicit REST API base; otherwise derived from the host.
-    pub api_url: Option<String>,
+    /// Explicit REST API base (`--api-url`, or `--host` given with a scheme); otherwise
+    /// derived from the host and the protocol git uses.
+    pub api_url: Option<ApiBase>,
     /// Owners (lower case) this entry answers for; empty means any owner its source serves.
     pub owners: Vec<String>,
     /// Where its tokens come from.
@@ -146,8 +147,19 @@ impl App {
     /// The REST API base URL without a trailing slash.
     pub fn api_url(&self, protocol: &str) -> String {
         match &self.api_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
+            Some(url) => url.as_str().to_owned(),
             None => self.host.default_api_url(protocol),
+        }
+    }
+
+    /// The protocol git uses for this entry's host, for requests a command makes up: the API
+    /// base's scheme when one was given (`--api-url`, or `--host https://…`), else https, except
+    /// plain http for a loopback host (the local test GitHub).
+    pub fn git_protocol(&self) -> &'static str {
+        match &self.api_url {
+            Some(url) => url.scheme(),
+            None if self.host.is_loopback() => "http",
+            None => "https",
         }
     }
 
@@ -255,7 +267,9 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
     ]) {
         Some((p, setting)) => {
             let text = p.to_string_lossy();
-            if let Some(what) = secret_kind(&text).filter(|_| !text.contains('/')) {
+            // A value that names no file and looks like a secret (a PEM, a base64 blob, a token:
+            // pasted into the wrong variable) is never echoed.
+            if let Some(what) = secret_kind(&text).filter(|_| !Path::new(&p).exists()) {
                 bail!("{setting} is {what} (not shown), not the path of a config file");
             }
             (Some(expand_home(Path::new(&p))), true)
@@ -442,42 +456,6 @@ fn parse_installation_id(text: &str) -> Result<u64> {
     }
 }
 
-/// An API URL must be `https://host[:port][/path]` (plain http only on loopback hosts): no
-/// query, fragment, user name or password, nothing but printable ASCII. `setting` names where it
-/// came from; the value itself is never echoed (it may be a pasted secret).
-fn check_api_url(url: &str, setting: &str) -> Result<String> {
-    let url = url.trim().trim_end_matches('/');
-    let refuse = |why: &str| -> Result<String> {
-        bail!("{setting} {why}; give the REST API base, like https://ghe.example.com/api/v3")
-    };
-    if let Some(what) = secret_kind(url) {
-        return refuse(&format!("is {what} (not shown), not a URL"));
-    }
-    if !url.bytes().all(|b| b.is_ascii_graphic()) {
-        return refuse("contains spaces, control or non-ASCII characters");
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return refuse("is not a URL (no https://)");
-    };
-    if rest.contains(['?', '#']) {
-        return refuse("has a query or fragment (?… or #…), which an API base cannot have");
-    }
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.contains('@') {
-        return refuse("contains a user name or password (…@), which the helper never sends");
-    }
-    let host = match Host::parse(authority) {
-        Ok(host) => host,
-        Err(_) => return refuse("does not have a valid host name"),
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "https" => Ok(url.to_owned()),
-        "http" if host.is_loopback() => Ok(url.to_owned()),
-        "http" => refuse("is plain http; only https is allowed (http only for loopback hosts)"),
-        _ => refuse("must start with https://"),
-    }
-}
-
 /// `10m`, `90s`, `1h 5m`, or a bare number of seconds.
 pub fn parse_duration(text: &str, what: &str) -> Result<Duration> {
     let text = text.trim();
@@ -523,26 +501,7 @@ fn key_path(text: &Path, setting: &str) -> Result<PathBuf> {
 /// PEM key, a GitHub token, a client secret or another long random string. Such values are never
 /// echoed in a message, whatever the setting.
 pub fn secret_kind(text: &str) -> Option<&'static str> {
-    let t = text.trim();
-    if t.contains("-----BEGIN") || t.contains("PRIVATE KEY") {
-        return Some("a private key");
-    }
-    let token_prefixes = ["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"];
-    if token_prefixes.iter().any(|p| t.starts_with(p)) {
-        return Some("a GitHub token");
-    }
-    let random =
-        |min: usize, allowed: &dyn Fn(u8) -> bool| t.len() >= min && t.bytes().all(allowed);
-    if random(20, &|b| b.is_ascii_hexdigit()) && !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Some("what looks like a client secret");
-    }
-    let mixed = t.bytes().any(|b| b.is_ascii_uppercase())
-        && t.bytes().any(|b| b.is_ascii_lowercase())
-        && t.bytes().any(|b| b.is_ascii_digit());
-    if mixed && random(24, &|b| b.is_ascii_alphanumeric() || b"+/=_-".contains(&b)) {
-        return Some("what looks like a token or secret");
-    }
-    None
+    crate::secret::kind(text)
 }
 
 /// A value a user gave, as it may appear in a message: quoted with control characters escaped,
@@ -746,9 +705,39 @@ mod tests {
     }
 
     #[test]
+    fn a_host_given_with_a_scheme_keeps_it() {
+        let with = |host: &str| Flags {
+            host: Some(host.into()),
+            ..flags("1", "/k.pem")
+        };
+        let c = resolve(&with("https://127.0.0.1:8443"), &no_env).unwrap();
+        assert_eq!(c.apps[0].git_protocol(), "https");
+        assert_eq!(c.apps[0].api_url("http"), "https://127.0.0.1:8443/api/v3");
+        let c = resolve(&with("127.0.0.1:8080"), &no_env).unwrap();
+        assert_eq!(
+            c.apps[0].git_protocol(),
+            "http",
+            "loopback without a scheme"
+        );
+        assert_eq!(c.apps[0].api_url("http"), "http://127.0.0.1:8080/api/v3");
+        let c = resolve(&with("https://GitHub.com/"), &no_env).unwrap();
+        assert_eq!(c.apps[0].api_url("https"), "https://api.github.com");
+        let e = format!(
+            "{:#}",
+            resolve(&with("http://ghe.example.com"), &no_env).unwrap_err()
+        );
+        assert!(e.contains("plain http"), "{e}");
+    }
+
+    #[test]
     fn api_url_must_be_https_except_loopback() {
-        let ok = |u| check_api_url(u, "--api-url").unwrap();
-        let err = |u| format!("{:#}", check_api_url(u, "--api-url").unwrap_err());
+        let ok = |u| {
+            hosts::check_api_url(u, "--api-url")
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        let err = |u| format!("{:#}", hosts::check_api_url(u, "--api-url").unwrap_err());
         assert_eq!(
             ok("https://ghe.example.com/api/v3/"),
             "https://ghe.example.com/api/v3"

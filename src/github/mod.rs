@@ -147,7 +147,7 @@ pub struct Client {
 impl Client {
     pub fn new(api_url: &str, host: &str, deadline: Deadline) -> Client {
         Client {
-            http: Http::new(deadline),
+            http: Http::new(deadline, crate::net::proxy::ureq_proxy(api_url)),
             api_url: api_url.to_owned(),
             host: host.to_owned(),
             deadline,

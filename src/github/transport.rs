@@ -62,7 +62,7 @@ impl fmt::Display for Method {
 }
 
 /// An HTTP agent for one run: connections bounded by a third of the time left (10 s at most),
-/// no redirects, the platform's certificate roots.
+/// no redirects, the platform's certificate roots, the proxy `crate::net::proxy` chose.
 pub struct Http {
     agent: ureq::Agent,
     /// `X-GitHub-Stateless-S2S-Token` for token requests.
@@ -70,7 +70,7 @@ pub struct Http {
 }
 
 impl Http {
-    pub fn new(deadline: Deadline) -> Http {
+    pub fn new(deadline: Deadline, proxy: Option<ureq::Proxy>) -> Http {
         let connect =
             (deadline.remaining() / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
         let tls = ureq::tls::TlsConfig::builder()
@@ -83,6 +83,7 @@ impl Http {
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .tls_config(tls)
+            .proxy(proxy)
             .build();
         Http {
             agent: config.into(),

@@ -58,6 +58,16 @@ impl Written {
     }
 }
 
+/// A value from the user (a program, a path) as it may appear in a message: quoted, control
+/// characters escaped, or `(a GitHub token, not shown)` when it looks like a secret pasted in
+/// the wrong place.
+pub fn shown_value(text: &str) -> String {
+    match crate::secret::kind(text) {
+        Some(what) => format!("({what}, not shown)"),
+        None => format!("'{}'", crate::protocol::printable(text)),
+    }
+}
+
 impl KeyRef {
     /// What holds the key, for messages ("the key in PATH", "PKCS#11 key 'app' on token 'gh'");
     /// never the key or a PIN.
@@ -68,8 +78,8 @@ impl KeyRef {
             KeyRef::Pkcs11(uri) => uri.describe(),
             KeyRef::AwsKms(key) => key.describe(),
             KeyRef::Command { argv, .. } => format!(
-                "signer command '{}'",
-                crate::protocol::printable(argv.first().map_or("", String::as_str))
+                "signer command {}",
+                shown_value(argv.first().map_or("", String::as_str))
             ),
         }
     }

@@ -136,7 +136,7 @@ fn from_profile(
     ];
     for (path, section) in files {
         let Some(path) = path else { continue };
-        let Ok(text) = std::fs::read_to_string(&path) else {
+        let Ok(text) = read_small(&path) else {
             continue;
         };
         if let Some(pairs) = ini_section(&text, &section) {
@@ -237,7 +237,7 @@ fn web_identity(
     source: &str,
 ) -> Result<Credentials> {
     let shown = crate::protocol::printable(&token_file.to_string_lossy());
-    let token = std::fs::read_to_string(token_file)
+    let token = read_small(token_file)
         .map_err(|e| anyhow!("cannot read the web identity token file {shown} ({source}): {e}"))?;
     let token = Secret::new(token.trim());
     let url = endpoint("sts", region, partition, env)?;
@@ -317,6 +317,14 @@ pub(super) fn xml_value(xml: &str, tag: &str) -> Option<String> {
     )
 }
 
+/// An AWS credentials/config file or a token file: a regular file of at most 1 MiB, read
+/// without blocking (a FIFO or a device is refused, not waited on).
+fn read_small(path: &std::path::Path) -> std::io::Result<String> {
+    let contents = crate::private_file::read(path, crate::private_file::MAX_KEY)?;
+    String::from_utf8(contents.bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 fn from_container(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let url = if let Some(relative) = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
         // A path on the metadata address; anything else (`@host/…`) would name another host.
@@ -353,7 +361,7 @@ fn from_container(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
         env("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
     ) {
         (Some(file), _) => Some(Secret::new(
-            std::fs::read_to_string(&file)
+            read_small(std::path::Path::new(&file))
                 .map_err(|e| anyhow!("cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: {e}"))?
                 .trim(),
         )),
@@ -365,7 +373,7 @@ fn from_container(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
         headers.push(("authorization", token.expose()));
     }
     let response = http
-        .call("GET", &url, &headers, None, Some(Duration::from_secs(2)))
+        .call_metadata("GET", &url, &headers, Some(Duration::from_secs(2)))
         .map_err(|e| anyhow!("cannot reach the container credentials endpoint: {e}"))?;
     if response.status != 200 {
         bail!(
@@ -393,11 +401,10 @@ fn from_instance(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let base = base.trim().trim_end_matches('/');
     let short = Some(Duration::from_secs(1));
     // No instance metadata here (not EC2): no credentials from it, and no error of its own.
-    let Ok(response) = http.call(
+    let Ok(response) = http.call_metadata(
         "PUT",
         &format!("{base}/latest/api/token"),
         &[("x-aws-ec2-metadata-token-ttl-seconds", "300")],
-        None,
         short,
     ) else {
         return Ok(None);
@@ -408,11 +415,10 @@ fn from_instance(http: &Http, env: Env<'_>) -> Result<Option<Credentials>> {
     let token = Secret::new(String::from_utf8_lossy(&response.body).trim());
     let get = |path: &str| -> Result<Vec<u8>> {
         let response = http
-            .call(
+            .call_metadata(
                 "GET",
                 &format!("{base}/latest/meta-data/iam/security-credentials/{path}"),
                 &[("x-aws-ec2-metadata-token", token.expose())],
-                None,
                 short,
             )
             .map_err(|e| anyhow!("instance metadata: {e}"))?;
@@ -514,5 +520,26 @@ mod tests {
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn token_and_credentials_files_are_read_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("token");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        assert_eq!(
+            read_small(&fifo).unwrap_err().to_string(),
+            "a FIFO, not a regular file"
+        );
+        assert!(read_small(std::path::Path::new("/dev/zero")).is_err());
+        let file = dir.path().join("credentials");
+        std::fs::write(&file, "[default]\naws_access_key_id = AKID\n").unwrap();
+        assert!(read_small(&file).unwrap().contains("AKID"));
     }
 }

@@ -1,14 +1,14 @@
 //! HTTP for the AWS calls ([`super::aws_kms`], and [`super::aws_credentials`] for STS, the
-//! container and instance metadata endpoints): one agent bounded by the run's deadline, plain
-//! http only to loopback, and the service endpoints (`AWS_ENDPOINT_URL_<SERVICE>`,
+//! container and instance metadata endpoints): bounded by the run's deadline, through the proxy
+//! decided in `crate::net::proxy` (never for the metadata endpoints), plain http only to loopback, and the service endpoints (`AWS_ENDPOINT_URL_<SERVICE>`,
 //! `AWS_ENDPOINT_URL`, or AWS's own).
 
 use anyhow::{Result, anyhow, bail};
 use std::time::{Duration, Instant};
 
-/// The HTTP side of the AWS calls: one agent, a deadline, loopback-only plain http.
+/// The HTTP side of the AWS calls: a deadline, loopback-only plain http, and the proxy decided
+/// per request (`crate::net::proxy`); metadata requests never use one.
 pub struct Http {
-    agent: ureq::Agent,
     pub deadline: Instant,
 }
 
@@ -20,11 +20,16 @@ pub struct Response {
 
 impl Http {
     pub fn new(deadline: Instant) -> Http {
-        let left = deadline.saturating_duration_since(Instant::now());
+        Http { deadline }
+    }
+
+    /// An agent through `proxy` (or direct), bounded by the deadline.
+    fn agent(&self, proxy: Option<ureq::Proxy>) -> ureq::Agent {
+        let left = self.deadline.saturating_duration_since(Instant::now());
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::PlatformVerifier)
             .build();
-        let config = ureq::Agent::config_builder()
+        ureq::Agent::config_builder()
             .timeout_global(Some(left.max(Duration::from_millis(100))))
             .timeout_connect(Some((left / 3).min(Duration::from_secs(10))))
             .http_status_as_error(false)
@@ -35,16 +40,47 @@ impl Http {
                 env!("CARGO_PKG_VERSION")
             ))
             .tls_config(tls)
-            .build();
-        Http {
-            agent: config.into(),
-            deadline,
-        }
+            .proxy(proxy)
+            .build()
+            .into()
     }
 
-    /// One request. `timeout` caps it below the deadline (metadata services get a short one).
+    /// A request to AWS's instance or container metadata: never through a proxy (the
+    /// credentials it hands out must not cross one; botocore does the same).
+    pub fn call_metadata(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        timeout: Option<Duration>,
+    ) -> Result<Response, String> {
+        self.send(
+            &self.agent(crate::net::proxy::direct()),
+            method,
+            url,
+            headers,
+            None,
+            timeout,
+        )
+    }
+
+    /// One request, through the proxy the environment names for `url`. `timeout` caps it below
+    /// the deadline.
     pub fn call(
         &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Option<Duration>,
+    ) -> Result<Response, String> {
+        let agent = self.agent(crate::net::proxy::ureq_proxy(url));
+        self.send(&agent, method, url, headers, body, timeout)
+    }
+
+    fn send(
+        &self,
+        agent: &ureq::Agent,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
@@ -58,7 +94,7 @@ impl Http {
         let timeout = Some(timeout.map_or(left, |t| t.min(left)));
         let result = match method {
             "GET" => {
-                let mut request = self.agent.get(url);
+                let mut request = agent.get(url);
                 for (k, v) in headers {
                     request = request.header(*k, *v);
                 }
@@ -66,9 +102,9 @@ impl Http {
             }
             _ => {
                 let mut request = if method == "PUT" {
-                    self.agent.put(url)
+                    agent.put(url)
                 } else {
-                    self.agent.post(url)
+                    agent.post(url)
                 };
                 for (k, v) in headers {
                     request = request.header(*k, *v);

@@ -38,7 +38,7 @@ pub fn open(
 ) -> Result<Box<dyn KeySigner>> {
     match source {
         KeyRef::File(_) | KeyRef::Env(_) => Ok(Box::new(local::LocalKey::load(source, warn)?)),
-        KeyRef::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri)?)),
+        KeyRef::Pkcs11(uri) => Ok(Box::new(pkcs11::Pkcs11Signer::open(uri, warn)?)),
         KeyRef::AwsKms(key) => Ok(Box::new(aws_kms::KmsSigner::open(key, deadline)?)),
         KeyRef::Command { argv, public_key } => Ok(Box::new(command::CommandSigner::new(
             argv,
@@ -47,6 +47,8 @@ pub fn open(
         )?)),
     }
 }
+
+pub use crate::keyref::shown_value;
 
 /// The fingerprint GitHub shows for an app key: `SHA256:` and the standard base64 (padded) of the
 /// SHA-256 of the DER SubjectPublicKeyInfo — what `openssl rsa -pubout -outform DER | openssl

@@ -40,7 +40,8 @@ pub struct Pkcs11Signer {
 }
 
 impl Pkcs11Signer {
-    pub fn open(uri: &Pkcs11Uri) -> Result<Pkcs11Signer> {
+    /// `warn` receives one-line warnings (a PIN file others can read).
+    pub fn open(uri: &Pkcs11Uri, warn: &mut dyn FnMut(String)) -> Result<Pkcs11Signer> {
         let what = uri.describe();
         let file = uri.module_file();
         let file_shown = shown(&file.to_string_lossy());
@@ -65,7 +66,7 @@ impl Pkcs11Signer {
         let pin = match &uri.pin {
             Pin::None => None,
             Pin::Value(pin) => Some(pin.clone()),
-            Pin::File(path) => Some(read_pin(path)?),
+            Pin::File(path) => Some(read_pin(path, warn)?),
         };
         match pin {
             Some(pin) => {
@@ -201,11 +202,18 @@ fn find_slot(module: &Pkcs11, uri: &Pkcs11Uri, file_shown: &str) -> Result<Slot>
     )
 }
 
-fn read_pin(path: &std::path::Path) -> Result<Secret> {
+fn read_pin(path: &std::path::Path, warn: &mut dyn FnMut(String)) -> Result<Secret> {
     let shown_path = shown(&path.to_string_lossy());
-    let text = std::fs::read_to_string(path)
+    let contents = crate::private_file::read(path, crate::private_file::MAX_PIN)
         .map_err(|e| anyhow!("cannot read the PIN file {shown_path} (pin-source): {e}"))?;
-    let pin = text.trim_end_matches(['\n', '\r']);
+    if crate::private_file::readable_by_others(&contents) {
+        warn(format!(
+            "warning: the PIN file {shown_path} (pin-source) is readable by others (mode {:03o}); run: chmod 600 {shown_path}",
+            contents.mode.unwrap_or(0) & 0o777
+        ));
+    }
+    let text = Secret::new(String::from_utf8_lossy(&contents.bytes).into_owned());
+    let pin = text.expose().trim_end_matches(['\n', '\r']);
     if pin.is_empty() {
         bail!("the PIN file {shown_path} (pin-source) is empty");
     }
@@ -274,10 +282,52 @@ mod tests {
     fn a_missing_module_is_one_line() {
         let uri =
             Pkcs11Uri::parse("pkcs11:object=k?module-path=/no/such/pkcs11.so&pin-value=1").unwrap();
-        let e = Pkcs11Signer::open(&uri).err().unwrap().to_string();
+        let e = Pkcs11Signer::open(&uri, &mut |_| {})
+            .err()
+            .unwrap()
+            .to_string();
         assert_eq!(
             e,
             "PKCS#11 module /no/such/pkcs11.so does not exist; install the token's PKCS#11 library or fix module-path in the pkcs11: URI"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pin_file_others_can_read_is_named_and_a_fifo_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let pin = dir.path().join("pin");
+        std::fs::write(&pin, "1234\n").unwrap();
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut warnings = Vec::new();
+        assert_eq!(
+            read_pin(&pin, &mut |w| warnings.push(w)).unwrap().expose(),
+            "1234"
+        );
+        assert_eq!(
+            warnings,
+            [format!(
+                "warning: the PIN file {} (pin-source) is readable by others (mode 644); run: chmod 600 {}",
+                pin.display(),
+                pin.display()
+            )]
+        );
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+        warnings.clear();
+        read_pin(&pin, &mut |w| warnings.push(w)).unwrap();
+        assert!(warnings.is_empty());
+        let fifo = dir.path().join("fifo");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let e = read_pin(&fifo, &mut |_| {}).err().unwrap().to_string();
+        assert!(
+            e.ends_with("(pin-source): a FIFO, not a regular file"),
+            "{e}"
         );
     }
 }

@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn directories_of_another_user_are_never_used() {
         if euid() != 0 {
-            eprintln!("skipping: needs root to create another user's directory");
+            crate::test_skip::skip("needs root to create another user's directory");
             return;
         }
         let other = 65534;

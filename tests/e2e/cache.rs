@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 
 /// Runs argv[2:] with stdin and stderr on a fresh pseudo-terminal and stdout into the file argv[1];

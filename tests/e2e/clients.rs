@@ -4,7 +4,6 @@
 //! The Python tools are optional on a developer machine (the test says so and returns); CI
 //! installs them and sets GCGA_REQUIRE_TOOLS=1, which makes a missing tool a failure.
 
-use crate::flows::world;
 use crate::support::*;
 
 /// Clone `owner/repo` through the helper, add `files`, commit and push.

@@ -5,25 +5,6 @@ use std::process::Output;
 
 const MINT: &str = "/api/v3/app/installations/";
 
-/// App 1001 on `octo` (all repositories: dotfiles, notes); `nobody` has no installation.
-fn world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::user("octo"))
-        .account(Account::org("nobody"))
-        .repo("octo", "dotfiles")
-        .repo("octo", "notes")
-        .repo("nobody", "thing")
-        .repo("nobody", "other")
-        .installation(Installation::new(12, 1001, "octo").all().permissions([
-            ("contents", "write"),
-            ("metadata", "read"),
-            ("issues", "write"),
-        ]))
-        .start()
-        .unwrap()
-}
-
 /// The helper's lines on stderr (git's askpass lines left out).
 fn said(o: &Output) -> String {
     stderr(o)
@@ -64,6 +45,7 @@ fn token_prints_gits_token_minted_once() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
     assert_eq!(v["token"], token.as_str());
     assert_eq!(v["installation_id"], 12);
+    assert_eq!(v["kind"], "installation");
     assert_eq!(v["account"], "octo");
     assert_eq!(v["permissions"]["contents"], "write");
     assert_eq!(v["minted"], false);

@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Account, App, GitHub, Installation};
 use std::process::Output;
@@ -280,7 +279,7 @@ fn doctor_flags_extraheader_storing_helper_env_token_remote_user_and_repo_select
     assert_eq!(
         line(&l, "helper"),
         format!(
-            "[ OK ] helper: git runs these helpers for http://{}/, in order:",
+            "[ OK ] helper: git runs these helpers for http://{}/, in order (ours runs {HELPER}):",
             env.host
         )
     );
@@ -338,4 +337,69 @@ fn doctor_without_our_helper_and_with_narrowed_permissions() {
         stderr(&out),
         "git-credential-github-app: --repo takes OWNER/REPO, not 'nope'\n"
     );
+}
+
+/// Issue 13: doctor reads GITHUB_APP_HOST like every command; a clock that is off is a warning
+/// (the helper corrects for it), in a duration as people write it.
+#[test]
+fn doctor_honours_github_app_host_and_warns_of_a_clock_it_corrects_for() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.set_env("GITHUB_APP_HOST", &env.host.clone());
+    gh.set_clock_offset(-900);
+    let out = run(env.command(HELPER).arg("doctor"), b"");
+    let text = stdout(&out);
+    assert!(
+        text.starts_with(&format!(
+            "git-credential-github-app doctor for http://{}/ (app from the helper line in file:{}/.gitconfig)\n",
+            env.host,
+            env.home.display()
+        )),
+        "{text}"
+    );
+    let l = lines(&out);
+    let clock = line(&l, "clock");
+    assert!(
+        clock.starts_with("[WARN] clock: this machine's clock is 15m ")
+            && clock.ends_with(" ahead of GitHub's: the helper dates its JWTs by GitHub's clock, so it works; other tools may not: set the clock (NTP)"),
+        "{clock}"
+    );
+    assert!(
+        line(&l, "app-auth").starts_with("[ OK ] app-auth: GitHub accepts the key"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.lines().last().unwrap().contains(" 1 warned, "),
+        "{text}"
+    );
+}
+
+/// Issue 17 item 5: doctor's --timeout bounds every check, even when the app (and its own
+/// --timeout) comes from git's helper line; running out of time is not "GitHub did not accept
+/// the key".
+#[test]
+fn doctor_honours_its_timeout_over_the_helper_lines() {
+    use local_github::{Fault, FaultAction};
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--timeout", "60s"]);
+    gh.inject(Fault::new("/api/v3/app", FaultAction::delay_ms(20_000)).times(10));
+    let started = std::time::Instant::now();
+    let out = doctor(&env, &["--timeout", "3s", "--repo", "acme/widgets"]);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "doctor took {took:?}"
+    );
+    let l = lines(&out);
+    assert!(
+        line(&l, "app-auth").starts_with("[FAIL] app-auth: "),
+        "{l:#?}"
+    );
+    assert_eq!(
+        line(&l, "installations"),
+        "[SKIP] installations: GitHub did not answer GET /app in time (--timeout)"
+    );
+    assert!(!stdout(&out).contains("did not accept"), "{}", stdout(&out));
 }

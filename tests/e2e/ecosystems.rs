@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 
 use crate::clients::publish;
 use crate::support::*;
@@ -16,15 +16,10 @@ use crate::support::*;
 /// One test at a time on the privileged ports.
 static DEFAULT_PORTS: Mutex<()> = Mutex::new(());
 
-/// The local GitHub on `addr`; `None` (said on stderr) when a privileged port cannot be bound
+/// The local GitHub on `addr`; `None` (a recorded skip) when a privileged port cannot be bound
 /// outside CI (GCGA_REQUIRE_TOOLS set: then that fails the test).
 fn world_on(addr: SocketAddr, https: bool, hostname: Option<&str>) -> Option<GitHub> {
-    let mut b = GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(12, 1001, "octo").all())
-        .addr(addr);
+    let mut b = world_builder(App::new(1001, "ci-bot")).addr(addr);
     if https {
         b = b.https();
     }
@@ -34,11 +29,9 @@ fn world_on(addr: SocketAddr, https: bool, hostname: Option<&str>) -> Option<Git
     match b.start() {
         Ok(gh) => Some(gh),
         Err(e) => {
-            assert!(
-                std::env::var_os("GCGA_REQUIRE_TOOLS").is_none(),
-                "cannot serve the local GitHub on {addr}, and GCGA_REQUIRE_TOOLS is set: {e}"
-            );
-            eprintln!("skipping: cannot serve the local GitHub on {addr} (root needed): {e}");
+            skip(&format!(
+                "cannot serve the local GitHub on {addr} (root needed): {e}"
+            ));
             None
         }
     }
@@ -243,7 +236,7 @@ fn npm_installs_a_git_http_dependency() {
     if !have(&["npm"]) {
         return;
     }
-    let gh = crate::flows::world();
+    let gh = world();
     let env = Env::new(&gh, 1001);
     publish(
         &env,
@@ -294,7 +287,7 @@ fn uv_installs_a_git_dependency() {
     if !have(&["uv", "python3:setuptools", "python3:wheel"]) {
         return;
     }
-    let gh = crate::flows::world();
+    let gh = world();
     let env = Env::new(&gh, 1001);
     publish(
         &env,

@@ -1,4 +1,3 @@
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Fault, FaultAction};
 use std::time::{Duration, Instant};
@@ -253,7 +252,7 @@ fn broken_cache_entries_are_ignored_and_replaced() {
 fn an_unusable_secret_service_falls_back_to_the_next_store() {
     let gh = world();
     let mut env = Env::new(&gh, 1001);
-    env.add_flags(&["--cache", "auto"]);
+    env.add_flags(&["--cache", "keyring"]);
     env.set_env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
     env.set_env("GIT_CREDENTIAL_GITHUB_APP_TRACE", "1");
     let out = env.fill("octo/dotfiles.git");

@@ -1,31 +1,6 @@
 use crate::support::*;
 use local_github::{Account, App, GitHub, Installation, TokenFormat};
 
-/// An org installation covering one of two repositories, and a user installation covering all.
-pub fn world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .account(Account::org("nobody"))
-        .repo("acme", "widgets")
-        .repo("acme", "secret")
-        .repo("octo", "dotfiles")
-        .repo("nobody", "thing")
-        .installation(
-            Installation::new(11, 1001, "acme")
-                .selected(["widgets"])
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .installation(
-            Installation::new(12, 1001, "octo")
-                .all()
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .start()
-        .unwrap()
-}
-
 fn head(repo: &std::path::Path) -> String {
     let out = std::process::Command::new("git")
         .args([

@@ -2,7 +2,6 @@
 //! D-Bus, FIFOs and foreign directories in the cache, skewed `Date` headers, hostile server
 //! text, a client that keeps stdin open, sudo with someone else's HOME.
 
-use crate::flows::world;
 use crate::support::*;
 use git_credential_github_app::config::flags::{GLOBAL, Name};
 
@@ -333,8 +332,7 @@ fn umask_000_still_makes_private_directories_and_files() {
 /// get still answers (minting), saying why in the trace.
 #[test]
 fn root_with_another_users_home_creates_nothing_there() {
-    if !is_root() {
-        eprintln!("skipping: needs root to run as root with another user's HOME");
+    if !root_or_skip("to run as root with another user's HOME") {
         return;
     }
     let gh = world();
@@ -378,13 +376,6 @@ fn root_with_another_users_home_creates_nothing_there() {
         before,
         "files appeared in the user's cache"
     );
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A session bus that accepts connections and never answers (a stopped `dbus-daemon`), with the
@@ -466,6 +457,29 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
         );
     }
     assert!(gh.mint_count() >= 1);
+    // doctor's cache round trip through the frozen Secret Service ends within doctor's own
+    // --timeout too (issue 17.5), not the helper line's.
+    let started = std::time::Instant::now();
+    let out = run_within(
+        env.command(HELPER).args([
+            "doctor",
+            "--host",
+            &gh.host(),
+            "--timeout",
+            "4s",
+            "--cache",
+            "keyring",
+        ]),
+        b"",
+        std::time::Duration::from_secs(60),
+    );
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "doctor took {took:?}\n{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains(" cache: "), "{}", stdout(&out));
 }
 
 /// The helper marks itself non-dumpable, as ssh-agent does: checked on a helper that runs as
@@ -474,8 +488,7 @@ fn a_frozen_session_bus_does_not_hang_a_get() {
 /// the key.
 #[test]
 fn the_helper_is_not_dumpable() {
-    if !is_root() || !have(&["setpriv"]) {
-        eprintln!("skipping: needs root and setpriv to run the helper as another user");
+    if !root_or_skip("to run the helper as another user") || !have(&["setpriv"]) {
         return;
     }
     let gh = world();
@@ -635,4 +648,237 @@ fn a_blank_line_ends_the_request_while_stdin_stays_open() {
         stdout(&out),
         stderr(&out)
     );
+}
+
+/// Issue 17 item 6: exec's command gets the token and nothing that mints another; SIGTERM to the
+/// helper reaches the command (no orphan holding the token).
+#[cfg(unix)]
+#[test]
+fn exec_hands_over_only_the_token_and_signals_reach_the_command() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    let pem = gh.app(1001).private_key_pem().to_owned();
+    env.set_env("GITHUB_APP_PRIVATE_KEY", &pem);
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TIMEOUT", "20s");
+    env.set_env("KEEP_ME", "yes");
+    let out = env.helper(&["exec", "octo", "--", "env"], b"");
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("GH_TOKEN=ghs_") && text.contains("KEEP_ME=yes"),
+        "{text}"
+    );
+    assert!(!text.contains("GITHUB_APP_PRIVATE_KEY"), "{text}");
+    assert!(!text.contains("GIT_CREDENTIAL_GITHUB_APP_"), "{text}");
+    assert!(!text.contains(pem.lines().nth(1).unwrap()), "{text}");
+
+    let pidfile = env.home.join("child.pid");
+    let mut helper = env
+        .command(HELPER)
+        .args([
+            "--app-id",
+            "1001",
+            "--private-key",
+            env.key_path.to_str().unwrap(),
+            "--host",
+            &env.host,
+            "--cache",
+            "file",
+            "exec",
+            "octo",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "echo $$ > '{}.tmp' && mv '{0}.tmp' '{0}' && exec sleep 30",
+                pidfile.display()
+            ),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !pidfile.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let child: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_ok(&run(
+        std::process::Command::new("kill").args(["-TERM", &helper.id().to_string()]),
+        b"",
+    ));
+    let status = helper.wait().unwrap();
+    assert!(!status.success());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &child.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    if alive {
+        // Clean up the orphan this test made before failing.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &child.to_string()])
+            .status();
+    }
+    assert!(
+        !alive,
+        "the command (pid {child}) outlived SIGTERM to the helper, holding the token"
+    );
+}
+
+/// Issue 17 item 6: a config.toml anyone can write (or that belongs to someone else) is not used:
+/// its `signer = [...]` would run as its victim.
+#[cfg(unix)]
+#[test]
+fn a_config_file_others_could_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let pwned = env.home.join("pwned");
+    env.write_config(
+        &[],
+        &format!(
+            "[[app]]\napp_id = 1001\nhost = \"{}\"\nsigner = [\"sh\", \"-c\", \"touch {}\"]\n",
+            env.host,
+            pwned.display()
+        ),
+    );
+    let path = env
+        .home
+        .join(".config/git-credential-github-app/config.toml");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(
+        env.command(HELPER)
+            .args(["token", "acme", "--host", &env.host]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "git-credential-github-app: cannot read config file {}: not used: it is writable by everyone (mode 666); run: chmod go-w {}\n",
+            path.display(),
+            path.display()
+        )
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let dir = path.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = run(
+        env.command(HELPER)
+            .args(["token", "acme", "--host", &env.host]),
+        b"",
+    );
+    assert!(
+        stderr(&out).contains("its directory")
+            && stderr(&out).contains("is writable by everyone (mode 777)"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    if std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .unwrap()
+        .stdout
+        == b"0\n"
+    {
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+        let out = run(
+            env.command(HELPER)
+                .args(["token", "acme", "--host", &env.host]),
+            b"",
+        );
+        assert!(
+            stderr(&out).contains("it belongs to uid 4242, not to you (uid 0) or root"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        !pwned.exists(),
+        "the signer of an untrusted config file ran"
+    );
+}
+
+/// Issue 17 item 5: a FIFO or a device as the key file is refused at once, not read forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_or_a_device_as_the_key_is_refused_at_once() {
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    let fifo = env.home.join("key.fifo");
+    assert_ok(&run(std::process::Command::new("mkfifo").arg(&fifo), b""));
+    for (key, what) in [
+        (fifo.to_str().unwrap(), "a FIFO"),
+        ("/dev/zero", "a device"),
+    ] {
+        env.set_flags(&[
+            "--app-id",
+            "1001",
+            "--private-key",
+            key,
+            "--host",
+            &gh.host(),
+            "--cache",
+            "file",
+            "--timeout",
+            "30s",
+        ]);
+        let started = std::time::Instant::now();
+        let out = env.fill("acme/widgets.git");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "cannot read private key file {key}: {what}, not a regular file"
+            )),
+            "{err}"
+        );
+    }
+}
+
+/// Issue 17 item 9: in a container, `--cache auto` keeps tokens out of the kernel keyring (per
+/// uid on the host's kernel, so shared with other containers of that uid) and doctor says so.
+#[cfg(unix)]
+#[test]
+fn cache_auto_in_a_container_keeps_tokens_out_of_the_kernel_keyring() {
+    use crate::cache::keyutils_keys_holding;
+    if !have(&["keyctl"]) {
+        return;
+    }
+    let gh = world();
+    let mut env = Env::new(&gh, 1001);
+    env.add_flags(&["--cache", "auto"]);
+    env.set_env("container", "podman");
+    let token = token_of(&env.fill("octo/dotfiles.git"));
+    assert!(keyutils_keys_holding(&env, &token).is_empty());
+    assert!(env.cache_dir().join("tokens").exists());
+    let before = gh.mint_count();
+    assert_eq!(token_of(&env.fill("octo/dotfiles.git")), token);
+    assert_eq!(gh.mint_count(), before, "cached in the container's files");
+    let out = run(
+        env.command(HELPER).args(["doctor", "--host", &env.host]),
+        b"",
+    );
+    let text = stdout(&out);
+    assert!(
+        text.contains("[ OK ] cache: in a container (")
+            && text.contains("): --cache auto leaves out the kernel keyring, which belongs to the uid on the host's kernel"),
+        "{text}"
+    );
+    // --cache keyring still uses it: the user asked for it.
+    env.add_flags(&["--cache", "keyring"]);
+    let token = token_of(&env.fill("acme/widgets.git"));
+    assert_eq!(keyutils_keys_holding(&env, &token).len(), 1);
 }

@@ -3,7 +3,6 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::flows::world;
 use crate::support::*;
 
 #[test]

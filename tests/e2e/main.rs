@@ -41,7 +41,12 @@ mod public;
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
 mod setup;
+/// setup under attack: a line git runs as written, the user's lines kept, a locked file.
+#[cfg(unix)]
+mod setup_safety;
 /// The JWT signed elsewhere: a signer command, PKCS#11 (SoftHSM2), AWS KMS (moto).
 mod signers;
+/// The process start: closed standard descriptors, a reader that went away, SIGPIPE.
+mod startup;
 /// Stateless (long, dotted) installation tokens through every cache; the token-format knob.
 mod token_format;

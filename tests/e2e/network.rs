@@ -8,20 +8,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 
 use crate::support::*;
 
-/// The two-owner world of `flows::world`, served over HTTPS.
+/// The shared `world`, served over HTTPS.
 pub fn https_world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::org("acme"))
-        .account(Account::user("octo"))
-        .repo("acme", "widgets")
-        .repo("octo", "dotfiles")
-        .installation(Installation::new(11, 1001, "acme").selected(["widgets"]))
-        .installation(Installation::new(12, 1001, "octo").all())
+    world_builder(App::new(1001, "ci-bot"))
         .https()
         .start()
         .unwrap()
@@ -131,6 +124,11 @@ impl Tinyproxy {
         }
     }
 
+    /// Everything tinyproxy logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The `CONNECT host:port` requests tinyproxy has seen.
     pub fn connects(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
@@ -180,4 +178,138 @@ fn the_helper_and_git_go_through_https_proxy_and_skip_it_for_no_proxy() {
     assert!(stdout(&out).contains("password=ghs_"), "{}", stderr(&out));
     assert_eq!(gh.mint_count(), 2, "the helper reached the API directly");
     assert_eq!(proxy.connects().len(), before, "{:?}", proxy.connects());
+}
+
+#[test]
+fn no_proxy_cidr_entries_go_direct_and_doctor_never_shows_the_proxy_password() {
+    if !have(&["tinyproxy"]) {
+        return;
+    }
+    let gh = https_world();
+    let mut env = trusting_env(&gh);
+    let proxy = Tinyproxy::start(&env.home);
+    // Scheme-less, with a user and password, as curl and git accept it.
+    let schemeless = format!("me:hunter2pw@{}", proxy.url.trim_start_matches("http://"));
+    env.set_env("HTTPS_PROXY", &schemeless);
+    let out = env.helper(&["get"], get_input(&gh, "acme/widgets.git").as_bytes());
+    assert!(stdout(&out).contains("password=ghs_"), "{}", stderr(&out));
+    assert_eq!(proxy.connects().len(), 1, "{:?}", proxy.connects());
+    let doctor_args = [
+        "doctor".to_owned(),
+        "--app-id".into(),
+        "1001".into(),
+        "--private-key".into(),
+        env.key_path.display().to_string(),
+        "--host".into(),
+        gh.host(),
+        "--api-url".into(),
+        format!("https://{}/api/v3", gh.host()),
+    ];
+    let doctor = run(env.command(HELPER).args(&doctor_args), b"");
+    let text = stdout(&doctor);
+    assert!(
+        text.contains(&format!(
+            ", through the proxy in HTTPS_PROXY (me:[masked]@{})",
+            proxy.url.trim_start_matches("http://")
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2pw") && !stderr(&doctor).contains("hunter2pw"),
+        "{text}"
+    );
+
+    // NO_PROXY as a CIDR range (curl and git honour it): the API is reached directly.
+    env.set_env("NO_PROXY", "10.0.0.0/8,127.0.0.0/8");
+    let before = proxy.connects().len();
+    let out = env.helper(&["get"], get_input(&gh, "octo/dotfiles.git").as_bytes());
+    assert!(stdout(&out).contains("password=ghs_"), "{}", stderr(&out));
+    assert_eq!(gh.mint_count(), 2);
+    let doctor = run(env.command(HELPER).args(&doctor_args), b"");
+    let text = stdout(&doctor);
+    assert!(text.contains(", TLS verified, directly)"), "{text}");
+    assert_eq!(proxy.connects().len(), before, "{:?}", proxy.connects());
+}
+
+#[test]
+fn aws_metadata_is_never_asked_through_a_proxy() {
+    use crate::signers::{kms_world, metadata_server, moto, use_kms};
+    if !have(&["tinyproxy"]) {
+        return;
+    }
+    let Some(moto) = moto(&[]) else { return };
+    let (gh, arn, _) = kms_world(&moto);
+    let metadata = metadata_server("AKIDMETADATA");
+    let mut env = Env::new(&gh, 1001);
+    use_kms(&mut env, &gh, &moto, &arn);
+    let proxy = Tinyproxy::start(&env.home);
+    env.set_env("ALL_PROXY", &proxy.url);
+    env.set_env("http_proxy", &proxy.url);
+    env.set_env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        &format!("{}/v2/credentials", metadata.url),
+    );
+    env.set_env("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth");
+    token_of(&env.fill("octo/dotfiles.git"));
+    let log = proxy.log();
+    let port = |url: &str| url.rsplit(':').next().unwrap().to_owned();
+    // KMS went through the proxy; the container credentials did not.
+    assert!(
+        log.contains(&format!("127.0.0.1:{}", port(&moto.url))),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&format!("127.0.0.1:{}", port(&metadata.url))),
+        "{log}"
+    );
+
+    // Instance metadata (IMDSv2): the same.
+    std::fs::remove_dir_all(env.cache_dir()).unwrap();
+    let mut env2 = Env::new(&gh, 1001);
+    use_kms(&mut env2, &gh, &moto, &arn);
+    env2.set_env("ALL_PROXY", &proxy.url);
+    env2.set_env("http_proxy", &proxy.url);
+    env2.set_env("AWS_EC2_METADATA_DISABLED", "false");
+    env2.set_env("AWS_EC2_METADATA_SERVICE_ENDPOINT", &metadata.url);
+    token_of(&env2.fill("octo/dotfiles.git"));
+    assert!(
+        !proxy
+            .log()
+            .contains(&format!("127.0.0.1:{}", port(&metadata.url))),
+        "{}",
+        proxy.log()
+    );
+}
+
+/// A host given with its scheme keeps it: `token` on a loopback host served over HTTPS
+/// (`--host https://127.0.0.1:PORT`) asks the API over HTTPS and gets the token git got, from
+/// the same cache entry (without the scheme a loopback host means plain http).
+#[test]
+fn a_host_given_with_https_keeps_it_for_commands() {
+    let gh = https_world();
+    let mut env = trusting_env(&gh);
+    let key = env.key_path.display().to_string();
+    let host = format!("https://{}", gh.host());
+    env.set_flags(&[
+        "--app-id",
+        "1001",
+        "--private-key",
+        &key,
+        "--host",
+        &host,
+        "--cache",
+        "file",
+    ]);
+    let fill = run(
+        env.command("git").args(["credential", "fill"]),
+        get_input(&gh, "octo/dotfiles.git").as_bytes(),
+    );
+    let git = token_of(&fill);
+    let out = env.helper(&["token", "octo"], b"");
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim_end(), git, "the token git got");
+    assert_eq!(gh.mint_count(), 1);
+    let listed = env.helper(&["installations"], b"");
+    assert_ok(&listed);
+    assert!(stdout(&listed).contains("octo"), "{}", stdout(&listed));
 }

@@ -214,3 +214,37 @@ fn a_rejected_fallback_token_is_dropped_and_replaced() {
     let fallback_mints = gh.tokens().iter().filter(|t| t.app_id == 3003).count();
     assert_eq!(fallback_mints, 2);
 }
+
+/// Issue 17 item 8: when every `[[app]]` lists its owners, `[public_fallback]` still answers for
+/// the rest, as the README says.
+#[test]
+fn the_fallback_answers_owners_outside_every_apps_owner_list() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    env.write_config(
+        &[
+            ("ci.pem", &gh.app(1001).private_key_pem()),
+            ("reader.pem", &gh.app(3003).private_key_pem()),
+        ],
+        &format!(
+            "cache = \"file\"\n\n[[app]]\napp_id = 1001\nprivate_key_path = \"ci.pem\"\nhost = \"{h}\"\nowners = [\"acme\"]\n\n[public_fallback]\napp_id = 3003\nprivate_key_path = \"reader.pem\"\nhost = \"{h}\"\ninstallation_id = 33\n",
+            h = gh.host()
+        ),
+    );
+    let mut env = env;
+    env.set_flags(&[]);
+    let stranger = token_of(&env.fill("stranger/tool.git"));
+    let acme = token_of(&env.fill("acme/widgets.git"));
+    let minted_for = |token: &str| {
+        gh.tokens()
+            .iter()
+            .find(|t| t.token == token)
+            .map(|t| (t.app_id, t.installation_id))
+    };
+    assert_eq!(
+        minted_for(&stranger),
+        Some((3003, 33)),
+        "the fallback answered"
+    );
+    assert_eq!(minted_for(&acme), Some((1001, 11)));
+}

@@ -1,7 +1,6 @@
 //! Secrets stay secret: with tracing on, no path of the helper prints a token, the JWT or any
 //! part of the private key.
 
-use crate::flows::world;
 use crate::support::*;
 use local_github::{Fault, FaultAction, GitHub};
 use std::process::Output;
@@ -170,4 +169,169 @@ fn key_formats_people_paste_are_accepted_and_wrong_ones_named() {
         stderr(&out)
     );
     assert_eq!(gh.mint_count(), 1);
+}
+
+/// Issue 17 item 4: what setup and doctor print never holds a secret a user put in the wrong
+/// place: a PEM as --config, a token as public_key, signer, --repo or a remote's user name, an
+/// inline password in a helper line, a PKCS#11 PIN.
+#[test]
+fn no_secret_on_screen_in_setup_and_doctor() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let pem = gh.app(1001).private_key_pem().to_owned();
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&pem)
+    };
+    let pat = "ghp_R3dTeamPastedThisTokenHere0123456789";
+    let key_lines: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let check = |what: &str, out: &Output, secrets: &[&str]| {
+        let all = format!("{}{}", stdout(out), stderr(out));
+        for s in secrets.iter().chain(key_lines.iter()) {
+            assert!(!all.contains(s), "{what}: {s} shown:\n{all}");
+        }
+        assert!(
+            !all.contains(&b64[..40]),
+            "{what}: base64 key shown:\n{all}"
+        );
+    };
+    let doctor = |args: &[&str]| {
+        run(
+            env.command(HELPER)
+                .arg("doctor")
+                .args(["--host", &env.host, "--timeout", "5s"])
+                .args(args),
+            b"",
+        )
+    };
+    // A PEM (or its base64) where a config file path goes.
+    check("--config PEM", &doctor(&["--config", &pem]), &[]);
+    check("--config base64", &doctor(&["--config", &b64]), &[]);
+    check(
+        "token --config PEM",
+        &run(
+            env.command(HELPER)
+                .args(["token", "acme", "--config", &pem]),
+            b"",
+        ),
+        &[],
+    );
+    check(
+        "env config base64",
+        &run(
+            env.command(HELPER)
+                .env("GIT_CREDENTIAL_GITHUB_APP_CONFIG", &b64)
+                .args(["doctor", "--host", &env.host]),
+            b"",
+        ),
+        &[],
+    );
+    // A token as --repo.
+    check("--repo PAT", &doctor(&["--repo", pat]), &[pat]);
+    check(
+        "--repo PAT/x",
+        &doctor(&["--repo", &format!("{pat}/x")]),
+        &[pat],
+    );
+    // A token as the signer or its public_key.
+    let config = env.home.join("signer.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[app]]\napp_id = 1001\nhost = \"{}\"\nsigner = [\"{pat}\"]\n",
+            env.host
+        ),
+    )
+    .unwrap();
+    check(
+        "signer PAT",
+        &doctor(&["--config", config.to_str().unwrap()]),
+        &[pat],
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "[[app]]\napp_id = 1001\nhost = \"{}\"\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"{pat}\"\n",
+            env.host
+        ),
+    )
+    .unwrap();
+    check(
+        "public_key PAT",
+        &doctor(&["--config", config.to_str().unwrap()]),
+        &[pat],
+    );
+
+    // A token as a remote URL's user name, and a helper line with an inline password.
+    let token = "ghs_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+    assert_ok(&env.git(&["init", "--quiet", "repo"]));
+    let repo = env.home.join("repo");
+    let in_repo = |args: &[&str]| run(env.command("git").current_dir(&repo).args(args), b"");
+    assert_ok(&in_repo(&[
+        "remote",
+        "add",
+        "origin",
+        &format!(
+            "{}/acme/widgets.git",
+            env.git_url.replace("://", &format!("://{token}@"))
+        ),
+    ]));
+    env.append_gitconfig(&format!(
+        "[credential \"{}\"]\n\thelper = \"!f() {{ echo username=me; echo password=hunter2pass; }}; f\"\n",
+        env.git_url
+    ));
+    for json in [false, true] {
+        let mut cmd = env.command(HELPER);
+        cmd.current_dir(&repo).args(["doctor", "--host", &env.host]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = run(&mut cmd, b"");
+        check(
+            "remote user token",
+            &out,
+            &[token, "hunter2pass", &token[4..16]],
+        );
+        assert!(stdout(&out).contains("[masked]"), "{}", stdout(&out));
+    }
+
+    // setup: a PIN in a URI with leading white space, and an older helper line carrying one.
+    let with_pin = "  pkcs11:token=gh;object=k?module-path=/m.so&pin-value=987654";
+    let out = run(
+        env.command(HELPER).args([
+            "setup",
+            "--app-id",
+            "1001",
+            "--private-key",
+            with_pin,
+            "--host",
+            &env.host,
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    check("setup pin-value", &out, &["987654"]);
+    env.append_gitconfig(&format!(
+        "[credential \"{}\"]\n\thelper = {HELPER} --app-id 1001 --private-key 'pkcs11:object=k?module-path=/m.so&pin-value=987654'\n",
+        env.git_url
+    ));
+    let out = run(
+        env.command(HELPER).args([
+            "setup",
+            "--app-id",
+            "1001",
+            "--private-key",
+            env.key_path.to_str().unwrap(),
+            "--host",
+            &env.host,
+        ]),
+        b"",
+    );
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("pin-value=[masked]"),
+        "{}",
+        stderr(&out)
+    );
+    check("setup older line", &out, &["987654", "hunter2pass"]);
 }

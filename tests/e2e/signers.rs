@@ -1,20 +1,6 @@
 use crate::support::*;
-use local_github::{Account, App, GitHub, Installation};
+use local_github::{App, GitHub};
 use std::time::{Duration, Instant};
-
-pub fn world() -> GitHub {
-    GitHub::builder()
-        .app(App::new(1001, "ci-bot"))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(
-            Installation::new(12, 1001, "octo")
-                .all()
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .start()
-        .unwrap()
-}
 
 /// The app configured only through the config file, its key signed by `signer` (TOML list text).
 fn with_signer(gh: &GitHub, signer: &str, extra: &str) -> Env {
@@ -354,9 +340,9 @@ fn softhsm2_errors_are_one_line_without_the_pin() {
 }
 
 /// moto's AWS server (KMS, STS, IAM) on a loopback port, stopped when dropped.
-struct Moto {
+pub(crate) struct Moto {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Moto {
@@ -366,7 +352,7 @@ impl Drop for Moto {
     }
 }
 
-fn moto(extra_env: &[(&str, &str)]) -> Option<Moto> {
+pub(crate) fn moto(extra_env: &[(&str, &str)]) -> Option<Moto> {
     if !have(&["python3:moto.server", "python3:boto3"]) {
         return None;
     }
@@ -425,7 +411,7 @@ fn boto3(moto: &Moto, script: &str) -> String {
 
 /// A KMS RSA_2048 SIGN_VERIFY key (and alias/github-app) in moto; the local GitHub trusts its
 /// public key for app 1001. Returns (GitHub, key ARN, alias ARN).
-fn kms_world(moto: &Moto) -> (GitHub, String, String) {
+pub(crate) fn kms_world(moto: &Moto) -> (GitHub, String, String) {
     let out = boto3(
         moto,
         "k = kms.create_key(KeySpec='RSA_2048', KeyUsage='SIGN_VERIFY')['KeyMetadata']\n\
@@ -440,26 +426,18 @@ fn kms_world(moto: &Moto) -> (GitHub, String, String) {
         lines.next().unwrap(),
     )
     .unwrap();
-    let gh = GitHub::builder()
-        .app(App::with_key(
-            1001,
-            "ci-bot",
-            local_github::AppKey::from_public_der(&der).unwrap(),
-        ))
-        .account(Account::user("octo"))
-        .repo("octo", "dotfiles")
-        .installation(
-            Installation::new(12, 1001, "octo")
-                .all()
-                .permissions([("contents", "write"), ("metadata", "read")]),
-        )
-        .start()
-        .unwrap();
+    let gh = world_builder(App::with_key(
+        1001,
+        "ci-bot",
+        local_github::AppKey::from_public_der(&der).unwrap(),
+    ))
+    .start()
+    .unwrap();
     let alias = arn.split(":key/").next().unwrap().to_owned() + ":alias/github-app";
     (gh, arn, alias)
 }
 
-fn use_kms(env: &mut Env, gh: &GitHub, moto: &Moto, arn: &str) {
+pub(crate) fn use_kms(env: &mut Env, gh: &GitHub, moto: &Moto, arn: &str) {
     let host = gh.host();
     env.set_flags(&[
         "--app-id",
@@ -504,6 +482,21 @@ fn aws_kms_key_clones_and_pushes() {
     assert!(
         !err.contains("wJalr") && !err.contains("SESSIONTOKEN"),
         "{err}"
+    );
+    // exec's command gets the token, not the AWS credentials that sign for the app (issue 17.6).
+    let out = env.helper(&["exec", "octo", "--", "env"], b"");
+    assert_ok(&out);
+    let seen = stdout(&out);
+    assert!(seen.contains("GH_TOKEN=ghs_"), "{seen}");
+    assert!(
+        !seen.contains("AWS_ACCESS_KEY_ID")
+            && !seen.contains("wJalr")
+            && !seen.contains("SESSIONTOKEN"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("AWS_ENDPOINT_URL="),
+        "other AWS settings stay: {seen}"
     );
 }
 
@@ -713,9 +706,9 @@ print(server.server_port, flush=True)
 server.serve_forever()
 "#;
 
-struct Metadata {
+pub(crate) struct Metadata {
     child: std::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Metadata {
@@ -725,7 +718,7 @@ impl Drop for Metadata {
     }
 }
 
-fn metadata_server(key_id: &str) -> Metadata {
+pub(crate) fn metadata_server(key_id: &str) -> Metadata {
     use std::io::BufRead;
     let mut child = std::process::Command::new("python3")
         .args(["-c", METADATA_SERVER, key_id])
@@ -838,4 +831,30 @@ fn signers_give_the_fingerprint_github_shows() {
         let signature = kms.sign(b"header.claims").unwrap();
         signer::verify(&kms.public_key_der().unwrap(), b"header.claims", &signature).unwrap();
     }
+}
+
+/// Issue 17 item 5: a signer that answers but leaves a background process holding its stdout
+/// costs a moment, not the get's whole budget (which the API calls still need).
+#[test]
+fn a_signer_leaving_a_process_behind_does_not_spend_the_budget() {
+    if !have(&["openssl"]) {
+        return;
+    }
+    let gh = world();
+    let probe = Env::new(&gh, 1001);
+    let signer = format!(
+        "[\"sh\", \"-c\", \"sleep 30 & openssl dgst -sha256 -sign \\\"$0\\\"\", {}]",
+        toml_str(&probe.key_path)
+    );
+    let env = with_signer(&gh, &signer, "");
+    let mut env = env;
+    env.set_env("GIT_CREDENTIAL_GITHUB_APP_TIMEOUT", "8s");
+    let started = std::time::Instant::now();
+    let out = env.fill("octo/dotfiles.git");
+    token_of(&out);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -5,7 +5,6 @@
 use local_github::{GitHub, TokenFormat};
 
 use crate::cache::{in_secret_service, keyutils_keys_holding};
-use crate::flows::world;
 use crate::support::*;
 
 fn stateless_world() -> GitHub {

@@ -119,7 +119,7 @@ pub fn exchange(
     request: &Request,
     message: &dyn Fn(&Reply) -> String,
 ) -> Result<Reply, BrokerError> {
-    let agent = agent(deadline);
+    let agent = agent(deadline, &request.url);
     let started = Instant::now();
     let mut attempt = 0;
     let mut unauthorized = 0;
@@ -213,10 +213,10 @@ pub fn json_message(reply: &Reply) -> String {
     }
 }
 
-/// The agent for one exchange: GitHub's client settings (connections bounded by a third of the
-/// time left, no redirects, the platform's certificate roots); proxies as ureq takes them from
-/// the environment (`HTTPS_PROXY`, `NO_PROXY`, …).
-fn agent(deadline: Deadline) -> ureq::Agent {
+/// The agent for one exchange with `url`: GitHub's client settings (connections bounded by a
+/// third of the time left, no redirects, the platform's certificate roots) and the proxy
+/// `crate::net::proxy` chose for the URL, as for every client of the helper.
+fn agent(deadline: Deadline, url: &str) -> ureq::Agent {
     let connect =
         (deadline.remaining() / 3).clamp(Duration::from_millis(100), Duration::from_secs(10));
     let tls = ureq::tls::TlsConfig::builder()
@@ -229,6 +229,7 @@ fn agent(deadline: Deadline) -> ureq::Agent {
         .max_redirects_will_error(false)
         .user_agent(USER_AGENT)
         .tls_config(tls)
+        .proxy(crate::net::proxy::ureq_proxy(url))
         .build()
         .into()
 }

@@ -3,7 +3,7 @@
 //! what a helper does with the credentials it is sent.
 
 use anyhow::{Context as _, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Where a config entry comes from, in the order git reads them.
@@ -102,6 +102,8 @@ pub fn git(args: &[&str]) -> Result<String> {
     String::from_utf8(out.stdout).context("git printed something that is not UTF-8")
 }
 
+pub mod edit;
+
 /// Entries whose key matches `regex`, from every file git reads (system, global, local, …,
 /// included files where they are included), in git's order. `scope` limits it to one file.
 pub fn entries(regex: &str, scope: Option<Scope>) -> Result<Vec<Entry>> {
@@ -110,8 +112,55 @@ pub fn entries(regex: &str, scope: Option<Scope>) -> Result<Vec<Entry>> {
         args.push(s.option());
     }
     args.extend(["--show-scope", "--show-origin", "-z", "--get-regexp", regex]);
-    let out = Command::new("git")
-        .args(&args)
+    run_entries(&args, None)
+}
+
+/// Entries of the system and global files as git reads them outside any repository: a helper
+/// an `includeIf "gitdir:…"` adds for some repositories only is not among them.
+pub fn unconditional_entries(regex: &str) -> Result<Vec<Entry>> {
+    let dir = tempfile::tempdir().context("cannot create a temporary directory")?;
+    run_entries(
+        &[
+            "config",
+            "--show-scope",
+            "--show-origin",
+            "-z",
+            "--get-regexp",
+            regex,
+        ],
+        Some(dir.path()),
+    )
+}
+
+/// Entries of one file (no includes), in order.
+pub fn entries_of_file(file: &Path, regex: &str) -> Result<Vec<Entry>> {
+    let file = file.to_string_lossy();
+    run_entries(
+        &[
+            "config",
+            "--file",
+            &file,
+            "--show-scope",
+            "--show-origin",
+            "-z",
+            "--get-regexp",
+            regex,
+        ],
+        None,
+    )
+}
+
+fn run_entries(args: &[&str], outside: Option<&Path>) -> Result<Vec<Entry>> {
+    let mut command = Command::new("git");
+    command.args(args);
+    if let Some(dir) = outside {
+        command
+            .current_dir(dir)
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env("GIT_CEILING_DIRECTORIES", dir.parent().unwrap_or(dir));
+    }
+    let out = command
         .output()
         .context("cannot run git (is it installed and on PATH?)")?;
     // Status 1: no such key. Anything else is git refusing (a broken config file, --local
@@ -246,11 +295,177 @@ pub fn effective_helpers<'a>(
     list
 }
 
-/// Whether a helper line runs this program.
+/// How git turns a `credential.helper` value into a command (credential.c): a value starting
+/// with `!` is a shell snippet; an absolute path is used verbatim; anything else becomes
+/// `git credential-VALUE`. Each is run through `sh -c` with the operation appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invocation<'a> {
+    /// `!…`: the rest, as a shell snippet.
+    Shell(&'a str),
+    /// An absolute path (and its arguments), verbatim.
+    Path(&'a str),
+    /// `git credential-…`.
+    Dashed(&'a str),
+}
+
+impl Invocation<'_> {
+    /// The shell command git runs (before it appends the operation).
+    pub fn command(&self) -> String {
+        match self {
+            Invocation::Shell(s) | Invocation::Path(s) => (*s).to_owned(),
+            Invocation::Dashed(s) => format!("git credential-{s}"),
+        }
+    }
+}
+
+/// git's `is_absolute_path`: `/…`; on Windows also `\\…` and `C:…`.
+pub fn is_absolute_path(text: &str) -> bool {
+    let b = text.as_bytes();
+    if cfg!(windows) {
+        matches!(b.first(), Some(b'/' | b'\\'))
+            || (b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':')
+    } else {
+        b.first() == Some(&b'/')
+    }
+}
+
+/// How git runs `line`.
+pub fn invocation(line: &str) -> Invocation<'_> {
+    if let Some(rest) = line.strip_prefix('!') {
+        Invocation::Shell(rest)
+    } else if is_absolute_path(line) {
+        Invocation::Path(line)
+    } else {
+        Invocation::Dashed(line)
+    }
+}
+
+/// The helper line to write for a program and its arguments: it runs exactly `words`. An
+/// absolute path that needs no quoting is written as it is; anything else (a space, `é`, `~`, a
+/// Windows path) goes after `!`, shell-quoted: without the `!`, git would run
+/// `git credential-'…'`, a name relative to the repository it runs in.
+pub fn write_line(words: &[String]) -> String {
+    let quoted: Vec<String> = words.iter().map(|w| shell_quote(w)).collect();
+    let line = quoted.join(" ");
+    match (words.first(), quoted.first()) {
+        (Some(first), Some(q)) if is_absolute_path(first) && first == q => line,
+        _ => format!("!{line}"),
+    }
+}
+
+/// The program git would run for a helper line, found as git and the shell find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// This file (absolute, or found in git's exec path or PATH).
+    File(PathBuf),
+    /// A path relative to the directory git runs in, the working tree of whatever repository
+    /// it is: a file a repository commits there runs.
+    InWorkTree(String),
+    /// A name found nowhere (exec path, PATH), or a shell builtin/function.
+    NotFound(String),
+    /// The line does not split into words (an open quote).
+    Unparsable,
+}
+
+/// The program git runs for `line`, resolved without running anything. `path` is `$PATH`;
+/// `exec_path` is git's (`git --exec-path`) for `git credential-NAME`.
+pub fn program(line: &str, path: Option<&std::ffi::OsStr>, exec_path: Option<&Path>) -> Program {
+    let command = invocation(line).command();
+    let Some(words) = shell_words(&command) else {
+        return Program::Unparsable;
+    };
+    let Some(first) = words.first() else {
+        return Program::Unparsable;
+    };
+    // `git credential-X`: git looks for `git-credential-X` (its exec path, then PATH).
+    let (name, dirs): (String, Vec<PathBuf>) = match (invocation(line), words.get(1)) {
+        (Invocation::Dashed(_), Some(sub)) if first == "git" => (
+            format!("git-{sub}"),
+            exec_path
+                .map(Path::to_path_buf)
+                .into_iter()
+                .chain(
+                    path.map(|p| std::env::split_paths(p).collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+                .collect(),
+        ),
+        _ => (
+            first.clone(),
+            path.map(|p| std::env::split_paths(p).collect())
+                .unwrap_or_default(),
+        ),
+    };
+    if is_absolute_path(&name) {
+        return Program::File(PathBuf::from(name));
+    }
+    if name.contains('/') || (cfg!(windows) && name.contains('\\')) {
+        return Program::InWorkTree(name);
+    }
+    for dir in dirs {
+        for candidate in [dir.join(&name), dir.join(format!("{name}.exe"))] {
+            if candidate.is_file() {
+                return Program::File(candidate);
+            }
+        }
+    }
+    Program::NotFound(name)
+}
+
+/// The program a helper line was written to run: its first word (after `!`) when that is an
+/// absolute path, else for a bare name `git-credential-NAME` (as found on PATH, when it is).
+/// Unlike [`program`], this is what the writer meant, even when git would run something else.
+fn intended_program(line: &str) -> Option<PathBuf> {
+    let words = shell_words(line.trim_start_matches('!').trim_start())?;
+    let first = words.first()?;
+    if is_absolute_path(first) {
+        return Some(PathBuf::from(first));
+    }
+    if line.starts_with('!') || first.contains('/') {
+        return None;
+    }
+    match program(first, std::env::var_os("PATH").as_deref(), None) {
+        Program::File(p) => Some(p),
+        _ => Some(PathBuf::from(format!("git-credential-{first}"))),
+    }
+}
+
+/// Whether two paths name the same file.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(a), Ok(b)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return a.dev() == b.dev() && a.ino() == b.ino();
+        }
+        false
+    }
+    #[cfg(not(unix))]
+    {
+        match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// Whether a helper line runs this program: the program it names is this very file (whatever
+/// it is called: a packaged `gh-app-helper` too), or is called git-credential-github-app.
 pub fn is_ours(helper: &str) -> bool {
-    let first = helper.trim_start_matches('!').trim_start();
-    first.contains("git-credential-github-app")
-        || first.split_whitespace().next() == Some("github-app")
+    let Some(program) = intended_program(helper) else {
+        return false;
+    };
+    if let Ok(me) = std::env::current_exe()
+        && same_file(&program, &me)
+    {
+        return true;
+    }
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".exe").unwrap_or(&name);
+    name == "git-credential-github-app"
 }
 
 /// What a helper does with the credentials git sends it after they worked (`store`): `Some`
@@ -374,18 +589,66 @@ pub fn has_pin_value(text: &str) -> bool {
     })
 }
 
+/// A config value as it may be shown on a terminal: control characters escaped, nothing else
+/// changed (quotes stay, so a shown line can be pasted back).
+pub fn shown(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_debug().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
 /// A helper line as it may be shown: the value of any `pin-value=` replaced by `[masked]`.
 pub fn mask_pin_values(line: &str) -> String {
+    mask_after(line, "pin-value=")
+}
+
+/// The value after every `key` (matched ignoring case) replaced by `[masked]`, up to `&`, a
+/// quote, `;` or white space.
+fn mask_after(line: &str, key: &str) -> String {
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
-    while let Some(at) = rest.to_ascii_lowercase().find("pin-value=") {
-        let value_start = at + "pin-value=".len();
+    while let Some(at) = rest.to_ascii_lowercase().find(key) {
+        let value_start = at + key.len();
         out.push_str(&rest[..value_start]);
-        out.push_str("[masked]");
         let tail = &rest[value_start..];
         let end = tail
-            .find(|c: char| c == '&' || c == '\'' || c == '"' || c.is_whitespace())
+            .find(|c: char| matches!(c, '&' | '\'' | '"' | ';') || c.is_whitespace())
             .unwrap_or(tail.len());
+        out.push_str(if end == 0 { "" } else { "[masked]" });
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A config value (a helper line, a URL) as it may be shown: PKCS#11 `pin-value=`, inline
+/// `password=` (a shell helper that echoes one) and the password of any `scheme://user:pass@`
+/// masked.
+pub fn mask_secrets(line: &str) -> String {
+    let masked = mask_after(&mask_after(line, "pin-value="), "password=");
+    let mut out = String::with_capacity(masked.len());
+    let mut rest = masked.as_str();
+    while let Some(at) = rest.find("://") {
+        let start = at + 3;
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '\'' | '"' | '?' | '#') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rsplit_once('@') {
+            Some((user, host)) => match user.split_once(':') {
+                Some((name, _)) => out.push_str(&format!("{name}:[masked]@{host}")),
+                None => out.push_str(authority),
+            },
+            None => out.push_str(authority),
+        }
         rest = &tail[end..];
     }
     out.push_str(rest);
@@ -517,5 +780,55 @@ mod tests {
         );
         assert_eq!(mask_pin_values("PIN-VALUE=9&x"), "PIN-VALUE=[masked]&x");
         assert_eq!(mask_pin_values("no pin"), "no pin");
+    }
+
+    #[test]
+    fn secrets_in_config_values_are_masked() {
+        assert_eq!(
+            mask_secrets("!f() { echo username=me; echo password=s3cret; }; f"),
+            "!f() { echo username=me; echo password=[masked]; }; f"
+        );
+        assert_eq!(
+            mask_secrets("store --file https://u:p@x/y"),
+            "store --file https://u:[masked]@x/y"
+        );
+        assert_eq!(
+            mask_secrets("'pkcs11:o=k?pin-value=1234' password="),
+            "'pkcs11:o=k?pin-value=[masked]' password="
+        );
+        assert_eq!(mask_secrets("store"), "store");
+    }
+
+    #[test]
+    fn helper_lines_git_runs_as_written() {
+        let w =
+            |words: &[&str]| write_line(&words.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(w(&["/usr/bin/h", "--app-id", "1"]), "/usr/bin/h --app-id 1");
+        assert_eq!(w(&["/a b/h", "--k", "x y"]), "!'/a b/h' --k 'x y'");
+        assert_eq!(w(&["/opt/é/h"]), "!'/opt/é/h'");
+        for line in ["!'/a b/h' --k 'x y'", "/usr/bin/h --app-id 1"] {
+            assert!(matches!(
+                invocation(line),
+                Invocation::Shell(_) | Invocation::Path(_)
+            ));
+        }
+        // What setup wrote before: git runs `git credential-'/a b/h'`, a path in the work tree.
+        assert_eq!(
+            program("'/a b/h' --app-id 1", None, None),
+            Program::InWorkTree("git-credential-/a b/h".into())
+        );
+        assert_eq!(
+            program("!'/a b/h' --app-id 1", None, None),
+            Program::File("/a b/h".into())
+        );
+        assert_eq!(
+            program(
+                "nosuchhelper",
+                Some(std::ffi::OsStr::new("/nonexistent")),
+                None
+            ),
+            Program::NotFound("git-credential-nosuchhelper".into())
+        );
+        assert_eq!(program("'open", None, None), Program::Unparsable);
     }
 }
