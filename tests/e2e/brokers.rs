@@ -791,3 +791,40 @@ fn a_token_command_runs_within_the_budget_and_its_stderr_is_masked() {
         said(&fill)
     );
 }
+
+#[test]
+fn broker_exchanges_go_through_the_proxy_chosen_for_their_url() {
+    if !have(&["tinyproxy"]) {
+        return;
+    }
+    let w = octo();
+    let mut env = actions_env(&w.gh, &w.sts, &w.issuer, "ci");
+    let proxy = crate::network::Tinyproxy::start(&env.home);
+    // Plain-http URLs take `http_proxy` (lower case, as curl reads it).
+    env.set_env("http_proxy", &proxy.url);
+    token_of(&env.fill("acme/widgets.git"));
+    // ureq tunnels even plain http through the proxy (CONNECT host:port).
+    let port = |url: &str| url.rsplit(':').next().unwrap().to_owned();
+    let through = |url: &str| {
+        let target = format!("127.0.0.1:{} HTTP/1.1", port(url));
+        proxy.connects().iter().filter(|c| **c == target).count()
+    };
+    assert_eq!(through(&w.sts.url()), 1, "{:?}", proxy.connects());
+    assert_eq!(
+        through(&w.issuer.url()),
+        1,
+        "the Actions ID-token request too"
+    );
+    // NO_PROXY names the host: the next exchange (another repository) goes directly.
+    env.set_env("NO_PROXY", "127.0.0.1");
+    policy(
+        &w.gh,
+        &w.issuer,
+        "gadgets",
+        "ci",
+        "repo:acme/widgets:ref:refs/heads/main",
+    );
+    token_of(&env.fill("acme/gadgets.git"));
+    assert_eq!(through(&w.sts.url()), 1, "{:?}", proxy.connects());
+    assert_eq!(w.sts.tokens_issued(), 2);
+}
