@@ -293,8 +293,7 @@ fn from_cache(
 fn sources<'a>(route: &Route<'a>, config: &Config) -> Vec<Box<dyn TokenSource + 'a>> {
     route
         .candidates()
-        .into_iter()
-        .map(|c| source::open(c.app, c.api_url, config))
+        .map(|(app, api_url)| source::open(app, api_url.to_owned(), config))
         .collect()
 }
 

@@ -139,11 +139,19 @@ pub fn untrusted(path: &Path, contents: &Contents) -> Option<String> {
 /// `config.toml`: its text, if it is a file no one else could have written (its `signer = [...]`
 /// runs as us). Refused like ssh refuses such a config: `PermissionDenied` with the reason.
 pub fn read_config(path: &Path) -> io::Result<String> {
-    // `--config /dev/null`: no config file, as people (and tests) say it.
-    if std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/dev/null")) {
-        return Ok(String::new());
-    }
-    let contents = read(path, MAX_KEY)?;
+    let contents = match read(path, MAX_KEY) {
+        Ok(contents) => contents,
+        // `--config /dev/null`: no config file, as people (and tests) say it. Resolved only when
+        // the read fails for a reason other than absence: on a cached get without a config file,
+        // resolving the path cost a system call per component.
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            if std::fs::canonicalize(path).is_ok_and(|p| p == Path::new("/dev/null")) {
+                return Ok(String::new());
+            }
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(why) = untrusted(path, &contents) {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -23,19 +23,10 @@ pub struct Route<'a> {
 }
 
 impl<'a> Route<'a> {
-    /// This route, then one per fallback app.
-    pub fn candidates(&self) -> Vec<Route<'a>> {
-        let first = (self.app, self.api_url.clone());
-        std::iter::once(first)
-            .chain(self.fallbacks.iter().cloned())
-            .map(|(app, api_url)| Route {
-                app,
-                api_url,
-                owner: self.owner.clone(),
-                repo: self.repo.clone(),
-                fallbacks: Vec::new(),
-            })
-            .collect()
+    /// The entries to try, in order, with their API URLs: this route's app, then the fallbacks.
+    pub fn candidates(&self) -> impl Iterator<Item = (&'a App, &str)> + '_ {
+        std::iter::once((self.app, self.api_url.as_str()))
+            .chain(self.fallbacks.iter().map(|(app, url)| (*app, url.as_str())))
     }
 
     /// What the token is wanted for, as the token sources see it.
@@ -362,11 +353,10 @@ mod tests {
             Decision::Serve(r) => {
                 let order: Vec<(Vec<String>, Option<u64>)> = r
                     .candidates()
-                    .iter()
-                    .map(|c| {
+                    .map(|(app, _)| {
                         (
-                            c.app.owners.clone(),
-                            c.app.installation().and_then(|i| i.installation_id),
+                            app.owners.clone(),
+                            app.installation().and_then(|i| i.installation_id),
                         )
                     })
                     .collect();

@@ -26,7 +26,9 @@
 //!
 //! A new kind of token is: a variant in `config::SourceSpec` (and the config keys that build
 //! it), a variant in [`Kind`], a module here implementing [`TokenSource`], an arm in [`open`]
-//! and in [`revoke`]; plus, if it has reasons of its own not to serve, a variant in [`NotMine`].
+//! and in [`revoke`]; plus, if it has reasons of its own not to serve, a variant in [`NotMine`]
+//! (with its arms in [`NotMine::asked_now`] and [`NotMine::since`], and in the messages of
+//! `app::NotServed`, which say on stderr why a request was left to other helpers).
 //!
 //! A source whose upstream gives no expiry sets `expires_at` itself (brokers: at most
 //! [`broker::exchange::ASSUMED_LIFETIME`] from when the token was asked for), so that the cache

@@ -112,7 +112,7 @@ impl State {
         Ok(dir)
     }
 
-    /// The directory, if it may be used (see [`check_root`]): everything that reads or removes
+    /// The directory, if it may be used (see `check_root`): everything that reads or removes
     /// files under it goes through here, so a directory of another user is never touched.
     pub fn root(&self) -> Option<&Path> {
         self.usable_root().ok()
@@ -241,7 +241,7 @@ fn check_dir_meta(dir: &Path, meta: &std::fs::Metadata) -> Result<(), String> {
 }
 
 /// Create `dir` (mode 0700, and 0700 for any missing parent, whatever the umask) or check an
-/// existing one (see [`check_dir_meta`]). Fails if that is impossible, e.g. the directory belongs
+/// existing one (see `check_dir_meta`). Fails if that is impossible, e.g. the directory belongs
 /// to someone else.
 pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
     let meta = match std::fs::symlink_metadata(dir) {

@@ -440,12 +440,7 @@ fn a_renamed_binary_and_an_ipv6_host_can_be_set_up_again_and_undone() {
 #[test]
 fn setup_under_sudo_e_leaves_the_users_gitconfig_theirs() {
     use std::os::unix::fs::MetadataExt;
-    if rustix_euid() != 0 {
-        assert!(
-            std::env::var_os("GCGA_REQUIRE_ROOT").is_none(),
-            "this test needs root, and GCGA_REQUIRE_ROOT is set"
-        );
-        eprintln!("skipping: setup under sudo -E needs root");
+    if !root_or_skip("to run setup as under sudo -E") {
         return;
     }
     let gh = world();
@@ -468,12 +463,4 @@ fn setup_under_sudo_e_leaves_the_users_gitconfig_theirs() {
     ));
     let meta = std::fs::metadata(env.home.join(".gitconfig")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (4242, 4242));
-}
-
-fn rustix_euid() -> u32 {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(1)
 }
