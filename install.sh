@@ -13,6 +13,9 @@
 # instead of building), --help. Every other option goes to setup (see: git-credential-github-app
 # setup --help): --installation-id, --owner, --local/--system, --proactive, ... setup keeps the
 # helpers you already have for the host after this one; `git-credential-github-app unsetup` undoes it.
+# It also writes the bash completion (~/.local/share/bash-completion/completions), the man page
+# (~/.local/share/man/man1) and, when ~/.config/fish exists, the fish completion, from the installed
+# binary (`completions`, `man`); one line says where.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,6 +69,27 @@ case ":$PATH:" in
   *":$prefix:"*) ;;
   *) echo "Note: $prefix is not on your PATH; the git config below uses the full path, so git finds it anyway." ;;
 esac
+
+# 2b. For this user: the bash completion and the man page (and fish's completion when fish is set
+# up), written by the installed binary itself. A file that cannot be written is a note, not an
+# error: the helper works without them.
+data="${XDG_DATA_HOME:-$HOME/.local/share}"
+extras=()
+put() { # put FILE ARGS...: the installed binary's output for ARGS, into FILE (atomically)
+  local file="$1"; shift
+  if mkdir -p "$(dirname "$file")" 2>/dev/null && "$target" "$@" >"$file.new.$$" 2>/dev/null \
+    && mv -f "$file.new.$$" "$file"; then
+    extras+=("$file")
+  else
+    rm -f "$file.new.$$" 2>/dev/null || true
+    echo "Note: could not write $file (skipped)"
+  fi
+}
+put "${BASH_COMPLETION_USER_DIR:-$data/bash-completion}/completions/git-credential-github-app" completions bash
+put "$data/man/man1/git-credential-github-app.1" man
+fish_dir="${XDG_CONFIG_HOME:-$HOME/.config}/fish"
+if [ -d "$fish_dir" ]; then put "$fish_dir/completions/git-credential-github-app.fish" completions fish; fi
+if [ ${#extras[@]} -gt 0 ]; then echo "Installed the shell completion and man page: ${extras[*]}"; fi
 
 # 3. Configure git for the host through the installed binary's own setup command.
 if [ ${#setup_args[@]} -gt 0 ]; then

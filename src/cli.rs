@@ -1,6 +1,7 @@
 //! The command line: flags, `--help`, `--version`, the operation git appends, and the process
 //! boundary (stdin, stdout, stderr, exit status). The only place that prints the final error.
 
+use crate::about;
 use crate::app::{self, Io, one_line};
 use crate::commands::{self, Args, Command, Context, Output};
 use crate::config;
@@ -12,32 +13,10 @@ use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-const HELP_HEAD: &str = "\
-git-credential-github-app — git credential helper that authenticates as a GitHub App
-
-git runs it for each HTTPS request that needs credentials. For a configured host it takes the owner
-from the repository path, finds the app's installation for that owner, mints an installation token
-(cached in the OS keyring or a private file until shortly before it expires) and answers
-username=x-access-token with the token. Other hosts and owners are left to the next helper.
-
+const USAGE: &str = "\
 USAGE:
     git-credential-github-app [OPTIONS] <get|store|erase>      git runs these (a request on stdin)
     git-credential-github-app [OPTIONS] <COMMAND> [ARGS]       you run these
-";
-
-const HELP_TAIL: &str = "
-SET UP (writes the lines below, keeping your other helpers after ours; check with doctor):
-    git-credential-github-app setup --app-id 123456 --private-key ~/.config/my-app.pem
-    git-credential-github-app doctor
-
-EXAMPLE (~/.gitconfig):
-    [credential \"https://github.com\"]
-        helper =
-        helper = github-app --app-id 123456 --private-key /home/me/.config/my-app.pem
-        useHttpPath = true
-
-    Then: git clone https://github.com/acme/private-repo.git
-    Check: printf 'protocol=https\\nhost=github.com\\npath=acme/private-repo.git\\n' | git credential fill
 ";
 
 /// The word that says what to do.
@@ -255,7 +234,12 @@ fn usage() -> String {
 
 /// The main `--help`: the description, the commands, the global options.
 fn help() -> String {
-    let mut text = String::from(HELP_HEAD);
+    let mut text = format!(
+        "{} — {}\n\n{}\n{USAGE}",
+        about::PROGRAM,
+        about::SUMMARY,
+        about::DESCRIPTION
+    );
     let width = commands::ALL
         .iter()
         .map(|c| c.name.len())
@@ -267,7 +251,11 @@ fn help() -> String {
     }
     text.push_str("\nOPTIONS (before or after the operation or command):\n");
     text.push_str(&flags::help());
-    text.push_str(HELP_TAIL);
+    text.push_str(&format!(
+        "\nSET UP (writes the lines below, keeping your other helpers after ours; check with doctor):\n{}\nEXAMPLE (~/.gitconfig):\n{}",
+        about::SET_UP,
+        about::EXAMPLE
+    ));
     text
 }
 

@@ -9,6 +9,7 @@
 //! [`cache::index`], and written back by [`protocol`]. [`app`] is the only module that knows that order,
 //! and it knows no kind of token: see [`source`] for the seam a new kind plugs into.
 
+pub mod about;
 pub mod app;
 pub mod cache;
 pub mod cli;

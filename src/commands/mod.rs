@@ -7,9 +7,11 @@
 //! A command prints its result on `out` (stdout) and messages on `err` (stderr), and returns the
 //! exit status; an `Err` becomes one `git-credential-github-app: …` line on stderr and status 1.
 
+pub mod completions;
 pub mod exec;
 pub mod forget;
 pub mod installations;
+pub mod man;
 mod resolve;
 pub mod revoke;
 pub mod status;
@@ -34,6 +36,8 @@ pub const ALL: &[&Command] = &[
     &installations::COMMAND,
     &revoke::COMMAND,
     &forget::COMMAND,
+    &completions::COMMAND,
+    &man::COMMAND,
 ];
 
 /// One command.

@@ -1,4 +1,5 @@
 use crate::support::*;
+use std::process::Command;
 
 #[test]
 fn install_sh_installs_and_configures_git_idempotently_keeping_the_users_helpers() {
@@ -49,6 +50,27 @@ fn install_sh_installs_and_configures_git_idempotently_keeping_the_users_helpers
     }
     let installed = prefix.join("git-credential-github-app");
     assert!(installed.exists());
+    // The bash completion and the man page, from the installed binary, for this user; no fish
+    // completion where fish is not set up; nothing half-written left behind.
+    let share = env.home.join(".local/share");
+    for (file, args) in [
+        (
+            share.join("bash-completion/completions/git-credential-github-app"),
+            &["completions", "bash"][..],
+        ),
+        (share.join("man/man1/git-credential-github-app.1"), &["man"]),
+    ] {
+        let expected = run(Command::new(HELPER).args(args), b"").stdout;
+        assert_eq!(
+            std::fs::read(&file).ok(),
+            Some(expected),
+            "{}",
+            file.display()
+        );
+        let dir = std::fs::read_dir(file.parent().unwrap()).unwrap();
+        assert_eq!(dir.count(), 1, "{}", file.display());
+    }
+    assert!(!env.home.join(".config/fish").exists());
     let helpers = env.git(&[
         "config",
         "--global",

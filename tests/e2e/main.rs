@@ -17,6 +17,8 @@ mod cli;
 mod clients;
 /// token, exec, status, installations, revoke, forget; least privilege; the not-installed notice.
 mod commands;
+/// The shell completion scripts and the man page, as bash and groff read them.
+mod completions;
 /// The helper binary fed requests directly: protocol edge cases, messages, no leaks.
 mod direct;
 /// doctor: every check, against the local GitHub and real git config.
