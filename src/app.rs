@@ -153,8 +153,9 @@ impl NotServed {
         let apps: Vec<String> = self
             .reasons
             .iter()
-            .map(|r| match r {
-                NotMine::NotInstalled { app, .. } => app.to_string(),
+            .filter_map(|r| match r {
+                NotMine::NotInstalled { app, .. } => Some(app.to_string()),
+                NotMine::Broker { .. } => None,
             })
             .collect();
         if apps.len() == 1 {
@@ -167,6 +168,14 @@ impl NotServed {
     /// The stderr line when the sources were just asked: say so, for how long it is remembered,
     /// and how to retry at once (an app installed a minute later would otherwise go unused).
     pub fn first_message(&self) -> String {
+        // A broker's refusal is not remembered: the next request asks it again.
+        if self
+            .reasons
+            .iter()
+            .all(|r| matches!(r, NotMine::Broker { .. }))
+        {
+            return format!("{self}; leaving this request to other helpers");
+        }
         format!(
             "{self}; leaving this request to other helpers (remembered for {} min). If you install the app now, run: git-credential-github-app forget {}",
             NOT_INSTALLED_TTL / 60,
@@ -196,6 +205,18 @@ impl NotServed {
 
 impl std::fmt::Display for NotServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A broker's refusal says it all, in its own words.
+        let brokers: Vec<&str> = self
+            .reasons
+            .iter()
+            .filter_map(|r| match r {
+                NotMine::Broker { message } => Some(message.as_str()),
+                NotMine::NotInstalled { .. } => None,
+            })
+            .collect();
+        if !brokers.is_empty() {
+            return f.write_str(&brokers.join("; "));
+        }
         write!(
             f,
             "{} not installed on '{}' ({})",

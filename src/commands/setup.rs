@@ -232,6 +232,23 @@ fn helper_line_for(exe: &Path, flags: &Flags) -> Result<String> {
     if flags.repo_scoped {
         words.push("--repo-scoped".to_owned());
     }
+    let b = &flags.broker;
+    for (name, value) in [
+        ("broker", &b.broker),
+        ("broker-url", &b.url),
+        ("identity", &b.identity),
+        ("profile", &b.profile),
+        ("oidc", &b.oidc),
+        ("audience", &b.audience),
+    ] {
+        if let Some(v) = value {
+            words.push(format!("--{name}"));
+            words.push(v.clone());
+        }
+    }
+    if b.org_scope {
+        words.push("--org-scope".to_owned());
+    }
     Ok(gitconfig::write_line(&words))
 }
 

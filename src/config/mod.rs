@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod broker;
 pub mod env;
 pub mod file;
 pub mod flags;
@@ -126,6 +127,8 @@ pub struct App {
 pub enum SourceSpec {
     /// Installation tokens minted with the GitHub App's private key.
     Installation(InstallationSpec),
+    /// Tokens from a broker (octo-sts, chinmina) or a `token_command`.
+    Broker(broker::BrokerSpec),
 }
 
 /// The settings of an installation-token source: a GitHub App and its key.
@@ -164,6 +167,7 @@ impl App {
     pub fn installation(&self) -> Option<&InstallationSpec> {
         match &self.source {
             SourceSpec::Installation(spec) => Some(spec),
+            SourceSpec::Broker(_) => None,
         }
     }
 
@@ -172,6 +176,7 @@ impl App {
     pub fn serves_without_owner(&self) -> bool {
         match &self.source {
             SourceSpec::Installation(spec) => spec.installation_id.is_some(),
+            SourceSpec::Broker(_) => false,
         }
     }
 
@@ -179,6 +184,7 @@ impl App {
     pub fn describe(&self) -> String {
         match &self.source {
             SourceSpec::Installation(spec) => format!("app {}", spec.id),
+            SourceSpec::Broker(spec) => spec.describe(),
         }
     }
 }
@@ -293,6 +299,19 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             i + 1
         );
         let app = app_from_file(fa, base.as_deref(), origin.clone()).with_context(|| origin)?;
+        apps.push(app);
+    }
+    for (i, fb) in file.brokers.iter().enumerate() {
+        let origin = format!(
+            "{} broker #{}",
+            file_path
+                .as_deref()
+                .unwrap_or(Path::new("config"))
+                .display(),
+            i + 1
+        );
+        let app = broker::broker_from_file(fb, base.as_deref(), origin.clone())
+            .with_context(|| origin)?;
         apps.push(app);
     }
     let public_fallback = match &file.public_fallback {

@@ -30,9 +30,11 @@
 //! (with its arms in [`NotMine::asked_now`] and [`NotMine::since`], and in the messages of
 //! `app::NotServed`, which say on stderr why a request was left to other helpers).
 //!
-//! A source whose upstream gives no expiry sets `expires_at` itself (see
-//! [`UNKNOWN_EXPIRY_LIFETIME`]), so that the cache and the refresh margin work the same for it.
+//! A source whose upstream gives no expiry sets `expires_at` itself (brokers: at most
+//! [`broker::exchange::ASSUMED_LIFETIME`] from when the token was asked for), so that the cache
+//! and the refresh margin work the same for it.
 
+pub mod broker;
 pub mod installation;
 
 use crate::cache::CacheKey;
@@ -48,10 +50,6 @@ use std::collections::BTreeMap;
 /// Permissions as GitHub writes them: `contents` → `read`.
 pub type Permissions = BTreeMap<String, String>;
 
-/// A token's lifetime when the upstream does not say (a broker without `expires_at`): short, so
-/// that a revoked token is not answered for long.
-pub const UNKNOWN_EXPIRY_LIFETIME: u64 = 5 * 60;
-
 /// The kinds of token source. Recorded in the index of minted tokens (`"installation"`), so that
 /// `revoke` and `status` know a cached token's kind without the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -60,12 +58,21 @@ pub enum Kind {
     /// A GitHub App installation token, minted with the app's key.
     #[default]
     Installation,
+    /// An installation token from octo-sts, for the job's OIDC token.
+    OctoSts,
+    /// An installation token from chinmina-bridge, for the job's OIDC token.
+    Chinmina,
+    /// A token printed by a `token_command`.
+    Command,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Installation => "installation",
+            Kind::OctoSts => "octo-sts",
+            Kind::Chinmina => "chinmina",
+            Kind::Command => "command",
         }
     }
 }
@@ -121,6 +128,10 @@ pub enum NotMine {
     /// The app is not installed on the owner. `since`: remembered from a lookup at that time
     /// (Unix seconds); `None`: GitHub said so just now.
     NotInstalled { app: AppId, since: Option<u64> },
+    /// A broker refused (400/403/404: no trust policy, a policy mismatch, an unknown profile) or
+    /// declined (chinmina's empty answer, a `token_command` that printed nothing). `message` is
+    /// one line, with the broker's own words.
+    Broker { message: String },
 }
 
 impl NotMine {
@@ -128,6 +139,7 @@ impl NotMine {
     pub fn asked_now(&self) -> bool {
         match self {
             NotMine::NotInstalled { since, .. } => since.is_none(),
+            NotMine::Broker { .. } => true,
         }
     }
 
@@ -135,6 +147,7 @@ impl NotMine {
     pub fn since(&self) -> Option<u64> {
         match self {
             NotMine::NotInstalled { since, .. } => *since,
+            NotMine::Broker { .. } => None,
         }
     }
 }
@@ -211,6 +224,7 @@ pub fn open<'a>(app: &'a App, api_url: String, config: &Config) -> Box<dyn Token
             api_url,
             config.stateless_tokens,
         )),
+        SourceSpec::Broker(spec) => Box::new(broker::Brokered::new(spec, &app.host, api_url)),
     }
 }
 
@@ -219,6 +233,10 @@ pub fn open<'a>(app: &'a App, api_url: String, config: &Config) -> Box<dyn Token
 pub fn revoke(record: &Record, token: &Secret, deadline: Deadline) -> Result<Revoked> {
     match record.kind {
         Kind::Installation => installation::revoke(record, token, deadline),
+        // Brokered tokens are installation tokens too: revoked with themselves.
+        Kind::OctoSts | Kind::Chinmina | Kind::Command => {
+            installation::revoke(record, token, deadline)
+        }
     }
 }
 

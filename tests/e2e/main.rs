@@ -10,6 +10,8 @@ mod support;
 /// The GitHub Action's steps (action.yml, revoke/action.yml) run as a runner would.
 mod action;
 
+/// Tokens from a broker: octo-sts, chinmina, a token_command; OIDC from each CI.
+mod brokers;
 /// One time budget per get: every app, lock wait and API call inside --timeout.
 mod budget;
 /// Where tokens are cached and when they are replaced.
