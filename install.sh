@@ -22,6 +22,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 prefix="${HOME}/.local/bin"
 app_id=""
 key=""
+key_value=""
 binary=""
 
 die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
@@ -37,7 +38,8 @@ while [ $# -gt 0 ]; do
     --demo) shift; exec "$here/scripts/demo.sh" "$@" ;;
     -h|--help) usage; exit 0 ;;
     --app-id|--app-id=*) app_id=1; setup_args+=("$1"); shift ;;
-    --private-key|--private-key=*) key=1; setup_args+=("$1"); shift ;;
+    --private-key) key=1; key_value="${2:-}"; setup_args+=("$1"); shift ;;
+    --private-key=*) key=1; key_value="${1#*=}"; setup_args+=("$1"); shift ;;
     *) setup_args+=("$1"); shift ;;
   esac
 done
@@ -50,11 +52,33 @@ if [ -z "$app_id" ] && [ -z "${GITHUB_APP_ID:-}" ] && [ ${#setup_args[@]} -gt 0 
   die "${setup_args[0]} is an option of setup, which needs the app: add --app-id ID --private-key PATH (or run without it to only install the binary)"
 fi
 
-# 1. Build (or take a given binary).
+# What can be checked without the binary is checked before building (a first build takes a
+# minute or two): the key file, the given binary, the prefix, git and cargo.
+case "$key_value" in
+  ""|pkcs11:*|arn:*) ;;
+  *)
+    key_path="${key_value/#\~/$HOME}"
+    [ -f "$key_path" ] || die "no private key file at $key_value (--private-key takes the app's .pem file, a pkcs11: URI or an AWS KMS key ARN)"
+    [ -r "$key_path" ] || die "cannot read the private key file $key_value" ;;
+esac
+if [ -n "$binary" ]; then
+  [ -f "$binary" ] && [ -x "$binary" ] || die "--binary $binary is not an executable file"
+fi
+[ ! -e "$prefix" ] || [ -d "$prefix" ] || die "--prefix $prefix is not a directory"
+if [ ${#setup_args[@]} -gt 0 ]; then
+  command -v git >/dev/null || die "git not found: setup configures git, install git first"
+fi
 if [ -z "$binary" ]; then
   command -v cargo >/dev/null || die "cargo not found: install Rust from https://rustup.rs first"
-  echo "Building the release binary (cargo build --release --locked)..."
-  (cd "$here" && cargo build --release --locked --quiet -p git-credential-github-app)
+fi
+
+# 1. Build (or take a given binary). cargo shows its progress (a bar on a terminal, a line per
+# crate otherwise).
+if [ -z "$binary" ]; then
+  echo "Building the release binary (cargo build --release --locked; a first build takes a minute or two)..."
+  started=$SECONDS
+  (cd "$here" && cargo build --release --locked -p git-credential-github-app)
+  echo "Built in $((SECONDS - started)) s."
   binary="${CARGO_TARGET_DIR:-$here/target}/release/git-credential-github-app"
 fi
 [ -x "$binary" ] || die "no executable at $binary"

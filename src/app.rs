@@ -156,6 +156,7 @@ impl NotServed {
             .filter_map(|r| match r {
                 NotMine::NotInstalled { app, .. } => Some(app.to_string()),
                 NotMine::NotLoggedIn { .. } => None,
+                NotMine::Broker { .. } => None,
             })
             .collect();
         if apps.len() == 1 {
@@ -229,7 +230,7 @@ impl NotServed {
 
 impl std::fmt::Display for NotServed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
+        let mut parts: Vec<String> = Vec::new();
         if self
             .reasons
             .iter()
@@ -243,8 +244,13 @@ impl std::fmt::Display for NotServed {
             ));
         }
         for r in &self.reasons {
-            if let NotMine::NotLoggedIn { app, host, .. } = r {
-                parts.push(format!("not logged in to {host} with app {app}"));
+            match r {
+                NotMine::NotLoggedIn { app, host, .. } => {
+                    parts.push(format!("not logged in to {host} with app {app}"))
+                }
+                // A broker's refusal says it all, in its own words.
+                NotMine::Broker { message } => parts.push(message.clone()),
+                NotMine::NotInstalled { .. } => {}
             }
         }
         f.write_str(&parts.join("; "))

@@ -34,6 +34,7 @@ pub mod state;
 pub mod trace;
 
 /// Unit tests that cannot run here say so in `scripts/test`'s summary (shared with tests/e2e).
-#[cfg(test)]
+/// Only Unix tests skip so far.
+#[cfg(all(test, unix))]
 #[path = "../tests/support/skip.rs"]
 mod test_skip;

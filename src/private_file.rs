@@ -139,6 +139,13 @@ pub fn untrusted(path: &Path, contents: &Contents) -> Option<String> {
 /// `config.toml`: its text, if it is a file no one else could have written (its `signer = [...]`
 /// runs as us). Refused like ssh refuses such a config: `PermissionDenied` with the reason.
 pub fn read_config(path: &Path) -> io::Result<String> {
+    // `--config /dev/null` said as such (and `NUL` on Windows, where `/dev/null` is no file
+    // either): no config file, without a system call.
+    if path == Path::new("/dev/null")
+        || (cfg!(windows) && path.as_os_str().eq_ignore_ascii_case("NUL"))
+    {
+        return Ok(String::new());
+    }
     let contents = match read(path, MAX_KEY) {
         Ok(contents) => contents,
         // `--config /dev/null`: no config file, as people (and tests) say it. Resolved only when
@@ -222,5 +229,20 @@ mod tests {
             );
         }
         assert!(readable_by_others(&c));
+    }
+}
+
+/// On every OS (the Unix-only tests above are in `tests`).
+#[cfg(test)]
+mod null_device {
+    use super::*;
+
+    #[test]
+    fn the_null_device_is_no_config_file() {
+        assert_eq!(read_config(Path::new("/dev/null")).unwrap(), "");
+        #[cfg(windows)]
+        for name in ["NUL", "nul"] {
+            assert_eq!(read_config(Path::new(name)).unwrap(), "");
+        }
     }
 }

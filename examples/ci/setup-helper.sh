@@ -16,5 +16,6 @@ git config --global --replace-all "credential.$url.helper" ""
 git config --global --add "credential.$url.helper" github-app
 git config --global "credential.$url.useHttpPath" true
 # A token header left by a checkout step (actions/checkout's persist-credentials) would answer
-# every request before any helper is asked.
-git config --global --unset-all "http.$url/.extraheader" 2>/dev/null || true
+# every request before any helper is asked: removed from the global config, the repository's
+# (when run in one) and any file they include.
+sh "$(dirname "$0")/remove-checkout-header.sh" "$url"

@@ -163,6 +163,11 @@ fn scope_of(args: &Args) -> Result<Scope> {
 fn helper_line(flags: &Flags) -> Result<String> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot tell where this program is installed: {e}"))?;
+    helper_line_for(&exe, flags)
+}
+
+/// [`helper_line`] for the program at `exe`.
+fn helper_line_for(exe: &Path, flags: &Flags) -> Result<String> {
     let mut words = vec![exe.to_string_lossy().into_owned()];
     let mut add = |name: &str, value: &str| {
         words.push(format!("--{name}"));
@@ -229,6 +234,23 @@ fn helper_line(flags: &Flags) -> Result<String> {
     }
     if flags.user_tokens {
         words.push("--user-tokens".to_owned());
+    }
+    let b = &flags.broker;
+    for (name, value) in [
+        ("broker", &b.broker),
+        ("broker-url", &b.url),
+        ("identity", &b.identity),
+        ("profile", &b.profile),
+        ("oidc", &b.oidc),
+        ("audience", &b.audience),
+    ] {
+        if let Some(v) = value {
+            words.push(format!("--{name}"));
+            words.push(v.clone());
+        }
+    }
+    if b.org_scope {
+        words.push("--org-scope".to_owned());
     }
     Ok(gitconfig::write_line(&words))
 }
@@ -844,6 +866,56 @@ mod tests {
         }
     }
 
+    #[cfg(windows)]
+    #[test]
+    fn a_windows_path_with_spaces_is_written_as_git_for_windows_runs_it() {
+        // Where a Windows install puts it, and a key in a profile with a space in its name.
+        let exe =
+            Path::new(r"C:\Program Files\git-credential-github-app\git-credential-github-app.exe");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("First Last").join("app.pem");
+        std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+        std::fs::write(&key, "x").unwrap();
+        let flags = Flags {
+            app_id: Some("42".into()),
+            private_key: Some(key.clone()),
+            ..Flags::default()
+        };
+        let line = helper_line_for(exe, &flags).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "!'{}' --app-id 42 --private-key '{}'",
+                exe.display(),
+                key.display()
+            )
+        );
+        // git runs a `!` line through sh: the program is the .exe, its words come back unchanged.
+        assert_eq!(
+            gitconfig::program(&line, None, None),
+            gitconfig::Program::File(exe.to_path_buf())
+        );
+        let words = gitconfig::shell_words(&line[1..]).unwrap();
+        assert_eq!(
+            words,
+            [
+                exe.to_str().unwrap(),
+                "--app-id",
+                "42",
+                "--private-key",
+                key.to_str().unwrap()
+            ]
+        );
+        // This very program, where it runs (a Windows path): the same form.
+        let line = helper_line(&flags).unwrap();
+        let this = std::env::current_exe().unwrap();
+        assert!(
+            line.starts_with(&format!("!'{}' ", this.display())),
+            "{line}"
+        );
+    }
+
+    #[cfg(unix)]
     #[test]
     fn the_helper_line_has_absolute_quoted_paths() {
         let dir = tempfile::tempdir().unwrap();

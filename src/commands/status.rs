@@ -133,13 +133,21 @@ fn run(ctx: &Context, args: &Args, out: &mut Output<'_>) -> Result<ExitCode> {
             )?;
             continue;
         }
+        // An installation token minted here names its app and installation; a brokered one its
+        // broker (kind and URL or command).
+        let from = match r.kind {
+            source::Kind::Installation => {
+                format!(
+                    "app {} owner '{}' installation {}",
+                    r.app, r.owner, r.installation
+                )
+            }
+            kind => format!("{} {} owner '{}'", kind.as_str(), r.app, r.owner),
+        };
         writeln!(
             o,
-            "  {} app {} owner '{}' installation {}: token {}, expires {} ({}), {}{}",
+            "  {} {from}: token {}, expires {} ({}), {}{}",
             r.host,
-            r.app,
-            r.owner,
-            r.installation,
             t.fingerprint,
             app::local_time(t.expires_at),
             resolve::relative(t.expires_at, now),

@@ -23,6 +23,8 @@ pub(super) struct FileConfig {
     pub(super) stateless_tokens: Option<String>,
     #[serde(default, rename = "app")]
     pub(super) apps: Vec<FileApp>,
+    #[serde(default, rename = "broker")]
+    pub(super) brokers: Vec<super::broker::FileBroker>,
     pub(super) public_fallback: Option<FileApp>,
 }
 

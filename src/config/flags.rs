@@ -33,6 +33,8 @@ pub struct Flags {
     pub user_tokens: bool,
     /// `--permissions contents:read,metadata:read`.
     pub permissions: Option<String>,
+    /// `--broker …` and its options.
+    pub broker: super::broker::BrokerFlags,
 }
 
 /// Which global option (see [`GLOBAL`]).
@@ -54,6 +56,13 @@ pub enum Name {
     Permissions,
     StatelessTokens,
     Config,
+    Broker,
+    BrokerUrl,
+    Identity,
+    OrgScope,
+    Profile,
+    Oidc,
+    Audience,
     Verbose,
     Help,
     Version,
@@ -226,6 +235,63 @@ pub const GLOBAL: &[GlobalOption] = &[
         None,
         "config file for several apps\n(default ~/.config/git-credential-github-app/config.toml)",
     ),
+    // A broker entry instead of an app (docs/brokers.md); in the config file, `[[broker]]` keys.
+    opt(
+        Name::Broker,
+        Some("broker"),
+        Some("KIND"),
+        None,
+        Some("kind"),
+        "octo-sts or chinmina: a token for the CI job's OIDC token, no app key",
+    ),
+    opt(
+        Name::BrokerUrl,
+        Some("broker-url"),
+        Some("URL"),
+        None,
+        Some("url"),
+        "the broker (https; plain http only to loopback)",
+    ),
+    opt(
+        Name::Identity,
+        Some("identity"),
+        Some("NAME"),
+        None,
+        Some("identity"),
+        "octo-sts: the trust policy, .github/chainguard/NAME.sts.yaml",
+    ),
+    opt(
+        Name::OrgScope,
+        Some("org-scope"),
+        None,
+        None,
+        Some("org_scope"),
+        "octo-sts: ask for the owner (an organisation policy), not OWNER/REPO",
+    ),
+    opt(
+        Name::Profile,
+        Some("profile"),
+        Some("NAME"),
+        None,
+        Some("profile"),
+        "chinmina: the profile",
+    ),
+    opt(
+        Name::Oidc,
+        Some("oidc"),
+        Some("SOURCE"),
+        None,
+        Some("oidc"),
+        "the OIDC token: auto (default), github-actions, gitlab:VARIABLE,\nbuildkite or file:PATH",
+    ),
+    opt(
+        Name::Audience,
+        Some("audience"),
+        Some("AUD"),
+        None,
+        Some("audience"),
+        "the OIDC token's audience (default: the broker's host name)",
+    ),
     GlobalOption {
         short: Some('v'),
         ..opt(
@@ -284,6 +350,13 @@ impl Flags {
             Name::UserTokens => self.user_tokens = true,
             Name::Permissions => self.permissions = Some(text()),
             Name::Config => self.config = Some(text().into()),
+            Name::Broker => self.broker.broker = Some(text()),
+            Name::BrokerUrl => self.broker.url = Some(text()),
+            Name::Identity => self.broker.identity = Some(text()),
+            Name::OrgScope => self.broker.org_scope = true,
+            Name::Profile => self.broker.profile = Some(text()),
+            Name::Oidc => self.broker.oidc = Some(text()),
+            Name::Audience => self.broker.audience = Some(text()),
             Name::Verbose => self.verbose = true,
             Name::PrivateKeyPem | Name::StatelessTokens | Name::Help | Name::Version => {}
         }
@@ -360,6 +433,40 @@ pub(super) fn app_from_flags_and_env(
     flags: &Flags,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<App>> {
+    if flags.broker.any() {
+        if flags.app_id.is_some() || flags.private_key.is_some() {
+            bail!(
+                "{} is a broker option, and --app-id/--private-key an app's: one helper line is one kind of entry",
+                flags.broker.first_given()
+            );
+        }
+        let spec = super::broker::from_flags(&flags.broker, &super::broker::check_broker_url)
+            .map_err(|e| anyhow!(e))?;
+        let api_url = flags
+            .api_url
+            .clone()
+            .map(|u| check_api_url(&u, "--api-url"))
+            .or_else(|| env(env::API_URL).map(|u| check_api_url(&u, env::API_URL)))
+            .transpose()?;
+        let host = first_named(&[(flags.host.clone(), "--host"), (env(env::HOST), env::HOST)]);
+        let (host, api_url) = super::broker::host_and_api(
+            host.as_ref()
+                .map(|(text, setting)| (text.as_str(), *setting)),
+            api_url,
+        )?;
+        let owners = flags
+            .owners
+            .iter()
+            .map(|o| check_owner(o).context("--owner"))
+            .collect::<Result<_>>()?;
+        return Ok(Some(App {
+            origin: "command line".into(),
+            host,
+            api_url,
+            owners,
+            source: SourceSpec::Broker(spec),
+        }));
+    }
     let (id_text, origin) = match (&flags.app_id, env(env::APP_ID)) {
         (Some(id), _) => (id.clone(), "--app-id"),
         (None, Some(id)) => (id, env::APP_ID),

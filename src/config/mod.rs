@@ -15,6 +15,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod broker;
 pub mod env;
 pub mod file;
 pub mod flags;
@@ -130,6 +131,8 @@ pub enum SourceSpec {
     Installation(InstallationSpec),
     /// The logged-in person's user access token through the GitHub App (`source::user`).
     User(UserSpec),
+    /// Tokens from a broker (octo-sts, chinmina) or a `token_command`.
+    Broker(broker::BrokerSpec),
 }
 
 /// The settings of a user-token source: the GitHub App's client ID (no key: the person logs in
@@ -176,6 +179,7 @@ impl App {
         match &self.source {
             SourceSpec::Installation(spec) => Some(spec),
             SourceSpec::User(_) => None,
+            SourceSpec::Broker(_) => None,
         }
     }
 
@@ -186,6 +190,7 @@ impl App {
             SourceSpec::Installation(spec) => spec.installation_id.is_some(),
             // One login serves every owner the person and the app can reach.
             SourceSpec::User(_) => true,
+            SourceSpec::Broker(_) => false,
         }
     }
 
@@ -194,6 +199,7 @@ impl App {
         match &self.source {
             SourceSpec::Installation(spec) => format!("app {}", spec.id),
             SourceSpec::User(spec) => format!("app {} (user tokens)", spec.client_id),
+            SourceSpec::Broker(spec) => spec.describe(),
         }
     }
 }
@@ -335,6 +341,19 @@ pub fn resolve(flags: &Flags, getenv: &dyn Fn(&str) -> Option<String>) -> Result
             i + 1
         );
         let app = app_from_file(fa, base.as_deref(), origin.clone()).with_context(|| origin)?;
+        apps.push(app);
+    }
+    for (i, fb) in file.brokers.iter().enumerate() {
+        let origin = format!(
+            "{} broker #{}",
+            file_path
+                .as_deref()
+                .unwrap_or(Path::new("config"))
+                .display(),
+            i + 1
+        );
+        let app = broker::broker_from_file(fb, base.as_deref(), origin.clone())
+            .with_context(|| origin)?;
         apps.push(app);
     }
     let public_fallback = match &file.public_fallback {
@@ -900,6 +919,7 @@ installation_id = 7
     }
 
     #[test]
+    #[cfg_attr(not(unix), ignore = "Unix paths in the config file")]
     fn key_sources_in_the_file() {
         let c = resolve_file(
             "[[app]]\napp_id = 1\nsigner = [\"openssl\", \"dgst\"]\npublic_key = \"/k.pub\"\n\

@@ -56,6 +56,20 @@ pub fn file_of(scope: Scope) -> Result<PathBuf> {
     }
 }
 
+/// Windows' canonical paths are `\\?\C:\...`, which git does not take: the plain form.
+fn plain(path: PathBuf) -> PathBuf {
+    #[cfg(windows)]
+    {
+        let text = path.to_string_lossy();
+        if let Some(rest) = text.strip_prefix(r"\\?\")
+            && !rest.starts_with("UNC\\")
+        {
+            return PathBuf::from(rest);
+        }
+    }
+    path
+}
+
 /// A config file held under its lock; changes go into the lock file until [`Edit::commit`].
 pub struct Edit {
     /// The file git reads (symbolic links resolved).
@@ -70,7 +84,7 @@ impl Edit {
     /// Lock `path` (waiting up to 10 s for another writer) and copy it into the lock file.
     pub fn open(path: &Path) -> Result<Edit> {
         let path = match std::fs::canonicalize(path) {
-            Ok(p) => p,
+            Ok(p) => plain(p),
             // A missing file (or a link to one) is created where the link points.
             Err(_) => match std::fs::read_link(path) {
                 Ok(target) => path.parent().unwrap_or(Path::new("/")).join(target),

@@ -645,6 +645,9 @@ pub fn mask_secrets(line: &str) -> String {
         match authority.rsplit_once('@') {
             Some((user, host)) => match user.split_once(':') {
                 Some((name, _)) => out.push_str(&format!("{name}:[masked]@{host}")),
+                None if crate::secret::kind(user).is_some() => {
+                    out.push_str(&format!("[masked]@{host}"))
+                }
                 None => out.push_str(authority),
             },
             None => out.push_str(authority),
@@ -797,6 +800,10 @@ mod tests {
             "'pkcs11:o=k?pin-value=[masked]' password="
         );
         assert_eq!(mask_secrets("store"), "store");
+        assert_eq!(
+            mask_secrets("x https://ghs_0123456789abcdefABCDEF0123456789abcd@github.com/a"),
+            "x https://[masked]@github.com/a"
+        );
     }
 
     #[test]

@@ -359,7 +359,9 @@ impl Client {
         let reply = self.send(Method::Delete, "/installation/token", token, None)?;
         match reply.status {
             204 | 200 => Ok(Revoked::Revoked),
-            401 => Ok(Revoked::AlreadyInvalid),
+            // 404: GitHub no longer knows the token (what token brokers document as "already
+            // expired"); nothing is left to revoke.
+            401 | 404 => Ok(Revoked::AlreadyInvalid),
             403 if reply.message().to_ascii_lowercase().contains("suspend") => {
                 Err(ApiError::Suspended(format!(
                     "{} did not revoke token {}: the installation is suspended ({})",

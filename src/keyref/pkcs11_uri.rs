@@ -208,7 +208,14 @@ mod tests {
         let uri = Pkcs11Uri::parse("pkcs11:object=k?module-name=softhsm2&pin-source=file:/run/pin")
             .unwrap();
         assert_eq!(uri.pin, Pin::File("/run/pin".into()));
-        assert_eq!(uri.module_file(), PathBuf::from("libsofthsm2.so"));
+        let module = if cfg!(windows) {
+            "softhsm2.dll"
+        } else if cfg!(target_os = "macos") {
+            "libsofthsm2.dylib"
+        } else {
+            "libsofthsm2.so"
+        };
+        assert_eq!(uri.module_file(), PathBuf::from(module));
     }
 
     #[test]

@@ -153,6 +153,8 @@ pub fn shown(url: &str) -> String {
     let shown = match authority.rsplit_once('@') {
         Some((user, host)) => match user.split_once(':') {
             Some((name, _)) => format!("{name}:[masked]@{host}"),
+            // A token as the user name is masked too.
+            None if crate::secret::kind(user).is_some() => format!("[masked]@{host}"),
             None => format!("{user}@{host}"),
         },
         None => authority.to_owned(),
@@ -243,6 +245,10 @@ mod tests {
         assert_eq!(shown("http://proxy:3128"), "http://proxy:3128");
         assert_eq!(shown("proxy:3128"), "proxy:3128");
         assert_eq!(shown("http://me@proxy:3128"), "http://me@proxy:3128");
+        assert_eq!(
+            shown("http://ghp_0123456789abcdefABCDEF0123456789abcd@proxy:3128"),
+            "http://[masked]@proxy:3128"
+        );
         let p = Proxy {
             url: "u:pw@proxy:3128".into(),
             from: "HTTPS_PROXY",

@@ -30,9 +30,11 @@
 //! (with its arms in [`NotMine::asked_now`] and [`NotMine::since`], and in the messages of
 //! `app::NotServed`, which say on stderr why a request was left to other helpers).
 //!
-//! A source whose upstream gives no expiry sets `expires_at` itself (see
-//! [`UNKNOWN_EXPIRY_LIFETIME`]), so that the cache and the refresh margin work the same for it.
+//! A source whose upstream gives no expiry sets `expires_at` itself (brokers: at most
+//! [`broker::exchange::ASSUMED_LIFETIME`] from when the token was asked for), so that the cache
+//! and the refresh margin work the same for it.
 
+pub mod broker;
 pub mod installation;
 pub mod user;
 
@@ -49,10 +51,6 @@ use std::collections::BTreeMap;
 /// Permissions as GitHub writes them: `contents` → `read`.
 pub type Permissions = BTreeMap<String, String>;
 
-/// A token's lifetime when the upstream does not say (a broker without `expires_at`): short, so
-/// that a revoked token is not answered for long.
-pub const UNKNOWN_EXPIRY_LIFETIME: u64 = 5 * 60;
-
 /// The kinds of token source. Recorded in the index of minted tokens (`"installation"`), so that
 /// `revoke` and `status` know a cached token's kind without the configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,6 +61,12 @@ pub enum Kind {
     Installation,
     /// A person's user access token through a GitHub App (device flow, refreshed).
     User,
+    /// An installation token from octo-sts, for the job's OIDC token.
+    OctoSts,
+    /// An installation token from chinmina-bridge, for the job's OIDC token.
+    Chinmina,
+    /// A token printed by a `token_command`.
+    Command,
 }
 
 impl Kind {
@@ -70,6 +74,9 @@ impl Kind {
         match self {
             Kind::Installation => "installation",
             Kind::User => "user",
+            Kind::OctoSts => "octo-sts",
+            Kind::Chinmina => "chinmina",
+            Kind::Command => "command",
         }
     }
 }
@@ -133,6 +140,10 @@ pub enum NotMine {
         login: String,
         said: bool,
     },
+    /// A broker refused (400/403/404: no trust policy, a policy mismatch, an unknown profile) or
+    /// declined (chinmina's empty answer, a `token_command` that printed nothing). `message` is
+    /// one line, with the broker's own words.
+    Broker { message: String },
 }
 
 impl NotMine {
@@ -141,6 +152,7 @@ impl NotMine {
         match self {
             NotMine::NotInstalled { since, .. } => since.is_none(),
             NotMine::NotLoggedIn { .. } => true,
+            NotMine::Broker { .. } => true,
         }
     }
 
@@ -149,6 +161,7 @@ impl NotMine {
         match self {
             NotMine::NotInstalled { since, .. } => *since,
             NotMine::NotLoggedIn { .. } => None,
+            NotMine::Broker { .. } => None,
         }
     }
 }
@@ -230,6 +243,7 @@ pub fn open<'a>(app: &'a App, api_url: String, config: &Config) -> Box<dyn Token
             config.stateless_tokens,
         )),
         SourceSpec::User(spec) => Box::new(user::User::new(spec, &app.host, api_url, config)),
+        SourceSpec::Broker(spec) => Box::new(broker::Brokered::new(spec, &app.host, api_url)),
     }
 }
 
@@ -239,6 +253,10 @@ pub fn revoke(record: &Record, token: &Secret, deadline: Deadline) -> Result<Rev
     match record.kind {
         Kind::Installation => installation::revoke(record, token, deadline),
         Kind::User => user::revoke(record),
+        // Brokered tokens are installation tokens too: revoked with themselves.
+        Kind::OctoSts | Kind::Chinmina | Kind::Command => {
+            installation::revoke(record, token, deadline)
+        }
     }
 }
 

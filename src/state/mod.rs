@@ -156,16 +156,10 @@ pub fn digest(parts: &[&str]) -> String {
 }
 
 /// Our effective uid (asked once: it is on the hot path).
+#[cfg(unix)]
 fn euid() -> u32 {
-    #[cfg(unix)]
-    {
-        static EUID: OnceLock<u32> = OnceLock::new();
-        *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
-    }
-    #[cfg(not(unix))]
-    {
-        0
-    }
+    static EUID: OnceLock<u32> = OnceLock::new();
+    *EUID.get_or_init(|| rustix::process::geteuid().as_raw())
 }
 
 /// Whether the cache root may be used: an existing root must be a directory of ours; a missing

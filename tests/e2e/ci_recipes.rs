@@ -208,3 +208,106 @@ fn the_ci_setup_lines_replace_a_checkout_header_and_serve_a_secret_variable() {
     assert_ok(&run(&mut clone, b""));
     assert!(gh.tokens().iter().any(|t| t.installation_id == 22));
 }
+
+/// Where actions/checkout (and other steps) leave the job token's header.
+#[derive(Debug, Clone, Copy)]
+enum HeaderIn {
+    /// `git config --global` (older recipes, other steps).
+    Global,
+    /// The repository's `.git/config` (actions/checkout v4 and older).
+    Repository,
+    /// A file under `$RUNNER_TEMP` that `.git/config` includes with `includeIf "gitdir:…"`
+    /// (actions/checkout v5 and newer).
+    IncludedFile,
+}
+
+#[test]
+fn the_setup_script_removes_checkouts_header_wherever_checkout_put_it() {
+    let gh = world();
+    for place in [
+        HeaderIn::Global,
+        HeaderIn::Repository,
+        HeaderIn::IncludedFile,
+    ] {
+        let env = Env::new(&gh, 1001);
+        let path = bare_machine(&env);
+        // The checkout: acme/site cloned with the job's GITHUB_TOKEN (the Actions app's
+        // installation on acme/site only), its header persisted.
+        let github_token = gh.mint_token(99).unwrap().token;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("x-access-token:{github_token}"));
+        let header = format!("AUTHORIZATION: basic {basic}");
+        let key = format!("http.{}/.extraheader", gh.url());
+        let site_url = format!("{}/acme/site.git", gh.url());
+        let clone = env.git(&[
+            "-c",
+            &format!("{key}={header}"),
+            "clone",
+            "--quiet",
+            &site_url,
+            "site",
+        ]);
+        assert_ok(&clone);
+        let repo = env.home.join("site");
+        let repo_s = repo.display().to_string();
+        let runner_temp = env.home.join("runner-temp");
+        std::fs::create_dir_all(&runner_temp).unwrap();
+        let included = runner_temp.join("git-credentials-0f3c.config");
+        let included_s = included.display().to_string();
+        match place {
+            HeaderIn::Global => assert_ok(&env.git(&["config", "--global", &key, &header])),
+            HeaderIn::Repository => {
+                assert_ok(&env.git(&["-C", &repo_s, "config", "--local", &key, &header]))
+            }
+            HeaderIn::IncludedFile => {
+                assert_ok(&env.git(&["config", "--file", &included_s, &key, &header]));
+                assert_ok(&env.git(&[
+                    "-C",
+                    &repo_s,
+                    "config",
+                    "--local",
+                    &format!("includeIf.gitdir:{repo_s}/.git.path"),
+                    &included_s,
+                ]));
+            }
+        }
+        let tools_url = format!("{}/acme/tools.git", gh.url());
+        let in_repo = |program: &str, args: &[&str]| {
+            let mut cmd = env.command(program);
+            cmd.current_dir(&repo)
+                .args(args)
+                .env("PATH", &path)
+                .env("GITHUB_APP_ID", "1001")
+                .env("GITHUB_APP_PRIVATE_KEY", gh.app(1001).private_key_pem())
+                .env("GITHUB_APP_HOST", gh.host())
+                .env("GCGA_URL", gh.url());
+            run(&mut cmd, b"")
+        };
+        // With the header, git never asks a helper: another repository of acme is "not found".
+        let out = in_repo("git", &["ls-remote", &tools_url]);
+        assert!(!out.status.success(), "{place:?}: {}", stdout(&out));
+        // The setup script, run in the repository as a job step would, removes it from where
+        // checkout put it, and says where.
+        let out = in_repo("sh", &[&repo_file("examples/ci/setup-helper.sh")]);
+        assert_ok(&out);
+        let from = match place {
+            HeaderIn::Global => format!("{}/.gitconfig", env.home.display()),
+            HeaderIn::Repository => ".git/config".to_owned(),
+            HeaderIn::IncludedFile => included_s.clone(),
+        };
+        assert_eq!(
+            stdout(&out),
+            format!("removed {key} from {from}\n"),
+            "{place:?}"
+        );
+        let left = in_repo("git", &["config", "--show-origin", "--get-all", &key]);
+        assert_eq!(
+            stdout(&left),
+            "",
+            "{place:?}: the header is gone everywhere"
+        );
+        // Now the app's token answers, in the repository and for other repositories.
+        assert_ok(&in_repo("git", &["ls-remote", &tools_url]));
+        assert_ok(&in_repo("git", &["fetch", "--quiet", "origin"]));
+    }
+}

@@ -388,6 +388,7 @@ fn doctor_honours_its_timeout_over_the_helper_lines() {
     let started = std::time::Instant::now();
     let out = doctor(&env, &["--timeout", "3s", "--repo", "acme/widgets"]);
     let took = started.elapsed();
+    eprintln!("doctor --timeout 3s against a 20 s API: {took:?}");
     assert!(
         took < std::time::Duration::from_secs(10),
         "doctor took {took:?}"

@@ -154,3 +154,43 @@ fn install_sh_refuses_half_a_configuration() {
     );
     assert!(!prefix.exists());
 }
+
+#[test]
+fn install_sh_checks_the_key_file_and_the_binary_before_building_or_installing() {
+    let gh = world();
+    let env = Env::new(&gh, 1001);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/install.sh");
+    let prefix = env.home.join("bin");
+    let prefix_s = prefix.display().to_string();
+    let missing = env.home.join("missing.pem").display().to_string();
+    // No cargo on PATH: a check that came after the build would fail on cargo instead.
+    let out = run(
+        env.command("bash").env("PATH", "/usr/bin:/bin").args([
+            script,
+            "--prefix",
+            &prefix_s,
+            "--app-id",
+            "1001",
+            "--private-key",
+            &missing,
+        ]),
+        b"",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "install.sh: no private key file at {missing} (--private-key takes the app's .pem file, a pkcs11: URI or an AWS KMS key ARN)\n"
+        )
+    );
+    let out = run(
+        env.command("bash")
+            .args([script, "--prefix", &prefix_s, "--binary", &missing]),
+        b"",
+    );
+    assert_eq!(
+        stderr(&out),
+        format!("install.sh: --binary {missing} is not an executable file\n")
+    );
+    assert!(!prefix.exists(), "nothing installed");
+}

@@ -1,8 +1,17 @@
 //! End-to-end tests: the built helper under real git, against the local GitHub in
 //! `tests/local-github` (REST + `git http-backend`).
+//!
+//! The harness runs on a Unix host: a Windows build is tested from Linux, its `.exe` under Wine
+//! (mod `windows`), so this crate is not built for a Windows target.
+#![cfg(unix)]
 
 mod support;
 
+/// The GitHub Action's steps (action.yml, revoke/action.yml) run as a runner would.
+mod action;
+
+/// Tokens from a broker: octo-sts, chinmina, a token_command; OIDC from each CI.
+mod brokers;
 /// One time budget per get: every app, lock wait and API call inside --timeout.
 mod budget;
 /// Where tokens are cached and when they are replaced.
@@ -37,6 +46,8 @@ mod lfs;
 mod network;
 /// Public repositories, proactive authentication and the public fallback app.
 mod public;
+/// The static Linux release binary (scripts/release-build, musl).
+mod release;
 /// No token, JWT or key on stderr, whatever happens; keys as people paste them.
 mod secrets;
 /// setup and unsetup under real git: the user's helpers kept, the file restored.
@@ -53,3 +64,5 @@ mod token_format;
 /// GitHub App user tokens: login (device flow), clone and push as the person, refresh once
 /// across processes, bad_refresh_token, no login from get, both kinds side by side.
 mod user_tokens;
+/// The Windows build under Wine, answering Linux git (.ci/windows.sh prepares it).
+mod windows;

@@ -167,8 +167,55 @@ pub(super) fn check(ctx: &Context, target: &Target, report: &mut Report) {
             json!({ "helpers": storing }),
         );
     }
+    #[cfg(target_os = "macos")]
+    {
+        let (status, text) = keychain_note(&entries, &effective, ours_at, &url);
+        report.add("keychain", status, text);
+    }
     extraheader_check(target, report);
     env_token_check(ctx, &effective, report);
+}
+
+/// macOS: where the app's tokens are in the Keychain, and the `osxkeychain` helper Git for macOS
+/// configures system-wide, which keeps what git hands it in the same keychain.
+#[cfg_attr(not(target_os = "macos"), allow(dead_code))]
+fn keychain_note(
+    entries: &[Entry],
+    effective: &[&Entry],
+    ours_at: Option<usize>,
+    url: &str,
+) -> (Status, String) {
+    let ours = "the app's tokens are in your login keychain as generic passwords, service 'git-credential-github-app'";
+    let is_osxkeychain = |e: &&Entry| e.value.as_deref().map(str::trim) == Some("osxkeychain");
+    let Some(configured) = entries.iter().find(is_osxkeychain) else {
+        return (
+            Status::Ok,
+            format!("{ours}; git's osxkeychain helper is not configured"),
+        );
+    };
+    match effective.iter().position(is_osxkeychain) {
+        Some(at) if ours_at.is_some_and(|ours_at| at > ours_at) => (
+            Status::Warn,
+            format!(
+                "{ours}; osxkeychain ({}, as Git for macOS sets it) runs after ours for {url} and keeps the tokens git hands it as internet passwords for the host, beside ours (see storing-helper)",
+                configured.origin
+            ),
+        ),
+        Some(_) => (
+            Status::Ok,
+            format!(
+                "{ours}; osxkeychain ({}) runs for {url} before ours (see reset)",
+                configured.origin
+            ),
+        ),
+        None => (
+            Status::Ok,
+            format!(
+                "{ours}; osxkeychain ({}) does not run for {url}",
+                configured.origin
+            ),
+        ),
+    }
 }
 
 /// What git runs for our helper line, found as git finds it (nothing is run): the program, or
@@ -203,8 +250,22 @@ fn how_git_runs(line: &str) -> Result<String, String> {
 
 /// `http.<url>.extraheader`: git sends it with every request, so no helper is ever asked.
 pub(super) fn extraheader_check(target: &Target, report: &mut Report) {
-    let found: Vec<String> = gitconfig::entries(r"^http\.(.*\.)?extraheader$", None)
-        .unwrap_or_default()
+    // git's config unreadable (git missing or refusing): nothing can be said about headers.
+    let entries = match gitconfig::entries(r"^http\.(.*\.)?extraheader$", None) {
+        Ok(entries) => entries,
+        Err(e) => {
+            report.add(
+                "extraheader",
+                Status::Skip,
+                format!(
+                    "git's config could not be read: {}",
+                    crate::app::one_line(&e)
+                ),
+            );
+            return;
+        }
+    };
+    let found: Vec<String> = entries
         .into_iter()
         .filter(|e| {
             e.value.as_deref().is_some_and(|v| !v.is_empty())
@@ -342,6 +403,81 @@ pub(super) fn remote_check(config: &Config, target: &Target, report: &mut Report
                 found.join("\n"),
                 target.host.as_str()
             ),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gitconfig::Scope;
+
+    fn helper(scope: Scope, origin: &str, section: &str, value: &str) -> Entry {
+        Entry {
+            scope,
+            origin: origin.into(),
+            key: format!("credential{section}.helper"),
+            value: Some(value.into()),
+        }
+    }
+
+    #[test]
+    fn the_keychain_note_says_where_osxkeychain_sits() {
+        let url = "https://github.com/";
+        let system = helper(
+            Scope::System,
+            "file:/Library/Developer/CommandLineTools/usr/share/git-core/gitconfig",
+            "",
+            "osxkeychain",
+        );
+        let reset = helper(
+            Scope::Global,
+            "file:/Users/me/.gitconfig",
+            ".https://github.com/",
+            "",
+        );
+        let ours = helper(
+            Scope::Global,
+            "file:/Users/me/.gitconfig",
+            ".https://github.com/",
+            "/usr/local/bin/git-credential-github-app --app-id 1",
+        );
+        let again = helper(
+            Scope::Global,
+            "file:/Users/me/.gitconfig",
+            ".https://github.com/",
+            "osxkeychain",
+        );
+        let ours_text = "the app's tokens are in your login keychain as generic passwords, service 'git-credential-github-app'";
+        // As setup leaves it: the system's osxkeychain listed again after ours.
+        let entries = [system.clone(), reset.clone(), ours.clone(), again.clone()];
+        assert_eq!(
+            keychain_note(&entries, &[&ours, &again], Some(0), url),
+            (
+                Status::Warn,
+                format!(
+                    "{ours_text}; osxkeychain (file:/Library/Developer/CommandLineTools/usr/share/git-core/gitconfig, as Git for macOS sets it) runs after ours for https://github.com/ and keeps the tokens git hands it as internet passwords for the host, beside ours (see storing-helper)"
+                )
+            )
+        );
+        // Dropped for the host.
+        let entries = [system.clone(), reset, ours.clone()];
+        assert_eq!(
+            keychain_note(&entries, &[&ours], Some(0), url),
+            (
+                Status::Ok,
+                format!(
+                    "{ours_text}; osxkeychain (file:/Library/Developer/CommandLineTools/usr/share/git-core/gitconfig) does not run for https://github.com/"
+                )
+            )
+        );
+        // Not configured at all.
+        assert_eq!(
+            keychain_note(std::slice::from_ref(&ours), &[&ours], Some(0), url),
+            (
+                Status::Ok,
+                format!("{ours_text}; git's osxkeychain helper is not configured")
+            )
         );
     }
 }

@@ -2,6 +2,7 @@
 //! Git Credential Manager's `diagnose`: `[ OK ]`, `[FAIL]` or `[SKIP]`, a summary, and the number
 //! of failed checks as the exit status. `--json` gives the same as one object.
 
+mod broker_checks;
 mod cache;
 mod git;
 mod github_checks;
@@ -165,6 +166,7 @@ fn diagnose(
     let deadline = crate::github::Deadline::after(config.timeout);
     github_checks::check_user_app(app, config.cache, deadline, target, report);
     github_checks::check_app(app, deadline, target, repo, report);
+    broker_checks::check_broker(app, deadline, target, repo, report);
     cache::check(&config, app, deadline, report);
     resolved.from
 }

@@ -10,6 +10,10 @@
 //!   installation tokens and served by the real `git http-backend`; public
 //!   repositories for anyone;
 //! * the Git LFS batch API and basic transfer (`lfs`), `?go-get=1` meta tags (`goget`);
+//! * the services that trade a CI job's OIDC token for an installation token, each on its own
+//!   port: an OIDC issuer with GitHub Actions' ID-token endpoint ([`OidcIssuer`]), octo-sts
+//!   with trust policies read from the repositories ([`OctoSts`]), chinmina-bridge ([`Chinmina`]),
+//!   a generic RFC 8693 token-exchange server ([`TokenExchange`]);
 //! * optionally HTTPS with a CA made for the run (`tls`);
 //! * fault injection (status answers, delays, dropped connections), a skewable
 //!   server clock, configurable token lifetime and format, world mutations and a
@@ -28,6 +32,7 @@
 //! ```
 
 mod api;
+mod chinmina;
 mod control;
 mod git;
 mod goget;
@@ -35,9 +40,13 @@ mod http;
 mod jwt;
 mod keys;
 mod lfs;
+mod minter;
 mod model;
 mod oauth;
+mod octo_sts;
+mod oidc;
 mod public;
+mod rfc8693;
 mod state;
 mod tls;
 mod users;
@@ -49,11 +58,15 @@ use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use chinmina::{Chinmina, ChinminaRequest, VEND_CACHE_SECS, buildkite_claims};
 pub use keys::AppKey;
 pub use model::{
     Account, AccountType, App, Fault, FaultAction, Installation, IssuedToken, RepositorySelection,
     RequestRecord, TokenFormat,
 };
+pub use octo_sts::{OctoSts, StsExchange};
+pub use oidc::{ACTIONS_TOKEN_LIFETIME, ActionsJob, OidcIssuer};
+pub use rfc8693::TokenExchange;
 pub use users::{
     DEFAULT_DEVICE_CODE_LIFETIME, DEFAULT_DEVICE_INTERVAL, DEFAULT_REFRESH_TOKEN_LIFETIME,
     DEFAULT_USER_TOKEN_LIFETIME, OAuthStats, UserToken,
@@ -763,6 +776,15 @@ impl GitHub {
         let before = app.keys.len();
         app.keys.retain(|k| k.fingerprint() != fingerprint);
         app.keys.len() != before
+    }
+    /// Commits `content` as `path` on `main` of `owner/name` (e.g. an octo-sts trust policy
+    /// `.github/chainguard/ci.sts.yaml`), as a push would.
+    pub fn write_file(&self, owner: &str, name: &str, path: &str, content: &str) -> Result<()> {
+        Ok(minter::write_file(
+            &self.repo_path(owner, name),
+            path,
+            content,
+        )?)
     }
     /// Creates `owner/name` (bare repository with one commit) and returns its path.
     pub fn add_repo(&self, owner: &str, name: &str) -> Result<PathBuf> {
