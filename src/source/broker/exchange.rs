@@ -341,7 +341,9 @@ mod tests {
         assert_eq!(json_message(&reply("")), "no message");
     }
 
-    /// The loop against the octo-sts stand-in, with GitHub Actions' ID-token endpoint.
+    /// The loop against the octo-sts stand-in, with GitHub Actions' ID-token endpoint. The
+    /// local GitHub runs `git http-backend`, a Unix host's program: not under Wine.
+    #[cfg(unix)]
     #[test]
     fn exchanges_retry_a_401_once_with_a_fresh_oidc_token_and_5xx_in_the_budget() {
         use super::super::{octo_sts, oidc};
