@@ -185,12 +185,14 @@ fn parse_args(
 }
 
 /// The command `word` is a typo of: the nearest within two edits (a swap of neighbours counts
-/// as one), if any.
+/// as one), if any, and only when fewer than half of the word's letters are off — a one- or
+/// two-letter word (an operation of a newer git) is no typo of `man`.
 fn typo_of(word: &str, commands: &[&'static Command]) -> Option<&'static Command> {
+    let letters = word.chars().count();
     commands
         .iter()
         .map(|c| (edit_distance(word, c.name), *c))
-        .filter(|(d, _)| *d <= 2)
+        .filter(|(d, _)| *d <= 2 && 2 * d < letters)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
@@ -577,6 +579,9 @@ mod tests {
             "approve",
             "reject",
             "x",
+            "a",
+            "ex",
+            "mn",
         ] {
             assert_eq!(name(word), None, "{word}");
         }
