@@ -91,7 +91,12 @@ fn git_credentials(body: &[u8]) -> Result<Option<Vended>, String> {
         };
         match k {
             "password" => password = Some(v),
-            "password_expiry_utc" => expiry = v.trim().parse::<u64>().ok().filter(|&e| e > 0),
+            "password_expiry_utc" => {
+                let at = v.trim().parse::<u64>().map_err(|_| {
+                    "chinmina answered a password_expiry_utc that is not Unix seconds".to_owned()
+                })?;
+                expiry = Some(at).filter(|&e| e > 0);
+            }
             _ => {}
         }
     }
@@ -128,15 +133,14 @@ fn token(body: &[u8], owner: &str, repo: &str) -> Result<Option<Vended>, String>
         Some(t) if !t.is_empty() && !t.contains(['\r', '\n', '\0']) => Secret::new(t),
         _ => return Err("chinmina answered /token without a token".to_owned()),
     };
-    let expires_at = v["expiry"]
-        .as_str()
-        .and_then(|e| {
-            humantime::parse_rfc3339_weak(e)
-                .ok()
-                .or_else(|| humantime::parse_rfc3339(e).ok())
-        })
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs());
+    // A present expiry the helper cannot read is an error, not "no expiry" (which would become
+    // the one-hour cap, later than a chinmina token's real expiry).
+    let expires_at = match &v["expiry"] {
+        serde_json::Value::Null => None,
+        e => Some(e.as_str().and_then(super::unix_time).ok_or_else(|| {
+            "chinmina answered /token with an expiry that is not an RFC 3339 time".to_owned()
+        })?),
+    };
     Ok(Some(Vended { secret, expires_at }))
 }
 
@@ -224,6 +228,46 @@ mod tests {
         assert_eq!(
             denied(&reply(403, r#"{"error":"Forbidden"}"#, &[])),
             "Forbidden"
+        );
+    }
+
+    #[test]
+    fn an_expiry_with_an_offset_is_read_and_an_unreadable_one_refused() {
+        let body = |expiry: &str| {
+            format!(r#"{{"repositories":["widgets"],"token":"ghs_z","expiry":{expiry}}}"#)
+        };
+        let v = vended(
+            &reply(200, &body(r#""2026-12-02T15:00:00+02:00""#), &[]),
+            Mode::Token,
+            "acme",
+            "widgets",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(v.expires_at, Some(1_796_216_400));
+        for expiry in [r#""soon""#, "1796216400"] {
+            let e = vended(
+                &reply(200, &body(expiry), &[]),
+                Mode::Token,
+                "acme",
+                "widgets",
+            )
+            .unwrap_err();
+            assert_eq!(
+                e,
+                "chinmina answered /token with an expiry that is not an RFC 3339 time"
+            );
+        }
+        let e = vended(
+            &reply(200, "password=ghs_z\npassword_expiry_utc=soon\n", &[]),
+            Mode::GitCredentials,
+            "acme",
+            "widgets",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("password_expiry_utc") && !e.contains("ghs_z"),
+            "{e}"
         );
     }
 }

@@ -59,8 +59,23 @@ pub fn parse(out: &[u8], now: u64) -> Result<Option<Printed>, String> {
             .find_map(|k| v[*k].as_str())
             .ok_or("printed JSON without token, access_token or password")?
             .to_owned();
-        let at = ["expires_at", "expiry"].iter().find_map(|k| time(&v[*k]));
-        let within = v["expires_in"].as_u64().map(|s| now + s);
+        // A present expiry the helper cannot read is an error, not "no expiry" (which would
+        // become the one-hour cap, perhaps later than the real expiry).
+        let at = match ["expires_at", "expiry"].iter().find(|k| !v[**k].is_null()) {
+            Some(k) => Some(time(&v[*k]).ok_or_else(|| {
+                format!("printed an {k} that is neither RFC 3339 nor Unix seconds")
+            })?),
+            None => None,
+        };
+        let within = match &v["expires_in"] {
+            serde_json::Value::Null => None,
+            n => Some(
+                now.saturating_add(
+                    n.as_u64()
+                        .ok_or("printed an expires_in that is not a whole number of seconds")?,
+                ),
+            ),
+        };
         (secret, at.or(within))
     } else {
         let mut secret = None;
@@ -68,7 +83,11 @@ pub fn parse(out: &[u8], now: u64) -> Result<Option<Printed>, String> {
         for line in text.lines() {
             match line.split_once('=') {
                 Some(("password", v)) => secret = Some(v.to_owned()),
-                Some(("password_expiry_utc", v)) => at = v.trim().parse::<u64>().ok(),
+                Some(("password_expiry_utc", v)) => {
+                    at = Some(v.trim().parse::<u64>().map_err(|_| {
+                        "printed a password_expiry_utc that is not Unix seconds".to_owned()
+                    })?)
+                }
                 _ => {}
             }
         }
@@ -89,11 +108,7 @@ pub fn parse(out: &[u8], now: u64) -> Result<Option<Printed>, String> {
 fn time(v: &serde_json::Value) -> Option<u64> {
     match v {
         serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => humantime::parse_rfc3339_weak(s)
-            .or_else(|_| humantime::parse_rfc3339(s))
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs()),
+        serde_json::Value::String(s) => super::unix_time(s),
         _ => None,
     }
 }
@@ -152,5 +167,26 @@ mod tests {
             String::from_utf8(i).unwrap(),
             "protocol=https\nhost=github.com\npath=acme/w.git\nowner=acme\nrepo=w\noidc_token=a.b.c\n\n"
         );
+    }
+
+    #[test]
+    fn an_expiry_with_an_offset_is_read_and_an_unreadable_one_refused() {
+        // 2026-12-02T13:00:00Z = 1_796_216_400.
+        let p = parse(
+            br#"{"token":"ghs_e","expires_at":"2026-12-02T15:00:00+02:00"}"#,
+            0,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(p.expires_at, Some(1_796_216_400));
+        for out in [
+            &br#"{"token":"ghs_f","expires_at":"next tuesday"}"#[..],
+            br#"{"token":"ghs_f","expiry":1.5}"#,
+            br#"{"token":"ghs_f","expires_in":"soon"}"#,
+            b"password=ghs_f\npassword_expiry_utc=later\n",
+        ] {
+            let e = parse(out, 0).unwrap_err();
+            assert!(e.contains("expir") && !e.contains("ghs_f"), "{e}");
+        }
     }
 }

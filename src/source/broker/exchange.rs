@@ -28,6 +28,20 @@ pub fn expiry(returned: Option<u64>, received: u64) -> u64 {
     returned.map_or(cap, |at| at.min(cap))
 }
 
+/// An expiry a broker wrote as RFC 3339 — any offset (`Z`, `+02:00`, …), or none at all (read as
+/// UTC) — in Unix seconds. None for anything else, which callers refuse rather than drop: a
+/// dropped expiry would become the [`ASSUMED_LIFETIME`] cap, later than the real one.
+pub fn unix_time(text: &str) -> Option<u64> {
+    let text = text.trim();
+    match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(t) => u64::try_from(t.timestamp()).ok(),
+        Err(_) => humantime::parse_rfc3339_weak(text)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_secs()),
+    }
+}
+
 /// Why an exchange gave no token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrokerError {

@@ -19,7 +19,7 @@ pub mod octo_sts;
 pub mod oidc;
 
 pub use exchange::{
-    BrokerError, Reply, Request, default_audience, expiry, json_message, query_value,
+    BrokerError, Reply, Request, default_audience, expiry, json_message, query_value, unix_time,
 };
 
 use super::{About, Cx, Fetched, Kind, Known, NotMine, Target, Token, TokenSource};

@@ -16,8 +16,10 @@
 //!   (`BUILDKITE=true`).
 
 use super::{BrokerError, Reply, Request, query_value};
+use crate::config::Host;
 pub use crate::config::broker::OidcSource;
 use crate::github::{Deadline, printable_message};
+use crate::private_file;
 use crate::secret::Secret;
 use base64::Engine;
 
@@ -81,13 +83,14 @@ impl OidcSource {
                 from_command(&argv, b"", deadline, "buildkite-agent oidc request-token")?
             }
             OidcSource::File(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| {
+                // Bounded and never blocking: a FIFO or a device is refused, not waited on.
+                let contents = private_file::read(&path, MAX_TOKEN as u64).map_err(|e| {
                     BrokerError::Oidc(format!(
                         "no OIDC token: cannot read {} ({e})",
                         printable_message(&path.to_string_lossy())
                     ))
                 })?;
-                Secret::new(text.trim())
+                Secret::new(String::from_utf8_lossy(&contents.bytes).trim())
             }
             OidcSource::Command(argv) => {
                 let what = OidcSource::Command(argv.clone()).describe();
@@ -131,22 +134,7 @@ fn github_actions(
             "no OIDC token: {ACTIONS_URL} and {ACTIONS_TOKEN} are not set; the workflow job needs `permissions: id-token: write`"
         )));
     };
-    // The request token is a bearer credential: https, or plain http only to loopback.
-    let host = url
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split('/').next())
-        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
-    let loopback = host.is_some_and(|h| {
-        h == "localhost"
-            || h.trim_matches(['[', ']'])
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
-    });
-    if !url.starts_with("https://") && !loopback {
-        return Err(BrokerError::Oidc(format!(
-            "no OIDC token: {ACTIONS_URL} is not an https URL; not sending the request token there"
-        )));
-    }
+    check_actions_url(&url)?;
     let request = Request {
         method: "GET",
         url: actions_url(&url, audience),
@@ -170,6 +158,32 @@ fn github_actions(
                 reply.status
             ))
         })
+}
+
+/// The request token is a bearer credential: https, or plain http only to a loopback host; and
+/// no user name or password in the URL (`http://127.0.0.1:1@evil.example/` goes to evil.example).
+fn check_actions_url(url: &str) -> Result<(), BrokerError> {
+    let refuse = |why: &str| {
+        Err(BrokerError::Oidc(format!(
+            "no OIDC token: {ACTIONS_URL} {why}; not sending the request token there"
+        )))
+    };
+    let (https, rest) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (true, rest),
+        (None, Some(rest)) => (false, rest),
+        (None, None) => return refuse("is not an https URL"),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return refuse("contains a user name or password (…@)");
+    }
+    let Ok(host) = Host::parse(authority) else {
+        return refuse("does not have a valid host name");
+    };
+    if !https && !host.is_loopback() {
+        return refuse("is not an https URL");
+    }
+    Ok(())
 }
 
 fn from_command(
@@ -344,6 +358,55 @@ mod tests {
             panic!("sent")
         };
         assert!(m.contains("not an https URL"), "{m}");
+        for url in [
+            "http://127.0.0.1:1@evil.example/idtoken",
+            "http://localhost@evil.example/idtoken",
+            "https://user:pw@pipelines.example/idtoken",
+        ] {
+            let Err(BrokerError::Oidc(m)) = check_actions_url(url) else {
+                panic!("{url} accepted")
+            };
+            assert!(m.contains("user name or password"), "{m}");
+        }
+        for url in [
+            "http://127.0.0.1.evil.example/idtoken",
+            "http://[::1]evil.example/idtoken",
+            "http://evil.example?127.0.0.1/",
+        ] {
+            assert!(check_actions_url(url).is_err(), "{url} accepted");
+        }
+        for url in [
+            "https://pipelines.example/idtoken?api-version=2.0",
+            "http://127.0.0.1:8080/idtoken?api-version=2.0",
+            "http://[::1]:8080/idtoken",
+            "http://localhost/idtoken",
+        ] {
+            assert_eq!(check_actions_url(url), Ok(()), "{url}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_as_the_token_file_is_refused_without_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("token");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // No writer ever opens the FIFO: a blocking read would hang this test.
+        let Err(BrokerError::Oidc(m)) = OidcSource::File(fifo).fetch(
+            "x",
+            &env(&[]),
+            Deadline::after(std::time::Duration::from_secs(1)),
+        ) else {
+            panic!("read a FIFO")
+        };
+        assert!(m.contains("a FIFO, not a regular file"), "{m}");
     }
 
     #[test]
