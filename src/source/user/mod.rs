@@ -608,7 +608,8 @@ pub fn renew(
                 crate::trace!("the refresh token was rotated by another process; using its login");
                 return Ok(Renewed::Login(stored));
             }
-            store.remove(&app.key());
+            // Compare-and-delete: a login stored since that reload is kept.
+            store.remove_refused(&app.key(), refresh);
             Ok(Renewed::Gone(
                 OAuthError::BadRefreshToken.explain(&app.client_id, &app.host),
             ))

@@ -289,6 +289,41 @@ impl Store {
         found | self.remove_file(key)
     }
 
+    /// Remove each stored copy of the login that still holds the refresh token `refused`, and
+    /// none other (another process may have stored a newer login meanwhile). Returns whether one
+    /// was removed.
+    pub fn remove_refused(&self, key: &LoginKey, refused: &Secret) -> bool {
+        let holds = |l: &Login| l.refresh.as_ref() == Some(refused);
+        let mut removed = false;
+        if self.keyring {
+            let account = key.account();
+            let refused = refused.clone();
+            match self.keyring_call(self.deadline, move || {
+                let entry = keyring::Entry::new(SERVICE, &account).map_err(|e| anyhow!(e))?;
+                let stored = match entry.get_password() {
+                    Ok(text) => Login::decode(text.as_bytes()),
+                    Err(keyring::Error::NoEntry) => return Ok(false),
+                    Err(e) => return Err(anyhow!(e)),
+                };
+                if stored.is_some_and(|(l, _)| l.refresh.as_ref() != Some(&refused)) {
+                    return Ok(false);
+                }
+                match entry.delete_credential() {
+                    Ok(()) => Ok(true),
+                    Err(keyring::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(anyhow!(e)),
+                }
+            }) {
+                Ok(r) => removed |= r,
+                Err(e) => trace!("cannot remove the login from the keyring: {e:#}"),
+            }
+        }
+        if self.load_file(key).is_some_and(|(l, _)| holds(&l)) {
+            removed |= self.remove_file(key);
+        }
+        removed
+    }
+
     fn remove_file(&self, key: &LoginKey) -> bool {
         let Some(root) = self.file.as_ref().and_then(|s| s.root()) else {
             return false;
@@ -466,5 +501,33 @@ mod tests {
         let later = Instant::now() + Duration::from_secs(60);
         let store = Store::new(CacheMode::File, State::at(dir.path().join("s")), later);
         assert_eq!(store.save_deadline(), later);
+    }
+
+    /// A refused refresh token drops only the copies that hold it, not a newer login.
+    #[test]
+    fn only_a_login_holding_the_refused_refresh_token_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            CacheMode::File,
+            State::at(dir.path().join("s")),
+            Instant::now() + Duration::from_secs(5),
+        );
+        let key = LoginKey {
+            web: "https://github.com".into(),
+            client_id: "Iv23liX".into(),
+        };
+        let newer = Login {
+            refresh: Some(Secret::new("ghr_newer")),
+            ..login()
+        };
+        store.save(&key, &newer).unwrap();
+        assert!(!store.remove_refused(&key, &Secret::new("ghr_b")));
+        assert_eq!(
+            store.load(&key).unwrap().0.refresh.unwrap().expose(),
+            "ghr_newer"
+        );
+        store.save(&key, &login()).unwrap();
+        assert!(store.remove_refused(&key, &Secret::new("ghr_b")));
+        assert!(store.load(&key).is_none());
     }
 }
