@@ -129,25 +129,18 @@ impl TokenSource for User {
     }
 
     fn flight(&self, _target: &Target) -> String {
-        digest(&[&self.app.api_url, "user-token", &self.app.client_id])
+        flight(&self.app)
     }
 
     /// The login's access token was refused (revoked, or the app's access changed): mark it
     /// spent, so that the next fetch refreshes it instead of handing it out again.
-    fn rejected(&self, token: &Secret, _state: &State) {
+    fn rejected(&self, token: &Secret, state: &State) {
         let store = Store::new(
             self.cache,
             store::default_state(),
             std::time::Instant::now() + self.timeout,
         );
-        if let Some((mut login, _)) = store.load(&self.app.key())
-            && login.access == *token
-        {
-            login.expires_at = Some(0);
-            if let Err(e) = store.save(&self.app.key(), &login) {
-                crate::trace!("cannot mark the rejected user token as spent: {e:#}");
-            }
-        }
+        mark_spent(&self.app, &store, state, self.timeout, token);
     }
 
     fn fetch(&self, target: &Target, cx: &mut Cx<'_>) -> Result<Fetched> {
@@ -195,6 +188,37 @@ impl TokenSource for User {
             }));
         }
         Ok(self.fetched(&login, now))
+    }
+}
+
+/// The name of the single-flight lock under which a login is refreshed (and marked spent).
+fn flight(app: &UserApp) -> String {
+    digest(&[&app.api_url, "user-token", &app.client_id])
+}
+
+/// Mark the stored login's access token spent if it is still `token`, under the lock a refresh
+/// holds: without it, a login read before a concurrent refresh would be written back over the
+/// refreshed one, and its rotated refresh token lost. Without the lock within `wait`, nothing is
+/// written. Returns whether the login was marked.
+fn mark_spent(app: &UserApp, store: &Store, state: &State, wait: Duration, token: &Secret) -> bool {
+    let Some(_lock) = state.lock(&flight(app), wait) else {
+        crate::trace!("the login is being refreshed elsewhere; not marking the rejected token");
+        return false;
+    };
+    let Some((mut login, _)) = store.load(&app.key()) else {
+        return false;
+    };
+    if login.access != *token {
+        crate::trace!("the rejected user token is no longer the stored one; login kept");
+        return false;
+    }
+    login.expires_at = Some(0);
+    match store.save(&app.key(), &login) {
+        Ok(_) => true,
+        Err(e) => {
+            crate::trace!("cannot mark the rejected user token as spent: {e:#}");
+            false
+        }
     }
 }
 
@@ -584,7 +608,8 @@ pub fn renew(
                 crate::trace!("the refresh token was rotated by another process; using its login");
                 return Ok(Renewed::Login(stored));
             }
-            store.remove(&app.key());
+            // Compare-and-delete: a login stored since that reload is kept.
+            store.remove_refused(&app.key(), refresh);
             Ok(Renewed::Gone(
                 OAuthError::BadRefreshToken.explain(&app.client_id, &app.host),
             ))
@@ -708,5 +733,60 @@ mod tests {
             ..app()
         };
         assert!(ghes.login_command().ends_with("--host ghe.example.com"));
+    }
+
+    /// git's erase marks the login spent only if it still holds the rejected token, and never
+    /// while a refresh holds the lock (it would write the old refresh token over the new one).
+    #[test]
+    fn a_rejected_token_is_marked_spent_only_if_still_stored_and_under_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = stored(&dir.path().join("logins"));
+        let state = State::at(dir.path().join("cache"));
+        let wait = Duration::from_millis(200);
+        store.save(&app().key(), &login()).unwrap();
+        // A refresh elsewhere holds the lock: nothing is written.
+        let held = state.lock(&flight(&app()), wait).unwrap();
+        assert!(!mark_spent(
+            &app(),
+            &store,
+            &state,
+            wait,
+            &Secret::new("ghu_old")
+        ));
+        assert_eq!(store.load(&app().key()).unwrap().0.expires_at, Some(100));
+        drop(held);
+        // Rotated meanwhile: the rejected token is not the stored one; the newer login is kept.
+        let newer = Login {
+            access: Secret::new("ghu_new"),
+            refresh: Some(Secret::new("ghr_new")),
+            expires_at: Some(50_000),
+            ..login()
+        };
+        store.save(&app().key(), &newer).unwrap();
+        assert!(!mark_spent(
+            &app(),
+            &store,
+            &state,
+            wait,
+            &Secret::new("ghu_old")
+        ));
+        let (back, _) = store.load(&app().key()).unwrap();
+        assert_eq!(
+            (back.refresh.unwrap().expose(), back.expires_at),
+            ("ghr_new", Some(50_000))
+        );
+        // Still the stored one: marked spent, the refresh token kept.
+        assert!(mark_spent(
+            &app(),
+            &store,
+            &state,
+            wait,
+            &Secret::new("ghu_new")
+        ));
+        let (back, _) = store.load(&app().key()).unwrap();
+        assert_eq!(
+            (back.refresh.unwrap().expose(), back.expires_at),
+            ("ghr_new", Some(0))
+        );
     }
 }

@@ -6,7 +6,10 @@
 //! token is the only way to a new access token without a new login.
 //!
 //! A keyring call may never return (a frozen D-Bus, an unlock prompt): each runs on a worker
-//! thread and is given up at the caller's deadline.
+//! thread and is given up at the caller's deadline; a save gets at least [`SAVE_BUDGET`] of its
+//! own, because after a refresh it holds the only copy of the rotated refresh token. A save the
+//! keyring did not take goes to the file and may leave an older login in the keyring: each entry
+//! records when it was saved, and [`Store::load`] answers the newer of the two.
 
 use crate::config::CacheMode;
 use crate::secret::Secret;
@@ -15,7 +18,10 @@ use crate::trace;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The least time a save is given, whatever is left of the caller's deadline.
+pub const SAVE_BUDGET: Duration = Duration::from_secs(3);
 
 const SERVICE: &str = "git-credential-github-app";
 
@@ -47,10 +53,31 @@ struct Entry {
     refresh: Option<String>,
     refresh_expires_at: Option<u64>,
     logged_in_at: u64,
+    /// When this entry was saved (Unix milliseconds; 0 in entries written before it was kept).
+    #[serde(default)]
+    saved_at: u128,
+}
+
+/// Unix milliseconds now.
+fn now_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+/// Of a login found in the keyring and one found in the file (each with when it was saved), the
+/// newer; the keyring's when both were saved at the same time.
+fn newest(keyring: Option<(Login, u128)>, file: Option<(Login, u128)>) -> Option<(Login, Place)> {
+    match (keyring, file) {
+        (Some((_, k)), Some((f, at))) if at > k => Some((f, Place::File)),
+        (Some((k, _)), _) => Some((k, Place::Keyring)),
+        (None, Some((f, _))) => Some((f, Place::File)),
+        (None, None) => None,
+    }
 }
 
 impl Login {
-    fn encode(&self) -> Secret {
+    fn encode(&self, saved_at: u128) -> Secret {
         let entry = Entry {
             v: 1,
             web: self.web.clone(),
@@ -61,6 +88,7 @@ impl Login {
             refresh: self.refresh.as_ref().map(|r| r.expose().to_owned()),
             refresh_expires_at: self.refresh_expires_at,
             logged_in_at: self.logged_in_at,
+            saved_at,
         };
         let text = serde_json::to_string(&entry).unwrap_or_default();
         let mut entry = entry;
@@ -71,10 +99,11 @@ impl Login {
         Secret::new(text)
     }
 
-    fn decode(bytes: &[u8]) -> Option<Login> {
+    fn decode(bytes: &[u8]) -> Option<(Login, u128)> {
         let e: Entry = serde_json::from_slice(bytes).ok()?;
         let token_ok = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic());
         let ok = e.v == 1 && token_ok(&e.access) && e.refresh.as_deref().is_none_or(token_ok);
+        let saved_at = e.saved_at;
         ok.then(|| Login {
             web: e.web,
             client_id: e.client_id,
@@ -85,6 +114,7 @@ impl Login {
             refresh_expires_at: e.refresh_expires_at,
             logged_in_at: e.logged_in_at,
         })
+        .map(|l| (l, saved_at))
     }
 
     /// Whether the refresh token (or, without one, the access token) has run out: nothing but a
@@ -163,11 +193,13 @@ impl Store {
         }
     }
 
-    /// The stored login, if any (a corrupt entry reads as none).
+    /// The stored login, if any (a corrupt entry reads as none): of the keyring's and the file's,
+    /// the one saved last.
     pub fn load(&self, key: &LoginKey) -> Option<(Login, Place)> {
+        let mut in_keyring = None;
         if self.keyring {
             let account = key.account();
-            match self.keyring_call(move || {
+            match self.keyring_call(self.deadline, move || {
                 match keyring::Entry::new(SERVICE, &account).and_then(|e| e.get_password()) {
                     Ok(text) => Ok(Some(text)),
                     Err(keyring::Error::NoEntry) => Ok(None),
@@ -175,17 +207,21 @@ impl Store {
                 }
             }) {
                 Ok(Some(text)) => match Login::decode(text.as_bytes()) {
-                    Some(login) => return Some((login, Place::Keyring)),
+                    Some(found) => in_keyring = Some(found),
                     None => trace!("ignoring an unreadable login in the keyring"),
                 },
                 Ok(None) => {}
                 Err(e) => trace!("keyring unusable for logins: {e:#}"),
             }
         }
+        newest(in_keyring, self.load_file(key))
+    }
+
+    fn load_file(&self, key: &LoginKey) -> Option<(Login, u128)> {
         let state = self.file.as_ref()?;
         match state.read("logins", &key.file_name()) {
             Ok(bytes) => match Login::decode(&bytes) {
-                Some(login) => Some((login, Place::File)),
+                Some(found) => Some(found),
                 None => {
                     trace!("ignoring an unreadable login file");
                     None
@@ -203,13 +239,15 @@ impl Store {
         }
     }
 
-    /// Store `login` in the keyring, or the file when no keyring takes it. A login moved from
-    /// one to the other is removed from the first.
+    /// Store `login` in the keyring, or the file when no keyring takes it (within
+    /// [`SAVE_BUDGET`] at least, whatever is left of the caller's deadline). A login moved to the
+    /// keyring is removed from the file; one the keyring did not take is newer in the file than
+    /// whatever the keyring still holds, and [`Store::load`] prefers it.
     pub fn save(&self, key: &LoginKey, login: &Login) -> Result<Place> {
-        let entry = login.encode();
+        let entry = login.encode(now_millis());
         if self.keyring {
             let (account, text) = (key.account(), entry.clone());
-            match self.keyring_call(move || {
+            match self.keyring_call(self.save_deadline(), move || {
                 keyring::Entry::new(SERVICE, &account)
                     .and_then(|e| e.set_password(text.expose()))
                     .map_err(|e| anyhow!(e))
@@ -237,7 +275,7 @@ impl Store {
         let mut found = false;
         if self.keyring {
             let account = key.account();
-            match self.keyring_call(move || {
+            match self.keyring_call(self.deadline, move || {
                 match keyring::Entry::new(SERVICE, &account).and_then(|e| e.delete_credential()) {
                     Ok(()) => Ok(true),
                     Err(keyring::Error::NoEntry) => Ok(false),
@@ -251,6 +289,41 @@ impl Store {
         found | self.remove_file(key)
     }
 
+    /// Remove each stored copy of the login that still holds the refresh token `refused`, and
+    /// none other (another process may have stored a newer login meanwhile). Returns whether one
+    /// was removed.
+    pub fn remove_refused(&self, key: &LoginKey, refused: &Secret) -> bool {
+        let holds = |l: &Login| l.refresh.as_ref() == Some(refused);
+        let mut removed = false;
+        if self.keyring {
+            let account = key.account();
+            let refused = refused.clone();
+            match self.keyring_call(self.deadline, move || {
+                let entry = keyring::Entry::new(SERVICE, &account).map_err(|e| anyhow!(e))?;
+                let stored = match entry.get_password() {
+                    Ok(text) => Login::decode(text.as_bytes()),
+                    Err(keyring::Error::NoEntry) => return Ok(false),
+                    Err(e) => return Err(anyhow!(e)),
+                };
+                if stored.is_some_and(|(l, _)| l.refresh.as_ref() != Some(&refused)) {
+                    return Ok(false);
+                }
+                match entry.delete_credential() {
+                    Ok(()) => Ok(true),
+                    Err(keyring::Error::NoEntry) => Ok(false),
+                    Err(e) => Err(anyhow!(e)),
+                }
+            }) {
+                Ok(r) => removed |= r,
+                Err(e) => trace!("cannot remove the login from the keyring: {e:#}"),
+            }
+        }
+        if self.load_file(key).is_some_and(|(l, _)| holds(&l)) {
+            removed |= self.remove_file(key);
+        }
+        removed
+    }
+
     fn remove_file(&self, key: &LoginKey) -> bool {
         let Some(root) = self.file.as_ref().and_then(|s| s.root()) else {
             return false;
@@ -258,8 +331,14 @@ impl Store {
         std::fs::remove_file(root.join("logins").join(key.file_name())).is_ok()
     }
 
+    /// Until when a save may wait for the keyring.
+    fn save_deadline(&self) -> Instant {
+        self.deadline.max(Instant::now() + SAVE_BUDGET)
+    }
+
     fn keyring_call<T: Send + 'static>(
         &self,
+        deadline: Instant,
         f: impl FnOnce() -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let (tx, rx) = mpsc::channel();
@@ -269,7 +348,7 @@ impl Store {
                 let _ = tx.send(f());
             })
             .map_err(|e| anyhow!("cannot start a worker thread: {e}"))?;
-        let wait = self.deadline.saturating_duration_since(Instant::now());
+        let wait = deadline.saturating_duration_since(Instant::now());
         rx.recv_timeout(wait).map_err(|_| {
             anyhow!(
                 "the keyring did not answer within {} ms (a frozen D-Bus, or a keyring waiting to be unlocked?)",
@@ -298,7 +377,6 @@ fn keyring_available() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn login() -> Login {
         Login {
@@ -375,6 +453,81 @@ mod tests {
         };
         assert!(!never.is_dead(u64::MAX));
         assert!(Login::decode(b"{}").is_none());
+        let (old, saved_at) = Login::decode(br#"{"v":1,"web":"w","client_id":"c","user":"u","access":"a","expires_at":null,"refresh":null,"refresh_expires_at":null,"logged_in_at":0}"#).unwrap();
+        assert_eq!((old.access.expose(), saved_at), ("a", 0));
         assert!(Login::decode(br#"{"v":1,"web":"w","client_id":"c","user":"u","access":"a b","expires_at":null,"refresh":null,"refresh_expires_at":null,"logged_in_at":0}"#).is_none());
+    }
+
+    /// A save the keyring did not take (timed out) left the old login there and the refreshed
+    /// one in the file: the file's, saved later, is the one loaded, never the rotated-away one.
+    #[test]
+    fn the_login_saved_last_wins_over_an_older_one_left_in_the_keyring() {
+        let old = login();
+        let new = Login {
+            access: Secret::new("ghu_new"),
+            refresh: Some(Secret::new("ghr_new")),
+            ..login()
+        };
+        let (old, _) = Login::decode(old.encode(1_000).expose().as_bytes()).unwrap();
+        let (new, at) = Login::decode(new.encode(2_000).expose().as_bytes()).unwrap();
+        assert_eq!(at, 2_000);
+        let (got, place) = newest(Some((old.clone(), 1_000)), Some((new.clone(), 2_000))).unwrap();
+        assert_eq!(
+            (got.refresh.unwrap().expose(), place),
+            ("ghr_new", Place::File)
+        );
+        let (got, place) = newest(Some((new.clone(), 2_000)), Some((old.clone(), 1_000))).unwrap();
+        assert_eq!(
+            (got.refresh.unwrap().expose(), place),
+            ("ghr_new", Place::Keyring)
+        );
+        let (_, place) = newest(Some((old.clone(), 0)), Some((new, 0))).unwrap();
+        assert_eq!(
+            place,
+            Place::Keyring,
+            "a tie (entries without a time) keeps the keyring's"
+        );
+        assert_eq!(newest(None, Some((old, 5))).unwrap().1, Place::File);
+        assert!(newest(None, None).is_none());
+    }
+
+    /// The save after a refresh is not cut short by a get's deadline that has (nearly) passed.
+    #[test]
+    fn a_save_gets_its_own_budget_past_the_callers_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let spent = Instant::now();
+        let store = Store::new(CacheMode::File, State::at(dir.path().join("s")), spent);
+        assert!(store.save_deadline() >= Instant::now() + SAVE_BUDGET - Duration::from_millis(50));
+        let later = Instant::now() + Duration::from_secs(60);
+        let store = Store::new(CacheMode::File, State::at(dir.path().join("s")), later);
+        assert_eq!(store.save_deadline(), later);
+    }
+
+    /// A refused refresh token drops only the copies that hold it, not a newer login.
+    #[test]
+    fn only_a_login_holding_the_refused_refresh_token_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(
+            CacheMode::File,
+            State::at(dir.path().join("s")),
+            Instant::now() + Duration::from_secs(5),
+        );
+        let key = LoginKey {
+            web: "https://github.com".into(),
+            client_id: "Iv23liX".into(),
+        };
+        let newer = Login {
+            refresh: Some(Secret::new("ghr_newer")),
+            ..login()
+        };
+        store.save(&key, &newer).unwrap();
+        assert!(!store.remove_refused(&key, &Secret::new("ghr_b")));
+        assert_eq!(
+            store.load(&key).unwrap().0.refresh.unwrap().expose(),
+            "ghr_newer"
+        );
+        store.save(&key, &login()).unwrap();
+        assert!(store.remove_refused(&key, &Secret::new("ghr_b")));
+        assert!(store.load(&key).is_none());
     }
 }
