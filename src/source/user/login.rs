@@ -12,6 +12,10 @@ use std::time::Duration;
 const POLL_MARGIN: Duration = Duration::from_millis(150);
 /// Consecutive polls without an answer (network trouble) before giving up.
 const MAX_TRANSPORT_FAILURES: u32 = 3;
+/// Longest wait between polls taken from the server (`interval`, `slow_down`): 15 minutes.
+const MAX_INTERVAL: u64 = 15 * 60;
+/// Longest life of a device code taken from the server (`expires_in`): a day.
+const MAX_CODE_LIFETIME: u64 = 24 * 60 * 60;
 
 /// Time, for the loop and its tests.
 pub trait Clock {
@@ -83,7 +87,8 @@ pub fn run(
     let code = oauth::request_device_code(post, flow.web, flow.host, flow.client_id)
         .map_err(LoginError::OAuth)?;
     let started = clock.now();
-    let expires_at = started + code.expires_in;
+    let expires_in = code.expires_in.min(MAX_CODE_LIFETIME);
+    let expires_at = started.saturating_add(expires_in);
     say(
         err,
         &format!("First copy your one-time code: {}", code.user_code),
@@ -94,7 +99,7 @@ pub fn run(
             "Then open {} and enter it to authorize app {} (the code expires in {}; Ctrl-C stops waiting)",
             code.verification_uri,
             flow.client_id,
-            humantime::format_duration(Duration::from_secs(code.expires_in))
+            humantime::format_duration(Duration::from_secs(expires_in))
         ),
     );
     if let Some(open) = flow.open {
@@ -106,7 +111,7 @@ pub fn run(
             ),
         }
     }
-    let mut interval = code.interval.max(1);
+    let mut interval = code.interval.clamp(1, MAX_INTERVAL);
     let mut failures = 0;
     loop {
         if !wait(
@@ -134,7 +139,7 @@ pub fn run(
             }
             Ok(Poll::SlowDown { interval: given }) => {
                 failures = 0;
-                interval = (interval + 5).max(given.unwrap_or(0));
+                interval = (interval + 5).max(given.unwrap_or(0)).min(MAX_INTERVAL);
                 say(
                     err,
                     &format!(
@@ -229,6 +234,40 @@ mod tests {
              git-credential-github-app: Then open https://github.com/login/device and enter it to authorize app Iv23liX (the code expires in 15m; Ctrl-C stops waiting)\n\
              git-credential-github-app: github.com asked to be polled less often (slow_down); now every 10s\n"
         );
+    }
+
+    #[test]
+    fn hostile_intervals_and_lifetimes_are_clamped_without_panicking() {
+        let web = Web("https://github.com".into());
+        let cancelled = AtomicBool::new(false);
+        let huge = r#"{"device_code":"dc","user_code":"AAAA-BBBB","verification_uri":"https://github.com/login/device","expires_in":18446744073709551615,"interval":18446744073709551615}"#;
+        let post = Scripted::new(vec![
+            (200, huge),
+            (
+                200,
+                r#"{"error":"slow_down","interval":18446744073709551615}"#,
+            ),
+            (
+                200,
+                r#"{"access_token":"ghu_A","expires_in":18446744073709551615}"#,
+            ),
+        ]);
+        let mut clock = Fake {
+            now_ms: 0,
+            slept: vec![],
+            cancel_after: None,
+        };
+        let mut err = Vec::new();
+        let tokens = run(&flow(&web, &cancelled), &post, &mut clock, &mut err).unwrap();
+        let total: u64 = clock.slept.iter().map(|d| d.as_millis() as u64).sum();
+        assert_eq!(total, 2 * (MAX_INTERVAL * 1000 + 150), "15 min at most");
+        assert_eq!(
+            tokens.expires_at,
+            Some(1_000 + 2 * MAX_INTERVAL + oauth::MAX_LIFETIME)
+        );
+        let err = String::from_utf8(err).unwrap();
+        assert!(err.contains("the code expires in 1day;"), "{err}");
+        assert!(err.contains("now every 15m\n"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,9 @@ use std::time::Duration;
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 /// Largest answer read from the OAuth endpoints.
 const MAX_BODY: u64 = 64 * 1024;
+/// Longest lifetime taken from an answer's `expires_in` (a year): a hostile or broken answer
+/// cannot make an expiry overflow.
+pub const MAX_LIFETIME: u64 = 366 * 24 * 60 * 60;
 const USER_AGENT: &str = concat!("git-credential-github-app/", env!("CARGO_PKG_VERSION"));
 
 /// The web side of a GitHub host: `https://github.com`, `https://ghe.example.com`, or the local
@@ -25,10 +28,20 @@ const USER_AGENT: &str = concat!("git-credential-github-app/", env!("CARGO_PKG_V
 pub struct Web(pub String);
 
 impl Web {
-    /// `scheme://host` for an app's host, with the scheme of its API URL (https except for a
-    /// loopback test server, which config already enforces).
+    /// `scheme://host` for an app's host. The scheme comes from the host itself: https, except
+    /// plain http for a loopback host whose API URL is http too (the local test GitHub). An http
+    /// API URL on loopback for a remote host (an SSH tunnel to a GHES API) never makes the device
+    /// code or a refresh token travel to that host in clear text.
     pub fn new(api_url: &str, host: &str) -> Web {
-        let scheme = api_url.split_once("://").map_or("https", |(s, _)| s);
+        let loopback = crate::config::Host::parse(host).is_ok_and(|h| h.is_loopback());
+        let api_http = api_url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        let scheme = if loopback && api_http {
+            "http"
+        } else {
+            "https"
+        };
         Web(format!("{scheme}://{host}"))
     }
     pub fn device_code_url(&self) -> String {
@@ -394,11 +407,11 @@ fn tokens(
         .map(|t| Secret::new(t.as_str()));
     Ok(Tokens {
         access: Secret::new(access.as_str()),
-        expires_at: number(map, "expires_in").map(|s| now + s),
+        expires_at: number(map, "expires_in").map(|s| now.saturating_add(s.min(MAX_LIFETIME))),
         refresh_expires_at: refresh
             .as_ref()
             .and(number(map, "refresh_token_expires_in"))
-            .map(|s| now + s),
+            .map(|s| now.saturating_add(s.min(MAX_LIFETIME))),
         refresh,
     })
 }
@@ -448,14 +461,24 @@ pub fn user_installations(
     Ok(out)
 }
 
+/// Reads an environment variable.
+type Env = dyn Fn(&str) -> Option<String>;
+
 /// The real [`Post`]: ureq, no redirects (a token never follows one off-host), size-limited
-/// answers, every call within `timeout`.
+/// answers, every call within `timeout`, each through the proxy `crate::net::proxy` chose for
+/// its URL (the web host and the API may differ), as for every client of the helper.
 pub struct Http {
     agent: ureq::Agent,
+    /// The environment the proxy is chosen from (the process's; a test gives its own).
+    env: Box<Env>,
 }
 
 impl Http {
     pub fn new(timeout: Duration) -> Http {
+        Http::with_env(timeout, Box::new(|name| std::env::var(name).ok()))
+    }
+
+    fn with_env(timeout: Duration, env: Box<Env>) -> Http {
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::PlatformVerifier)
             .build();
@@ -466,10 +489,17 @@ impl Http {
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .tls_config(tls)
+            .proxy(None)
             .build();
         Http {
             agent: config.into(),
+            env,
         }
+    }
+
+    /// The proxy for a request to `url` (none: direct; ureq never reads the environment itself).
+    fn proxy(&self, url: &str) -> Option<ureq::Proxy> {
+        crate::net::proxy::for_url_in(url, &*self.env).and_then(|p| p.to_ureq())
     }
 }
 
@@ -479,6 +509,9 @@ impl Post for Http {
             .agent
             .post(url)
             .header("Accept", "application/json")
+            .config()
+            .proxy(self.proxy(url))
+            .build()
             .send_form(fields.iter().copied());
         read(url, response)
     }
@@ -490,6 +523,9 @@ impl Post for Http {
             .header("Authorization", &format!("Bearer {}", token.expose()))
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
+            .config()
+            .proxy(self.proxy(url))
+            .build()
             .call();
         read(url, response)
     }
@@ -767,6 +803,85 @@ pub(crate) mod tests {
             "{}",
             lines[6]
         );
+    }
+
+    #[test]
+    fn the_web_base_is_https_unless_the_host_itself_is_loopback() {
+        // An SSH tunnel to a GHES API: the web side is still the remote host, over https.
+        assert_eq!(
+            Web::new("http://127.0.0.1:8443/api/v3", "ghe.corp.example"),
+            Web("https://ghe.corp.example".into())
+        );
+        assert_eq!(
+            Web::new("http://localhost:8443/api/v3", "ghe.corp.example:8443"),
+            Web("https://ghe.corp.example:8443".into())
+        );
+        // A loopback host with an http API stays http; with an https API, https.
+        assert_eq!(
+            Web::new("HTTP://[::1]:9/api/v3", "[::1]:9"),
+            Web("http://[::1]:9".into())
+        );
+        assert_eq!(
+            Web::new("https://127.0.0.1:5/api/v3", "127.0.0.1:5"),
+            Web("https://127.0.0.1:5".into())
+        );
+        // A look-alike of loopback is not loopback.
+        assert_eq!(
+            Web::new("http://127.0.0.1:5/api/v3", "127.0.0.1.evil.example"),
+            Web("https://127.0.0.1.evil.example".into())
+        );
+    }
+
+    #[test]
+    fn hostile_lifetimes_are_clamped_without_overflow() {
+        let post = Scripted::new(vec![(
+            200,
+            r#"{"access_token":"ghu_A","expires_in":18446744073709551615,"refresh_token":"ghr_B","refresh_token_expires_in":18446744073709551615}"#,
+        )]);
+        let r = Secret::new("ghr_OLD");
+        let t = refresh(&post, &Web(WEB.into()), "h", "Iv23liX", &r, u64::MAX - 1).unwrap();
+        assert_eq!(
+            (t.expires_at, t.refresh_expires_at),
+            (Some(u64::MAX), Some(u64::MAX))
+        );
+        let post = Scripted::new(vec![(
+            200,
+            r#"{"access_token":"ghu_A","expires_in":18446744073709551615,"refresh_token":"ghr_B","refresh_token_expires_in":18446744073709551615}"#,
+        )]);
+        let t = refresh(&post, &Web(WEB.into()), "h", "Iv23liX", &r, 1000).unwrap();
+        assert_eq!(t.expires_at, Some(1000 + MAX_LIFETIME));
+        assert_eq!(t.refresh_expires_at, Some(1000 + MAX_LIFETIME));
+    }
+
+    #[test]
+    fn each_request_goes_through_the_proxy_chosen_for_its_url() {
+        use std::io::{BufRead, BufReader};
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = proxy.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = proxy.accept() else {
+                return;
+            };
+            let mut line = String::new();
+            let _ = BufReader::new(stream).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let env =
+            move |name: &str| (name == "https_proxy").then(|| format!("http://127.0.0.1:{port}"));
+        let http = Http::with_env(Duration::from_secs(2), Box::new(env));
+        assert!(
+            http.proxy("http://ghe.test.invalid/x").is_none(),
+            "http_proxy unset"
+        );
+        let _ = http.post_form(
+            "https://ghe.test.invalid/login/oauth/access_token",
+            &[("client_id", "Iv23liX")],
+        );
+        let line = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the request reached the proxy");
+        assert!(line.contains("ghe.test.invalid"), "{line}");
     }
 
     #[test]
